@@ -1,0 +1,251 @@
+"""compress(images, model) -> bytes and decompress(bytes) -> images: the library entry points.
+
+Images are cut into T x T tiles (T from the model config), row-major, image after image. Tiles
+are coded `parallel` at a time (tiles in flight) on ONE ANS stack, so initial bits are paid once
+per archive, not per image. The stack starts on fixed seed words (`ans.seed_words`); only the
+part of the seed the encoder consumed is stored: that is the initial-bit cost, reported as
+`initial_bits`.  The decoder replays the encoder's batches in reverse and must end on exactly
+the seed, and on the pixel checksums of the header: any difference is an error, never a wrong
+picture.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from . import container
+from .ans import Stack, seed_words
+from .diffusion.codec import ChainSpec, ChainStats, CodingParams, EpsFn, tile_batch_codec
+from .errors import BbcError, FormatError, ModelError
+from .images import ImageData
+from .registry import LoadedModel
+
+CODEC_ID = "vdm-bitswap"
+MAX_SEED_RETRIES = 4
+
+
+@dataclass
+class Tile:
+    image: int
+    x: np.ndarray      # uint8 [3, T, T]
+    mask: np.ndarray   # bool  [3, T, T]
+
+
+def tile_layout(height: int, width: int, channels: int, T: int):
+    """(y, x, h, w) of every tile of an image, row-major."""
+    for ty in range(math.ceil(height / T)):
+        for tx in range(math.ceil(width / T)):
+            y, x = ty * T, tx * T
+            yield y, x, min(T, height - y), min(T, width - x)
+
+
+def make_tiles(index: int, main: np.ndarray | None, height: int, width: int, channels: int, T: int) -> list[Tile]:
+    """Cut main (uint8 [C, H, W], or None for the decoder) into masked T x T tiles."""
+    tiles = []
+    for y, x, h, w in tile_layout(height, width, channels, T):
+        t = np.zeros((3, T, T), dtype=np.uint8)
+        m = np.zeros((3, T, T), dtype=bool)
+        m[:channels, :h, :w] = True
+        if main is not None:
+            t[:channels, :h, :w] = main[:, y:y + h, x:x + w]
+        tiles.append(Tile(index, t, m))
+    return tiles
+
+
+def _batches(n: int, parallel: int) -> list[range]:
+    return [range(i, min(n, i + parallel)) for i in range(0, n, parallel)]
+
+
+def _side_chunks(d: ImageData) -> list[bytes]:
+    out = []
+    if d.alpha is not None:
+        out.append(np.ascontiguousarray(d.alpha).tobytes())
+    if d.palette is not None:
+        out.append(d.palette)
+    return out
+
+
+def _transparency_to_json(t):
+    if t is None or isinstance(t, int):
+        return t
+    if isinstance(t, bytes):
+        return t.hex()
+    raise BbcError(f"unsupported transparency value {t!r}")
+
+
+def _transparency_from_json(t):
+    return bytes.fromhex(t) if isinstance(t, str) else t
+
+
+@dataclass
+class Report:
+    bytes: int
+    subpixels: int
+    nelbo_bits: float
+    initial_bits: int
+    seconds: float
+    per_image_nelbo_bits: list = field(default_factory=list)
+
+    @property
+    def bpd(self) -> float:
+        return 8.0 * self.bytes / self.subpixels
+
+    @property
+    def nelbo_bpd(self) -> float:
+        return self.nelbo_bits / self.subpixels
+
+    @property
+    def bpd_without_initial(self) -> float:
+        return (8.0 * self.bytes - self.initial_bits) / self.subpixels
+
+    def as_dict(self) -> dict:
+        return {"bytes": self.bytes, "subpixels": self.subpixels, "bpd": self.bpd,
+                "nelbo_bpd": self.nelbo_bpd, "overhead_pct": 100.0 * (self.bpd / self.nelbo_bpd - 1.0),
+                "initial_bits": self.initial_bits, "bpd_without_initial": self.bpd_without_initial,
+                "seconds": self.seconds}
+
+
+def _progress(total: int, enabled: bool, desc: str):
+    from tqdm import tqdm
+    return tqdm(total=total, disable=not enabled, desc=desc, unit="step", leave=False, dynamic_ncols=True)
+
+
+def compress(images: list[ImageData], model: LoadedModel, params: CodingParams = CodingParams(),
+             parallel: int = 1, progress: bool = False) -> tuple[bytes, Report]:
+    """Code images into one .bbc archive on one ANS stack."""
+    if not images:
+        raise BbcError("no images to compress")
+    if parallel < 1:
+        raise BbcError("--parallel must be >= 1")
+    t0 = time.time()
+    T = model.tile
+    spec = ChainSpec(model.schedule, params)
+    eps_fn = EpsFn(model.vdm.net, model.device)
+    tiles = [t for i, d in enumerate(images)
+             for t in make_tiles(i, d.main, d.height, d.width, d.main.shape[0], T)]
+    batches = _batches(len(tiles), parallel)
+    n_words = 64 + math.ceil(min(parallel, len(tiles)) * 3 * T * T * (8 + params.grid_bits) / 32)
+    with torch.inference_mode(), _progress(len(batches) * spec.K, progress, "encode") as bar:
+        for _ in range(MAX_SEED_RETRIES):
+            bar.reset()
+            seed = seed_words(n_words)
+            stack = Stack(seed)
+            nelbo = np.zeros(len(images))
+            for b in batches:
+                x = np.stack([tiles[j].x for j in b])
+                mask = np.stack([tiles[j].mask for j in b])
+                stats = ChainStats(len(b))
+                codec = tile_batch_codec(spec, eps_fn, mask, x_true=x, stats=stats, on_step=bar.update)
+                codec.push(stack, x[mask])
+                np.add.at(nelbo, [tiles[j].image for j in b], stats.total)
+            words = stack.words()
+            kept = _common_prefix(words, seed)
+            if kept > 0:
+                break
+            n_words *= 4  # the seed ran dry: start again with a bigger one
+        else:
+            raise BbcError("could not seed the stack (initial bits exhausted)")
+    side_chunks = [c for d in images for c in _side_chunks(d)]
+    side = container.pack_side(side_chunks)
+    header = {
+        "codec": CODEC_ID,
+        "model": {"name": model.name, "sha256": model.sha256},
+        "coding": {"steps": params.steps, "grid": params.grid, "grid_bits": params.grid_bits, "tile": T,
+                   "parallel": parallel, "seed_words": n_words, "seed_kept": kept},
+        "images": [{"name": d.name, "width": d.width, "height": d.height, "mode": d.mode,
+                    "channels": int(d.main.shape[0]), "alpha": d.alpha is not None,
+                    "palette_mode": d.palette_mode, "palette_bytes": len(d.palette or b""),
+                    "transparency": _transparency_to_json(d.transparency), "sha256": d.checksum(),
+                    "nelbo_bits": round(float(nelbo[i]), 3)}
+                   for i, d in enumerate(images)],
+    }
+    data = container.Container(header, container.words_to_bytes(words[kept:]), side).to_bytes()
+    side_bits = 8 * len(side)
+    rep = Report(bytes=len(data), subpixels=sum(d.subpixels for d in images),
+                 nelbo_bits=float(nelbo.sum()) + side_bits, initial_bits=32 * (n_words - kept),
+                 seconds=time.time() - t0, per_image_nelbo_bits=[float(v) for v in nelbo])
+    return data, rep
+
+
+def _common_prefix(a: np.ndarray, b: np.ndarray) -> int:
+    n = min(len(a), len(b))
+    diff = np.nonzero(a[:n] != b[:n])[0]
+    return int(diff[0]) if len(diff) else n
+
+
+def check_model(header: dict, model: LoadedModel) -> None:
+    want = header["model"]
+    if want["sha256"] != model.sha256:
+        raise ModelError(f"file was coded with model {want['name']} ({want['sha256']}), "
+                         f"not {model.name} ({model.sha256})")
+
+
+def decompress(data: bytes, model: LoadedModel, progress: bool = False) -> tuple[list[ImageData], dict]:
+    """Decode every image of a .bbc archive; raises FormatError / ModelError on any mismatch."""
+    c = container.parse(data)
+    h = c.header
+    check_model(h, model)
+    cod = h["coding"]
+    if cod["tile"] != model.tile:
+        raise FormatError("corrupted header (tile size does not match the model)")
+    try:
+        params = CodingParams(steps=cod["steps"], grid=cod["grid"], grid_bits=cod["grid_bits"])
+        spec = ChainSpec(model.schedule, params)
+    except ValueError as e:
+        raise FormatError(f"unsupported coding parameters ({e})")
+    T = model.tile
+    metas = h["images"]
+    tiles = [t for i, im in enumerate(metas)
+             for t in make_tiles(i, None, im["height"], im["width"], im["channels"], T)]
+    batches = _batches(len(tiles), cod["parallel"])
+    seed = seed_words(cod["seed_words"])
+    words = np.concatenate([seed[:cod["seed_kept"]], container.bytes_to_words(c.payload)])
+    if len(words) == 0:
+        raise FormatError("corrupted payload (empty)")
+    try:
+        stack = Stack(words)
+    except ValueError:
+        raise FormatError("corrupted payload")
+    eps_fn = EpsFn(model.vdm.net, model.device)
+    mismatch = ("decoded data does not match: the file is corrupted, or probabilities differed "
+                "between encoder and decoder (model, device or torch version)")
+    with torch.inference_mode(), _progress(len(batches) * spec.K, progress, "decode") as bar:
+        for b in reversed(batches):
+            mask = np.stack([tiles[j].mask for j in b])
+            codec = tile_batch_codec(spec, eps_fn, mask, on_step=bar.update)
+            try:
+                vals = codec.pop(stack)
+            except (OverflowError, ValueError, RuntimeError):
+                raise FormatError(mismatch)
+            x = np.zeros(mask.shape, dtype=np.uint8)
+            x[mask] = vals
+            for k, j in enumerate(b):
+                tiles[j].x = x[k]
+    if not np.array_equal(stack.words(), seed):
+        raise FormatError(mismatch)
+    side = container.unpack_side(c.side, sum(im["height"] * im["width"] * im["alpha"] + im["palette_bytes"]
+                                             for im in metas))
+    out, pos, k = [], 0, 0
+    for i, im in enumerate(metas):
+        H, W, C = im["height"], im["width"], im["channels"]
+        main = np.zeros((C, H, W), dtype=np.uint8)
+        for y, x0, th, tw in tile_layout(H, W, C, T):
+            main[:, y:y + th, x0:x0 + tw] = tiles[k].x[:C, :th, :tw]
+            k += 1
+        alpha = palette = None
+        if im["alpha"]:
+            alpha = np.frombuffer(side, dtype=np.uint8, count=H * W, offset=pos).reshape(H, W).copy()
+            pos += H * W
+        if im["palette_mode"] is not None:
+            palette = side[pos:pos + im["palette_bytes"]]
+            pos += im["palette_bytes"]
+        d = ImageData(im["name"], im["mode"], W, H, main, alpha, palette, im["palette_mode"],
+                      _transparency_from_json(im["transparency"]))
+        if d.checksum() != im["sha256"]:
+            raise FormatError(f"{im['name']}: " + mismatch)
+        out.append(d)
+    return out, h

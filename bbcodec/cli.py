@@ -1,0 +1,205 @@
+"""The `bbcodec` command line: thin wrappers over api, registry and the file helpers.
+
+Exit status: 0 success, 1 bad input (one line on stderr), 2 usage error, 130 interrupted.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from .errors import BbcError
+
+DEFAULT_STEPS = 100
+DEFAULT_GRID_BITS = 1
+
+
+def _fail(msg: str, code: int = 1):
+    click.echo(f"bbcodec: error: {msg}", err=True)
+    sys.exit(code)
+
+
+def _guard(fn):
+    """Turn BbcError / OSError / Ctrl-C into one line and an exit status, never a traceback."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*a, **kw):
+        try:
+            return fn(*a, **kw)
+        except BbcError as e:
+            _fail(str(e))
+        except KeyboardInterrupt:
+            _fail("interrupted", 130)
+        except OSError as e:
+            _fail(f"{e.filename or ''}: {e.strerror or e}".lstrip(": "))
+        except MemoryError:
+            _fail("out of memory")
+    return wrapper
+
+
+def _show_progress(quiet: bool) -> bool:
+    return not quiet and sys.stderr.isatty()
+
+
+def _model_opt(f):
+    return click.option("--model", "model_name", default=None, help="registered model name or model folder "
+                        "(default: the registry's default for compress, the file's model for decompress)")(f)
+
+
+def _device_opt(f):
+    return click.option("--device", default="auto", type=click.Choice(["auto", "cpu", "cuda"]),
+                        show_default=True, help="where the network runs")(f)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="bbcodec")
+def cli():
+    """bbcodec: lossless image compression with a diffusion prior and bits-back ANS."""
+
+
+@cli.command()
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("-o", "--output", default=None, help="output .bbc file ('-' for stdout)")
+@_model_opt
+@click.option("--steps", type=click.IntRange(1, 100_000), default=DEFAULT_STEPS, show_default=True,
+              help="diffusion steps K")
+@click.option("--grid-bits", type=click.IntRange(0, 8), default=DEFAULT_GRID_BITS, show_default=True,
+              help="latent bin = step std / 2^b")
+@click.option("--parallel", type=click.IntRange(1, 65536), default=1, show_default=True,
+              help="tiles in flight (more is faster, costs more initial bits)")
+@_device_opt
+@click.option("--force", is_flag=True, help="overwrite an existing output")
+@click.option("--json", "as_json", is_flag=True, help="print one JSON object with the figures")
+@click.option("--quiet", is_flag=True, help="no progress bar")
+@_guard
+def compress(inputs, output, model_name, steps, grid_bits, parallel, device, force, as_json, quiet):
+    """Compress images (files, folders of PNGs, or '-' for stdin) into one .bbc file."""
+    from . import api, fileio
+    from .diffusion.codec import CodingParams
+    from .registry import load_model
+
+    images, sources = fileio.gather_images(inputs)
+    if output is None:
+        if len(inputs) != 1 or inputs[0] == "-" or os.path.isdir(inputs[0]):
+            raise click.UsageError("-o/--output is required for stdin, folders and several inputs")
+        output = str(Path(inputs[0]).with_suffix(".bbc"))
+    fileio.check_output(output, force, sources)
+    model = load_model(model_name, device)
+    data, rep = api.compress(images, model, CodingParams(steps=steps, grid_bits=grid_bits),
+                             parallel=parallel, progress=_show_progress(quiet))
+    fileio.write_atomic(output, data, force)
+    d = rep.as_dict()
+    d.update(model=model.name, steps=steps, grid_bits=grid_bits, parallel=parallel, images=len(images))
+    if as_json:
+        click.echo(json.dumps(d), err=(output == "-"))
+    elif not quiet:
+        click.echo(f"{len(images)} image(s) -> {output}: {rep.bytes} bytes, {rep.bpd:.4f} bits/dim "
+                   f"(NELBO {rep.nelbo_bpd:.4f}, {d['overhead_pct']:+.2f}%, initial bits {rep.initial_bits}), "
+                   f"{rep.seconds:.1f} s", err=True)
+
+
+@cli.command()
+@click.argument("input")
+@click.option("-o", "--output", default=None,
+              help="output PNG ('-' for stdout), or folder for a file holding several images")
+@_model_opt
+@_device_opt
+@click.option("--force", is_flag=True, help="overwrite existing outputs")
+@click.option("--quiet", is_flag=True, help="no progress bar")
+@_guard
+def decompress(input, output, model_name, device, force, quiet):
+    """Decompress a .bbc file back to PNG, bit-exact."""
+    from . import api, container, fileio
+    from .registry import load_model
+
+    data = fileio.read_input(input)
+    header = container.parse(data).header
+    model = load_model(model_name or header["model"]["name"], device)
+    images, _ = api.decompress(data, model, progress=_show_progress(quiet))
+    fileio.write_images(images, input, output, force)
+
+
+@cli.command()
+@click.argument("input")
+@click.option("--json", "as_json", is_flag=True)
+@_guard
+def info(input, as_json):
+    """Show a .bbc file's header."""
+    from . import container, fileio
+
+    data = fileio.read_input(input)
+    h = container.parse(data).header
+    sub = sum(im["width"] * im["height"] * len(im["mode"].replace("P", "L").replace("1", "L"))
+              for im in h["images"])
+    out = dict(h, bytes=len(data), subpixels=sub, bpd=8.0 * len(data) / sub)
+    if as_json:
+        click.echo(json.dumps(out))
+    else:
+        c = h["coding"]
+        click.echo(f"{input}: {len(data)} bytes, {out['bpd']:.4f} bits/dim, {len(h['images'])} image(s)")
+        click.echo(f"  model {h['model']['name']} ({h['model']['sha256']}), K={c['steps']} grid={c['grid']} "
+                   f"grid_bits={c['grid_bits']} tile={c['tile']} parallel={c['parallel']}")
+        for im in h["images"]:
+            click.echo(f"  {im['name']}: {im['width']}x{im['height']} {im['mode']}")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True)
+@_guard
+def models(as_json):
+    """List the registered models."""
+    from .registry import list_models
+
+    ms = list_models()
+    if as_json:
+        click.echo(json.dumps(ms))
+        return
+    for m in ms:
+        click.echo(f"{'*' if m['default'] else ' '} {m['name']}: {m.get('description', '')}")
+
+
+@cli.command()
+@_model_opt
+@click.option("--steps", type=click.IntRange(1, 100_000), default=DEFAULT_STEPS, show_default=True)
+@click.option("--grid-bits", type=click.IntRange(0, 8), default=DEFAULT_GRID_BITS, show_default=True)
+@_device_opt
+@click.option("--quiet", is_flag=True)
+@_guard
+def demo(model_name, steps, grid_bits, device, quiet):
+    """Compress and decompress the bundled CIFAR-10 samples; check bit-exactness; print bits vs NELBO."""
+    from .demo import run_demo
+
+    run_demo(model_name, steps, grid_bits, device, progress=_show_progress(quiet))
+
+
+@cli.command()
+@click.option("--data", required=True, help=".npz with x uint8 [N, H, W, C]; the last --val-images are held out")
+@click.option("--run", "run_dir", required=True, help="run folder: resumed if it exists")
+@click.option("--minutes", type=float, default=60.0, show_default=True, help="wall-clock budget of this stretch")
+@click.option("--config", "config_json", default=None, help="model config JSON (new runs only)")
+@click.option("--batch", type=int, default=16, show_default=True)
+@click.option("--lr", type=float, default=5e-4, show_default=True)
+@click.option("--ema", type=float, default=0.995, show_default=True)
+@click.option("--threads", type=int, default=1, show_default=True)
+@click.option("--val-images", type=int, default=1000, show_default=True)
+@_guard
+def train(data, run_dir, minutes, config_json, batch, lr, ema, threads, val_images):
+    """Train (or resume) a VDM prior."""
+    from .diffusion.net import DEFAULT_CONFIG
+    from .train import TrainOptions, train as run_train
+
+    cfg = dict(DEFAULT_CONFIG, **json.loads(Path(config_json).read_text())) if config_json else None
+    run_train(TrainOptions(data=data, run=run_dir, minutes=minutes, batch=batch, lr=lr, ema=ema,
+                           threads=threads, val_images=val_images), cfg)
+
+
+def main(argv=None):
+    cli.main(args=argv, prog_name="bbcodec", standalone_mode=True)
+
+
+if __name__ == "__main__":
+    main()

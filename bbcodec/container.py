@@ -1,0 +1,162 @@
+"""The .bbc container, format version 1. The only module that knows the byte layout.
+
+    offset      size  field
+    0           4     magic b"\\x89BBC"
+    4           2     format version, uint16 little-endian (1)
+    6           4     header length H, uint32 LE (at most MAX_HEADER)
+    10          H     header: UTF-8 JSON object (fields below)
+    10+H        4     CRC32 of the header bytes, uint32 LE
+    14+H        P     payload: the ANS stack as uint32 LE words, bottom first, without the
+                      `coding.seed_kept` bottom words, which equal the seed and are regenerated
+    14+H+P      A     side data: one zlib stream (alpha planes, palettes)
+    end of file exactly here: trailing bytes are an error
+
+Header fields (JSON, no pickle):
+    codec           "vdm-bitswap"
+    model           {"name": str, "sha256": first 16 hex digits of the weights file's sha256}
+    coding          {"steps": K, "grid": time-grid id, "grid_bits": b, "tile": T, "parallel": tiles in
+                     flight, "seed_words": W, "seed_kept": m}
+    images          list of {"name", "width", "height", "mode", "channels" (coded by the prior: 1 or 3),
+                     "alpha": bool, "palette_mode": str|null, "palette_bytes": int,
+                     "transparency": int|hex str|null, "sha256": pixel checksum (16 hex),
+                     "nelbo_bits": the model's NELBO of this image along the coded chain}
+    payload_bytes, payload_crc32, side_bytes, side_crc32
+
+Everything is validated before anything is allocated from it: sizes are bounded (MAX_PIXELS
+pixels over all images of a file, Pillow's own decompression-bomb limit), and the payload and
+side lengths must match the file's length exactly.
+"""
+from __future__ import annotations
+
+import json
+import struct
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import FormatError
+
+MAGIC = b"\x89BBC"
+VERSION = 1
+MAX_HEADER = 1 << 20
+MAX_IMAGES = 100_000
+MAX_SIDE = 1 << 31
+MAX_PIXELS = 89_478_485   # Pillow's decompression-bomb limit, over all images of a file
+_PRE = struct.Struct("<4sHI")
+
+
+@dataclass
+class Container:
+    header: dict
+    payload: bytes
+    side: bytes
+
+    def to_bytes(self) -> bytes:
+        h = dict(self.header)
+        h["payload_bytes"] = len(self.payload)
+        h["payload_crc32"] = zlib.crc32(self.payload)
+        h["side_bytes"] = len(self.side)
+        h["side_crc32"] = zlib.crc32(self.side)
+        hb = json.dumps(h, separators=(",", ":"), sort_keys=True).encode()
+        return _PRE.pack(MAGIC, VERSION, len(hb)) + hb + struct.pack("<I", zlib.crc32(hb)) + self.payload + self.side
+
+
+def _need(cond: bool, msg: str) -> None:
+    if not cond:
+        raise FormatError(msg)
+
+
+def _int(d: dict, key: str, lo: int, hi: int) -> int:
+    v = d.get(key)
+    _need(isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi, f"invalid header field {key!r}")
+    return v
+
+
+def parse(data: bytes) -> Container:
+    """Parse and validate a .bbc file; every failure is a FormatError with a one-line reason."""
+    if len(data) == 0:
+        raise FormatError("empty file")
+    if len(data) < _PRE.size or data[:4] != MAGIC:
+        raise FormatError("not a .bbc file (bad magic)")
+    _, version, hlen = _PRE.unpack_from(data)
+    _need(version == VERSION, f"unsupported .bbc format version {version} (this bbcodec reads {VERSION})")
+    _need(hlen <= MAX_HEADER, "corrupted header (length out of range)")
+    _need(len(data) >= _PRE.size + hlen + 4, "truncated file (header incomplete)")
+    hb = data[_PRE.size:_PRE.size + hlen]
+    (hcrc,) = struct.unpack_from("<I", data, _PRE.size + hlen)
+    _need(zlib.crc32(hb) == hcrc, "corrupted header (checksum mismatch)")
+    try:
+        h = json.loads(hb.decode())
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise FormatError("corrupted header (not valid JSON)")
+    _need(isinstance(h, dict), "corrupted header")
+    validate_header(h)
+    start = _PRE.size + hlen + 4
+    p, s = h["payload_bytes"], h["side_bytes"]
+    _need(len(data) >= start + p + s, "truncated file")
+    _need(len(data) == start + p + s, "trailing bytes after the end of the file")
+    payload, side = data[start:start + p], data[start + p:]
+    _need(zlib.crc32(payload) == h["payload_crc32"], "corrupted payload (checksum mismatch)")
+    _need(zlib.crc32(side) == h["side_crc32"], "corrupted side data (checksum mismatch)")
+    return Container(h, payload, side)
+
+
+def validate_header(h: dict) -> None:
+    _need(h.get("codec") == "vdm-bitswap", f"unknown codec {h.get('codec')!r}")
+    m = h.get("model")
+    _need(isinstance(m, dict) and isinstance(m.get("name"), str) and isinstance(m.get("sha256"), str),
+          "invalid header field 'model'")
+    c = h.get("coding")
+    _need(isinstance(c, dict), "invalid header field 'coding'")
+    _int(c, "steps", 1, 100_000)
+    _need(isinstance(c.get("grid"), str), "invalid header field 'grid'")
+    _int(c, "grid_bits", 0, 8)
+    _int(c, "tile", 4, 1024)
+    _int(c, "parallel", 1, 1 << 16)
+    _int(c, "seed_words", 1, 1 << 28)
+    _int(c, "seed_kept", 0, c["seed_words"])
+    imgs = h.get("images")
+    _need(isinstance(imgs, list) and 1 <= len(imgs) <= MAX_IMAGES, "invalid header field 'images'")
+    total = 0
+    for im in imgs:
+        _need(isinstance(im, dict) and isinstance(im.get("name"), str), "invalid image entry")
+        w, hh = _int(im, "width", 1, 1 << 20), _int(im, "height", 1, 1 << 20)
+        ch = _int(im, "channels", 1, 3)
+        _need(ch in (1, 3), "invalid image entry (channels)")
+        _need(im.get("mode") in ("1", "L", "LA", "P", "RGB", "RGBA"), "invalid image entry (mode)")
+        _int(im, "palette_bytes", 0, 4096)
+        total += w * hh
+        _need(total <= MAX_PIXELS, f"image sizes in the header exceed the {MAX_PIXELS} pixel limit")
+    _int(h, "payload_bytes", 0, 1 << 40)
+    _int(h, "side_bytes", 0, MAX_SIDE)
+    _int(h, "payload_crc32", 0, 2**32 - 1)
+    _int(h, "side_crc32", 0, 2**32 - 1)
+
+
+def words_to_bytes(words: np.ndarray) -> bytes:
+    return np.ascontiguousarray(words, dtype="<u4").tobytes()
+
+
+def bytes_to_words(b: bytes) -> np.ndarray:
+    if len(b) % 4:
+        raise FormatError("corrupted payload (length not a multiple of 4)")
+    return np.frombuffer(b, dtype="<u4").astype(np.uint32)
+
+
+def pack_side(chunks: list[bytes]) -> bytes:
+    return zlib.compress(b"".join(chunks), 9) if chunks else b""
+
+
+def unpack_side(side: bytes, expected: int) -> bytes:
+    """Inflate side data, refusing to produce more than `expected` bytes (no zip bombs)."""
+    if expected == 0:
+        _need(side == b"", "corrupted side data")
+        return b""
+    d = zlib.decompressobj()
+    try:
+        out = d.decompress(side, expected + 1)
+    except zlib.error:
+        raise FormatError("corrupted side data")
+    _need(len(out) == expected and d.eof, "corrupted side data (wrong length)")
+    return out

@@ -1,0 +1,206 @@
+"""The VDM prior as a Bit-Swap codec over K diffusion steps, for batches of tiles in flight.
+
+Latents live on static grids, one per time index, derived from the schedule and the coding
+parameters alone (never from data), so the decoder rebuilds them from the model and the header:
+
+    delta_i = 2^-grid_bits * min(std of every distribution coded on grid i)
+
+A latent is coded as its integer grid index n (z = n * delta_i), relative to the rounded mean of
+the distribution it is coded with, over a symbol range that provably covers every value the
+coder can produce (see `ChainSpec`), so no escape is ever needed.
+
+Subpixels outside the image (padding of edge tiles, colour channels a gray image lacks) are not
+coded: their latents are fixed to sigma_t * eps_pad (eps_pad a fixed pseudo-random field), known to
+both sides, and only feed the network as context.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..bitsback import bitswap_chain
+from ..codecs import Codec, categorical, grid_gaussian
+from .schedule import Schedule
+from .vdm import LN2, pixel_to_model_np, recon_probs_np, reverse_coefficients
+
+# Format constants of latent coding version 1. Frozen: change them only under a new version.
+Q_RADIUS_STDS = 8.0      # q pops cover +-8 std (the edge bins take the tails)
+PAD_NOISE_SEED = 0xB0B5
+TIME_GRIDS = ("uniform",)
+
+
+def time_grid(name: str, steps: int) -> np.ndarray:
+    """Times 0 = t_0 < ... < t_K = 1 for a named grid (float64 [K+1])."""
+    if name == "uniform":
+        return np.linspace(0.0, 1.0, steps + 1)
+    raise ValueError(f"unknown time grid {name!r}")
+
+
+@dataclass(frozen=True)
+class CodingParams:
+    steps: int = 100
+    grid: str = "uniform"
+    grid_bits: int = 0
+
+
+class ChainSpec:
+    """Per-step coefficients, grids and symbol ranges, all float64 from (schedule, params).
+
+    Index conventions: grid i belongs to time t_i (i = 0..K); step i (1..K) pops z_{t_i} with
+    q(z_{t_i} | z_{t_{i-1}}) and pushes z_{t_{i-1}} with p(z_{t_{i-1}} | z_{t_i}).
+
+    Range bound for the p pushes.  Let e_i = z_{t_i} - alpha_{t_i} s(x) (the accumulated noise).
+    Each q pop lands within (rq_i + 1/2) delta_i of its mean, so
+        |e_0| <= E_0 = (rq_0 + 1/2) delta_0,   |e_i| <= E_i = alpha_{t_i|t_{i-1}} E_{i-1} + (rq_i + 1/2) delta_i.
+    With c_z alpha_t + c_x = alpha_s, the p residual is
+        z_s - mean_p = c_x (s(x) - x_hat) + (sigma_{t|s}^2/sigma_t^2) e_s - c_z (z_t - alpha_{t|s} z_s),
+    and |s(x) - x_hat| <= 2 because x_hat is clipped to [-1, 1]; so it is bounded by
+        B_i = 2 c_x + (sigma_{t|s}^2/sigma_t^2) E_{i-1} + c_z (rq_i + 1/2) delta_i,
+    and the symbol (grid index minus rounded mean) by B_i / delta_{i-1} + 1/2.  A margin of 2
+    symbols absorbs float rounding.
+    """
+
+    def __init__(self, sched: Schedule, params: CodingParams):
+        if params.steps < 1:
+            raise ValueError("steps must be >= 1")
+        if not 0 <= params.grid_bits <= 8:
+            raise ValueError("grid_bits must be in 0..8")
+        K = params.steps
+        self.params = params
+        self.K = K
+        t = time_grid(params.grid, K)
+        self.t = t
+        self.gamma = sched.gamma(t)
+        self.alpha, self.sigma = sched.alpha_sigma(t)
+        s, tt = t[:-1], t[1:]
+        a_q, s_q = sched.transition(s, tt)
+        c_z, c_x, s_p = reverse_coefficients(sched, s, tt)
+        pad = lambda a: np.concatenate([[np.nan], a])  # index steps 1..K
+        self.a_q, self.s_q, self.c_z, self.c_x, self.s_p = map(pad, (a_q, s_q, c_z, c_x, s_p))
+        self.snr = np.exp(-self.gamma)
+
+        scale = 2.0 ** (-params.grid_bits)
+        delta = np.empty(K + 1)
+        delta[0] = min(self.sigma[0], self.s_p[1])
+        for i in range(1, K):
+            delta[i] = min(self.s_q[i], self.s_p[i + 1])
+        delta[K] = min(self.s_q[K], 1.0)
+        self.delta = delta * scale
+
+        rq = np.empty(K + 1, dtype=np.int64)
+        rq[0] = math.ceil(Q_RADIUS_STDS * self.sigma[0] / self.delta[0])
+        for i in range(1, K + 1):
+            rq[i] = math.ceil(Q_RADIUS_STDS * self.s_q[i] / self.delta[i])
+        self.rq = rq
+
+        E = np.empty(K + 1)
+        E[0] = (rq[0] + 0.5) * self.delta[0]
+        rp = np.zeros(K + 1, dtype=np.int64)
+        for i in range(1, K + 1):
+            E[i] = self.a_q[i] * E[i - 1] + (rq[i] + 0.5) * self.delta[i]
+            shrink = self.s_q[i] ** 2 / self.sigma[i] ** 2
+            bound = 2.0 * self.c_x[i] + shrink * E[i - 1] + self.c_z[i] * (rq[i] + 0.5) * self.delta[i]
+            rp[i] = math.ceil(bound / self.delta[i - 1] + 0.5) + 2
+        self.rp = rp
+        # z_1 = alpha_1 s(x) + e_K with |s(x)| < 1.
+        self.r_top = math.ceil((self.alpha[K] + E[K]) / self.delta[K] + 0.5) + 2
+
+
+def pad_noise(shape: tuple[int, ...]) -> np.ndarray:
+    """The fixed noise field of uncoded subpixels.  [C, H, W] float64"""
+    return np.random.Generator(np.random.PCG64(PAD_NOISE_SEED)).standard_normal(shape)
+
+
+class EpsFn:
+    """Deterministic network evaluation: float64 latents in, float64 eps_hat out.
+
+    Decoding needs the encoder's probabilities bit for bit, so a batch is always evaluated as
+    one call with the same composition on both sides (the callers replay the encoder's batches).
+    """
+
+    def __init__(self, net: torch.nn.Module, device: str = "cpu"):
+        self.net = net
+        self.device = device
+
+    @torch.no_grad()
+    def __call__(self, z: np.ndarray, gamma: float) -> np.ndarray:
+        zt = torch.from_numpy(z.astype(np.float32)).to(self.device)
+        g = torch.full((z.shape[0],), float(gamma), dtype=torch.float32, device=self.device)
+        return self.net(zt, g).to("cpu", torch.float64).numpy()
+
+
+class ChainStats:
+    """Per-tile NELBO terms (bits) of the chain actually coded; filled by the encoder only."""
+
+    def __init__(self, batch: int):
+        self.recon = np.zeros(batch)
+        self.diffusion = np.zeros(batch)
+        self.prior = np.zeros(batch)
+
+    @property
+    def total(self) -> np.ndarray:
+        return self.recon + self.diffusion + self.prior
+
+
+def tile_batch_codec(spec: ChainSpec, eps_fn, mask: np.ndarray, x_true: np.ndarray | None = None,
+                     stats: ChainStats | None = None, on_step=None) -> Codec:
+    """Codec for the real subpixels of a batch of tiles: symbols are uint8 values in C order of
+    mask[mask] (mask: bool [B, C, H, W]).
+
+    x_true (uint8 [B, C, H, W]) and stats are given by the encoder to record the NELBO of the
+    sampled chain: recon -log2 p(x|z_0), the per-step KLs 1/2 (SNR_s - SNR_t) ||s(x) - x_hat||^2 and
+    KL(q(z_1|x) || N(0, I)), each over real subpixels only.  on_step() is called after every network
+    evaluation (progress).
+    """
+    B = mask.shape[0]
+    real = mask.reshape(-1)
+    tile_of = np.repeat(np.arange(B), mask[0].size)[real]  # tile index of each real subpixel
+    eps_pad = np.broadcast_to(pad_noise(mask.shape[1:]), mask.shape).reshape(-1)
+    f_true = pixel_to_model_np(x_true.reshape(-1)[real]) if x_true is not None else None
+
+    def per_tile(v: np.ndarray) -> np.ndarray:
+        return np.bincount(tile_of, weights=v, minlength=B)
+
+    def posterior0(x):
+        f = pixel_to_model_np(x)
+        return grid_gaussian(spec.delta[0], spec.alpha[0] * f, spec.sigma[0], int(spec.rq[0]))
+
+    def likelihood(n0):
+        probs = recon_probs_np(n0 * spec.delta[0], spec.alpha[0], spec.sigma[0])
+        if stats is not None:
+            xs = x_true.reshape(-1)[real].astype(np.int64)
+            stats.recon += per_tile(-np.log2(np.maximum(probs[np.arange(len(xs)), xs], 1e-300)))
+        inner = categorical(probs)
+        return Codec(lambda st, x: inner.push(st, x.astype(np.int32)),
+                     lambda st: inner.pop(st).astype(np.uint8))
+
+    def posterior(i, n_prev):
+        z_prev = n_prev * spec.delta[i - 1]
+        return grid_gaussian(spec.delta[i], spec.a_q[i] * z_prev, spec.s_q[i], int(spec.rq[i]))
+
+    def prior(i, n_i):
+        z_i = n_i * spec.delta[i]
+        z_full = spec.sigma[i] * eps_pad.copy()
+        z_full[real] = z_i
+        eps = eps_fn(z_full.reshape(mask.shape), spec.gamma[i]).reshape(-1)[real]
+        x_hat = np.clip((z_i - spec.sigma[i] * eps) / spec.alpha[i], -1.0, 1.0)
+        if stats is not None:
+            sq = np.square(f_true - x_hat)
+            stats.diffusion += per_tile(0.5 * (spec.snr[i - 1] - spec.snr[i]) * sq / LN2)
+        if on_step is not None:
+            on_step()
+        mean = spec.c_z[i] * z_i + spec.c_x[i] * x_hat
+        return grid_gaussian(spec.delta[i - 1], mean, spec.s_p[i], int(spec.rp[i]))
+
+    n_real = int(real.sum())
+    top = grid_gaussian(spec.delta[spec.K], np.zeros(n_real), 1.0, int(spec.r_top))
+    if stats is not None:
+        a1, s1 = spec.alpha[spec.K], spec.sigma[spec.K]
+        kl = 0.5 * (s1**2 + a1**2 * np.square(f_true) - np.log(s1**2) - 1.0) / LN2
+        stats.prior += per_tile(kl)
+
+    chain = bitswap_chain(spec.K, posterior0, likelihood, posterior, prior, top)
+    return chain

@@ -1,0 +1,132 @@
+"""VDM probability math (Kingma et al. 2021), kept apart from the network.
+
+Every function takes the network (an eps-predictor `net(z, gamma) -> eps_hat`) as an
+argument or works on its outputs. Pixels k in {0..255} live in model space as
+s(k) = 2 (k + 0.5) / 256 - 1.  Units are stated per function: nats or bits, per image or per
+dimension.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .schedule import Schedule
+
+LN2 = math.log(2.0)
+NUM_VALUES = 256
+
+
+def pixel_to_model(x: torch.Tensor) -> torch.Tensor:
+    """uint8 (or integer-valued) pixels -> s(x) in (-1, 1)."""
+    return 2.0 * (x.to(torch.float32) + 0.5) / NUM_VALUES - 1.0
+
+
+def pixel_to_model_np(x: np.ndarray) -> np.ndarray:
+    return 2.0 * (x.astype(np.float64) + 0.5) / NUM_VALUES - 1.0
+
+
+def recon_logits(z0: torch.Tensor, alpha0: torch.Tensor, sigma0: torch.Tensor) -> torch.Tensor:
+    """Logits of p(x | z_0): a categorical over the 256 values per subpixel.  # [..., 256]
+
+    logit_k = -(z_0/alpha_0 - s(k))^2 / (2 sigma_0^2 / alpha_0^2)
+    """
+    levels = pixel_to_model(torch.arange(NUM_VALUES, device=z0.device))
+    diff = (z0 / alpha0).unsqueeze(-1) - levels
+    return -0.5 * diff.square() / (sigma0 / alpha0).square()
+
+
+def recon_probs_np(z0: np.ndarray, alpha0: float, sigma0: float) -> np.ndarray:
+    """float64 probabilities of p(x | z_0) for the coder.  z0: [N] -> [N, 256]."""
+    levels = pixel_to_model_np(np.arange(NUM_VALUES))
+    logits = -0.5 * np.square(z0[:, None] / alpha0 - levels[None, :]) / (sigma0 / alpha0) ** 2
+    logits -= logits.max(axis=1, keepdims=True)
+    p = np.exp(logits)
+    return p / p.sum(axis=1, keepdims=True)
+
+
+def vdm_loss(net, gamma_fn, x: torch.Tensor, t: torch.Tensor | None = None,
+             discrete_steps: int = 0, recon_subset: int = 0) -> dict[str, torch.Tensor]:
+    """The three VDM loss terms, each in bits per dimension, per image.  x: uint8 [B, C, H, W].
+
+    Continuous time (discrete_steps == 0): diffusion = 1/2 gamma'(t) ||eps - eps_hat||^2.
+    K discrete steps: diffusion = 1/2 K expm1(gamma_t - gamma_s) ||eps - eps_hat||^2, s = t - 1/K,
+    the same per-step KLs the coder pays.  t is antithetic over the batch when not given.
+    gamma_fn must be linear in t (its slope is taken from the endpoints).
+    recon_subset > 0 estimates the (tiny, costly: 256 logits per subpixel) reconstruction term
+    on the first images only; the returned per-image recon is then that subset's mean, broadcast.
+    """
+    b = x.shape[0]
+    d = x[0].numel()
+    f = pixel_to_model(x)
+    if t is None:
+        u = torch.rand((), device=x.device)
+        t = torch.remainder(u + torch.arange(b, device=x.device) / b, 1.0)
+    if discrete_steps:
+        t = torch.ceil(t * discrete_steps) / discrete_steps
+        t = torch.clamp(t, min=1.0 / discrete_steps)
+
+    g0 = gamma_fn(torch.zeros((), device=x.device))
+    g1 = gamma_fn(torch.ones((), device=x.device))
+    # Reconstruction: E_q(z0|x)[-log p(x|z0)], one sample.
+    a0, s0 = torch.sqrt(torch.sigmoid(-g0)), torch.sqrt(torch.sigmoid(g0))
+    xr, fr = (x[:recon_subset], f[:recon_subset]) if recon_subset else (x, f)
+    z0 = a0 * fr + s0 * torch.randn_like(fr)
+    logp = F.log_softmax(recon_logits(z0, a0, s0), dim=-1)
+    recon = -torch.gather(logp, -1, xr.long().unsqueeze(-1)).squeeze(-1).flatten(1).sum(1)
+    if recon_subset:
+        recon = recon.mean().expand(b)
+    # Prior: KL(q(z1|x) || N(0, I)).
+    a1sq, s1sq = torch.sigmoid(-g1), torch.sigmoid(g1)
+    prior = 0.5 * (s1sq + a1sq * f.square() - torch.log(s1sq) - 1.0).flatten(1).sum(1)
+    # Diffusion term.
+    g_t = gamma_fn(t)
+    a_t = torch.sqrt(torch.sigmoid(-g_t)).view(b, 1, 1, 1)
+    s_t = torch.sqrt(torch.sigmoid(g_t)).view(b, 1, 1, 1)
+    eps = torch.randn_like(f)
+    z_t = a_t * f + s_t * eps
+    eps_hat = net(z_t, g_t)
+    mse = (eps - eps_hat).square().flatten(1).sum(1)
+    if discrete_steps:
+        g_s = gamma_fn(t - 1.0 / discrete_steps)
+        diffusion = 0.5 * discrete_steps * torch.expm1(g_t - g_s) * mse
+    else:
+        diffusion = 0.5 * (g1 - g0) * mse
+    scale = 1.0 / (d * LN2)
+    return {"recon": recon * scale, "prior": prior * scale, "diffusion": diffusion * scale}
+
+
+# ---- float64 coefficients for the coder -------------------------------------------------
+
+def reverse_coefficients(sched: Schedule, s: np.ndarray, t: np.ndarray):
+    """p(z_s | z_t) = N(c_z z_t + c_x x_hat, std^2) for s < t (arrays over steps).
+
+    c_z = alpha_{t|s} sigma_s^2 / sigma_t^2, c_x = alpha_s sigma_{t|s}^2 / sigma_t^2,
+    std^2 = sigma_{t|s}^2 sigma_s^2 / sigma_t^2.
+    """
+    a_s, s_s = sched.alpha_sigma(s)
+    _, s_t = sched.alpha_sigma(t)
+    a_ts, s_ts = sched.transition(s, t)
+    c_z = a_ts * s_s**2 / s_t**2
+    c_x = a_s * s_ts**2 / s_t**2
+    std = s_ts * s_s / s_t
+    return c_z, c_x, std
+
+
+def step_kl_bits(sched: Schedule, s: float, t: float, x: np.ndarray, x_hat: np.ndarray) -> np.ndarray:
+    """KL(q(z_s|z_t,x) || p(z_s|z_t)) in bits, summed over the last axes: [B, ...] -> [B].
+
+    = 1/2 (SNR_s - SNR_t) ||x - x_hat||^2 with SNR = exp(-gamma).
+    """
+    snr_s, snr_t = np.exp(-sched.gamma(s)), np.exp(-sched.gamma(t))
+    sq = np.square(x - x_hat).reshape(x.shape[0], -1).sum(1)
+    return 0.5 * (snr_s - snr_t) * sq / LN2
+
+
+def prior_kl_bits(sched: Schedule, x: np.ndarray) -> np.ndarray:
+    """KL(q(z_1|x) || N(0, I)) in bits, summed per image: [B, ...] -> [B]."""
+    a1, s1 = sched.alpha_sigma(1.0)
+    kl = 0.5 * (s1**2 + a1**2 * np.square(x) - np.log(s1**2) - 1.0)
+    return kl.reshape(x.shape[0], -1).sum(1) / LN2

@@ -1,0 +1,150 @@
+"""Files in and out for the command line: inputs never modified, outputs written atomically.
+
+An output is first written to a temporary file beside it and renamed into place, so an error or
+Ctrl-C never leaves a partial file; an existing output is replaced only with --force, and an
+input is never an output.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path, PurePosixPath
+
+from .errors import BbcError, ImageError
+from .images import ImageData, png_bytes, read_image
+
+IMAGE_SUFFIXES = {".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm", ".jpg", ".jpeg"}
+MAX_INPUT_BYTES = 1 << 31
+
+
+def read_input(path: str) -> bytes:
+    if path == "-":
+        return sys.stdin.buffer.read()
+    p = Path(path)
+    if p.is_dir():
+        raise BbcError(f"{path}: is a directory")
+    if not p.exists():
+        raise BbcError(f"{path}: no such file")
+    if p.stat().st_size > MAX_INPUT_BYTES:
+        raise BbcError(f"{path}: larger than {MAX_INPUT_BYTES} bytes")
+    return p.read_bytes()
+
+
+def gather_images(inputs: tuple[str, ...]) -> tuple[list[ImageData], list[Path]]:
+    """Images from files, folders (their image files, sorted, names relative to the folder) or stdin."""
+    images, sources, names = [], [], set()
+
+    def add(d: ImageData):
+        if d.name in names:
+            raise ImageError(f"two inputs share the name {d.name!r}")
+        names.add(d.name)
+        images.append(d)
+
+    for inp in inputs:
+        if inp == "-":
+            add(read_image("-", data=sys.stdin.buffer.read(), name="stdin.png"))
+            continue
+        p = Path(inp)
+        if p.is_dir():
+            files = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+            if not files:
+                raise ImageError(f"{inp}: no images in folder")
+            for f in files:
+                add(read_image(str(f), name=f.relative_to(p).as_posix()))
+                sources.append(f)
+        else:
+            add(read_image(inp, name=p.name))
+            sources.append(p)
+    return images, sources
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def check_output(output: str, force: bool, inputs: list[Path] = ()) -> None:
+    if output == "-":
+        return
+    out = Path(output)
+    for src in inputs:
+        if _same_file(out, src) or out.resolve() == src.resolve():
+            raise BbcError(f"{output}: refusing to overwrite an input")
+    if out.is_dir():
+        raise BbcError(f"{output}: is a directory")
+    if out.exists() and not force:
+        raise BbcError(f"{output}: exists (use --force to overwrite)")
+    if not out.resolve().parent.is_dir():
+        raise BbcError(f"{output}: folder does not exist")
+
+
+def write_atomic(output: str, data: bytes, force: bool) -> None:
+    if output == "-":
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        return
+    out = Path(output)
+    if out.exists() and not force:
+        raise BbcError(f"{output}: exists (use --force to overwrite)")
+    fd, tmp = tempfile.mkstemp(dir=out.resolve().parent, prefix=f".{out.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, out)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def safe_relative(name: str) -> PurePosixPath:
+    """A stored image name as a relative path that cannot leave the output folder."""
+    p = PurePosixPath(name.replace("\\", "/"))
+    parts = [q for q in p.parts if q not in ("", ".", "..", "/")]
+    if not parts:
+        parts = ["image"]
+    p = PurePosixPath(*parts)
+    return p.with_suffix(".png")
+
+
+def write_images(images: list[ImageData], input: str, output: str | None, force: bool) -> None:
+    """One image: a PNG file (default: input with .png). Several: a folder (default: input's stem)."""
+    if len(images) == 1 and (output is None or output == "-" or not Path(output).is_dir()):
+        if output is None:
+            if input == "-":
+                output = "-"
+            else:
+                output = str(Path(input).with_suffix(".png"))
+        check_output(output, force, [Path(input)] if input != "-" else [])
+        write_atomic(output, png_bytes(images[0]), force)
+        return
+    if output == "-":
+        raise BbcError("a file holding several images cannot be written to stdout; give a folder with -o")
+    folder = Path(output) if output else Path(input).with_suffix("")
+    targets = [folder / safe_relative(d.name) for d in images]
+    if len(set(targets)) != len(targets):
+        raise BbcError("two images would be written to the same file name")
+    for t in targets:
+        if t.parent.exists():
+            check_output(str(t), force)
+    blobs = [png_bytes(d) for d in images]  # encode all before writing any
+    created = []
+    try:
+        for t, b in zip(targets, blobs):
+            t.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(str(t), b, force)
+            created.append(t)
+    except BaseException:
+        for t in created:
+            try:
+                t.unlink()
+            except OSError:
+                pass
+        raise

@@ -1,0 +1,133 @@
+"""Images in and out through Pillow, split into what the prior codes and what rides beside it.
+
+- `main`: uint8 [C, H, W] with C = 3 (RGB) or 1 (L, P indices, 1-bit as 0/255), coded by the prior;
+- `alpha`: uint8 [H, W] or None (LA, RGBA), coded as side data;
+- `palette` (+ its raw mode) and `transparency` for P images, stored as side data.
+Anything Pillow cannot give as 8 bits per channel in one of these modes is refused.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from dataclasses import dataclass, field
+
+import numpy as np
+from PIL import Image
+
+from .errors import ImageError
+
+SUPPORTED_MODES = ("1", "L", "LA", "P", "RGB", "RGBA")
+# Pillow's own decompression-bomb guard, made an error instead of a warning.
+MAX_IMAGE_PIXELS = 89_478_485
+
+
+@dataclass
+class ImageData:
+    name: str
+    mode: str
+    width: int
+    height: int
+    main: np.ndarray                    # uint8 [C, H, W]
+    alpha: np.ndarray | None = None     # uint8 [H, W]
+    palette: bytes | None = None
+    palette_mode: str | None = None
+    transparency: object = None         # P images: int index or bytes, as Pillow gives it
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def subpixels(self) -> int:
+        return self.width * self.height * len(self.mode.replace("P", "L").replace("1", "L"))
+
+    def checksum(self) -> str:
+        """sha256 (first 16 hex digits) of everything the decoder must give back."""
+        h = hashlib.sha256()
+        h.update(json.dumps([self.mode, self.width, self.height, self.palette_mode,
+                             repr(self.transparency)]).encode())
+        h.update(np.ascontiguousarray(self.main).tobytes())
+        if self.alpha is not None:
+            h.update(np.ascontiguousarray(self.alpha).tobytes())
+        if self.palette is not None:
+            h.update(self.palette)
+        return h.hexdigest()[:16]
+
+
+def from_pil(img: Image.Image, name: str) -> ImageData:
+    mode = img.mode
+    if mode not in SUPPORTED_MODES:
+        raise ImageError(f"{name}: unsupported image mode {mode} (supported: 8-bit {', '.join(SUPPORTED_MODES)})")
+    w, h = img.size
+    if w * h > MAX_IMAGE_PIXELS:
+        raise ImageError(f"{name}: {w}x{h} is larger than the {MAX_IMAGE_PIXELS} pixel limit")
+    if w == 0 or h == 0:
+        raise ImageError(f"{name}: empty image")
+    a = np.asarray(img)
+    alpha = palette = palette_mode = transparency = None
+    if mode == "1":
+        main = (a.astype(np.uint8) * 255)[None]
+    elif mode in ("L", "P"):
+        main = a[None]
+    elif mode == "LA":
+        main, alpha = a[None, :, :, 0], a[:, :, 1]
+    elif mode == "RGB":
+        main = a.transpose(2, 0, 1)
+    else:  # RGBA
+        main, alpha = a[:, :, :3].transpose(2, 0, 1), a[:, :, 3]
+    if mode == "P":
+        pal = img.palette
+        palette_mode = pal.mode if pal is not None else "RGB"
+        palette = bytes(pal.tobytes()) if pal is not None else b""
+        transparency = img.info.get("transparency")
+    return ImageData(name, mode, w, h, np.ascontiguousarray(main, dtype=np.uint8),
+                     None if alpha is None else np.ascontiguousarray(alpha, dtype=np.uint8),
+                     palette, palette_mode, transparency)
+
+
+def to_pil(d: ImageData) -> Image.Image:
+    size = (d.width, d.height)
+    if d.mode == "1":
+        return Image.fromarray(d.main[0] >= 128)
+    if d.mode in ("L", "P"):
+        img = Image.frombytes(d.mode, size, d.main[0].tobytes())
+    elif d.mode == "LA":
+        img = Image.frombytes(d.mode, size, np.stack([d.main[0], d.alpha], axis=-1).tobytes())
+    elif d.mode == "RGB":
+        img = Image.frombytes("RGB", size, d.main.transpose(1, 2, 0).tobytes())
+    else:
+        img = Image.frombytes("RGBA", size, np.concatenate([d.main.transpose(1, 2, 0), d.alpha[:, :, None]],
+                                                           axis=-1).tobytes())
+    if d.palette is not None:
+        img.putpalette(d.palette, rawmode=d.palette_mode or "RGB")
+    if d.transparency is not None:
+        img.info["transparency"] = d.transparency
+    return img
+
+
+def read_image(path: str, data: bytes | None = None, name: str | None = None) -> ImageData:
+    """Read any image file Pillow knows (PNG first of all); `data` for stdin."""
+    name = name or path
+    Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
+    try:
+        with Image.open(io.BytesIO(data) if data is not None else path) as img:
+            img.load()
+            return from_pil(img, name)
+    except ImageError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageError(f"{name}: larger than the {MAX_IMAGE_PIXELS} pixel limit")
+    except FileNotFoundError:
+        raise ImageError(f"{name}: no such file")
+    except IsADirectoryError:
+        raise ImageError(f"{name}: is a directory")
+    except Exception as e:  # Pillow raises many kinds for bad files
+        raise ImageError(f"{name}: cannot read image ({type(e).__name__}: {e})".splitlines()[0])
+
+
+def png_bytes(d: ImageData) -> bytes:
+    buf = io.BytesIO()
+    img = to_pil(d)
+    kw = {}
+    if d.transparency is not None:
+        kw["transparency"] = d.transparency
+    img.save(buf, format="PNG", **kw)
+    return buf.getvalue()

@@ -1,0 +1,108 @@
+"""Ship a trained run as a registered model: weights, config, card (JSON + markdown), log.
+
+Every figure on the card is measured here, from the shipped (float16-stored) weights:
+the test NELBO on the first N CIFAR-10 test images and the validation NELBO of the run.
+"""
+from __future__ import annotations
+
+import json
+import platform
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .registry import MODELS_DIR, file_sha256
+from .train import evaluate_nelbo, export_model, load_images
+
+
+def _hardware() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {torch.get_num_threads()} torch thread(s) available"
+
+
+def ship(run: str, name: str, test_npz: str, n_test: int = 1000, description: str = "",
+         make_default: bool = True, threads: int = 1) -> dict:
+    from .registry import load_model
+
+    torch.set_num_threads(threads)
+    run_p = Path(run)
+    out = export_model(run, str(MODELS_DIR), name)
+    state = torch.load(run_p / "state.pt", weights_only=True)
+    meta = json.loads(state["meta"])
+    shutil.copy(run_p / "log.csv", out / "train_log.csv")
+    sha = file_sha256(out / "weights.pt")
+    reg_path = MODELS_DIR / "registry.json"
+    reg = json.loads(reg_path.read_text()) if reg_path.exists() else {"default": None, "models": {}}
+    reg["models"][name] = {"path": name, "sha256": sha, "description": description}
+    if make_default or not reg.get("default"):
+        reg["default"] = name
+    reg_path.write_text(json.dumps(reg, indent=1) + "\n")
+
+    model = load_model(name)
+    x = load_images(test_npz)[:n_test]
+    test = evaluate_nelbo(model.vdm, x)
+    n_params = sum(p.numel() for p in model.vdm.parameters())
+    # the validation figure of the checkpoint that was shipped (best by validation)
+    rows = [r.split(",") for r in (run_p / "log.csv").read_text().splitlines()[1:]]
+    vals = [(float(r[9]), int(r[1]), float(r[2])) for r in rows if r[9]]
+    best = min(vals) if vals else (float("nan"), meta["images"], meta["seconds"])
+    card = {
+        "name": name, "sha256": sha[:16],
+        "data": "CIFAR-10 train (first 49,000 images; the last 1,000 held out for validation)",
+        "architecture": model.config, "parameters": n_params,
+        "schedule": {"gamma_min": model.schedule.gamma_min, "gamma_max": model.schedule.gamma_max},
+        "training": {"images_seen_at_best": best[1], "wall_seconds_at_best": best[2],
+                     "images_seen_total": meta["images"], "steps_total": meta["step"],
+                     "wall_seconds_total": meta["seconds"], "hardware": _hardware()},
+        "val_nelbo_bpd": best[0],
+        "test_nelbo_bpd": test["bpd"], "test_nelbo_se": test["se"], "test_images": n_test,
+        "test_nelbo_note": "continuous-time NELBO, one antithetic time sample per image, fixed seed",
+    }
+    (out / "card.json").write_text(json.dumps(card, indent=1) + "\n")
+    (out / "MODEL_CARD.md").write_text(render_card(card))
+    return card
+
+
+def render_card(c: dict) -> str:
+    t = c["training"]
+    return f"""# {c['name']}
+
+- **What**: VDM prior (learned linear noise schedule, eps-prediction U-Net with Fourier features)
+  for bbcodec, {c['parameters']:,} parameters; config in `config.json`.
+- **Data**: {c['data']}.
+- **Training**: {t['images_seen_at_best']:,} images seen ({t['images_seen_at_best'] / 49000:.2f} epochs)
+  in {t['wall_seconds_at_best'] / 3600:.2f} h of wall time at the shipped checkpoint (EMA weights, best
+  validation); the run went on to {t['images_seen_total']:,} images / {t['wall_seconds_total'] / 3600:.2f} h.
+  Hardware: {t['hardware']}; AdamW, batch 16, continuous-time VDM loss with antithetic times.
+- **Schedule**: gamma_min = {c['schedule']['gamma_min']:.4f}, gamma_max = {c['schedule']['gamma_max']:.4f}.
+- **Validation NELBO** (last 1,000 training images): {c['val_nelbo_bpd']:.4f} bits/dim.
+- **Test NELBO** (first {c['test_images']:,} CIFAR-10 test images, {c['test_nelbo_note']}):
+  **{c['test_nelbo_bpd']:.4f} ± {c['test_nelbo_se']:.4f} bits/dim**.
+- **Weights**: `weights.pt`, a state dict stored in float16 (loaded with weights_only=True and upcast:
+  the shipped model is the rounded weights), sha256 `{c['sha256']}…` checked by the registry.
+- **Training log**: `train_log.csv` (loss and validation against images and seconds).
+
+Regenerate this card: `python -m bbcodec.modelcard RUN NAME` (see README).
+"""
+
+
+if __name__ == "__main__":
+    import argparse
+
+    ap = argparse.ArgumentParser(description="ship a training run as a registered model")
+    ap.add_argument("run")
+    ap.add_argument("name")
+    ap.add_argument("--test", default=str(Path(__file__).resolve().parents[2] / "shared/data/cifar10/test.npz"))
+    ap.add_argument("--n-test", type=int, default=1000)
+    ap.add_argument("--description", default="")
+    a = ap.parse_args()
+    print(json.dumps(ship(a.run, a.name, a.test, a.n_test, a.description), indent=1))

@@ -1,0 +1,212 @@
+"""Training loop for the VDM prior: resumable, EMA, AdamW, wall-clock budget, CSV log.
+
+State lives in a run folder:
+    RUN/state.pt     full training state (weights, optimizer, EMA, data position, RNG), weights_only-loadable
+    RUN/log.csv      one row per log interval (and per validation)
+    RUN/config.json  the model config; the run is resumed with the config it was started with
+`export_model` turns the EMA weights of a run into a shipped models/<name>/ entry.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .diffusion.net import VDM, DEFAULT_CONFIG
+from .diffusion.vdm import vdm_loss
+
+
+@dataclass
+class TrainOptions:
+    data: str
+    run: str
+    minutes: float = 60.0
+    batch: int = 32
+    lr: float = 1e-3
+    warmup: int = 200
+    weight_decay: float = 0.0
+    ema: float = 0.999
+    val_images: int = 1000        # held out from the END of the training file, never trained on
+    val_every_min: float = 10.0
+    ckpt_every_min: float = 5.0
+    log_every: int = 20
+    threads: int = 1
+    seed: int = 0
+    recon_subset: int = 4
+    grad_clip: float = 1.0
+
+
+def load_images(path: str) -> np.ndarray:
+    """An .npz with `x` uint8 [N, H, W, C] -> [N, C, H, W]."""
+    with np.load(path) as f:
+        x = f["x"]
+    if x.dtype != np.uint8 or x.ndim != 4:
+        raise ValueError(f"{path}: expected uint8 x of shape [N, H, W, C]")
+    return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+
+
+@torch.no_grad()
+def evaluate_nelbo(model: VDM, x: np.ndarray, batch: int = 100, seed: int = 1234, repeats: int = 1) -> dict:
+    """Continuous-time NELBO estimate in bits/dim over images x (uint8 [N, C, H, W]).
+
+    Fixed seed, antithetic times: a low-variance, repeatable estimate. Returns the mean and its
+    standard error over images.
+    """
+    gen_state = torch.get_rng_state()
+    torch.manual_seed(seed)
+    per_image = []
+    try:
+        for _ in range(repeats):
+            for i in range(0, len(x), batch):
+                xb = torch.from_numpy(x[i:i + batch])
+                terms = vdm_loss(model.net, model.gamma, xb)
+                per_image.append(sum(terms.values()).numpy())
+    finally:
+        torch.set_rng_state(gen_state)
+    v = np.concatenate(per_image)
+    return {"bpd": float(v.mean()), "se": float(v.std(ddof=1) / math.sqrt(len(v))) if len(v) > 1 else 0.0, "n": len(x)}
+
+
+def _lr(opts: TrainOptions, step: int) -> float:
+    return opts.lr * min(1.0, (step + 1) / opts.warmup)
+
+
+def train(opts: TrainOptions, config: dict | None = None, progress=True) -> Path:
+    run = Path(opts.run)
+    run.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(opts.threads)
+    cfg_path = run / "config.json"
+    if cfg_path.exists():
+        config = json.loads(cfg_path.read_text())
+    else:
+        config = dict(config or DEFAULT_CONFIG)
+        cfg_path.write_text(json.dumps(config, indent=1))
+    model = VDM(config)
+    ema = VDM(config)
+    ema.load_state_dict(model.state_dict())
+    opt = torch.optim.AdamW(model.parameters(), lr=opts.lr, weight_decay=opts.weight_decay)
+
+    data = load_images(opts.data)
+    train_x, val_x = data[:-opts.val_images], data[-opts.val_images:]
+    state_path = run / "state.pt"
+    st = {"step": 0, "images": 0, "epoch": 0, "pos": 0, "seconds": 0.0, "best_val": float("inf")}
+    if state_path.exists():
+        saved = torch.load(state_path, weights_only=True)
+        model.load_state_dict(saved["model"])
+        ema.load_state_dict(saved["ema"])
+        opt.load_state_dict(saved["opt"])
+        torch.set_rng_state(saved["rng"])
+        st.update(json.loads(saved["meta"]))
+    else:
+        torch.manual_seed(opts.seed)
+
+    def perm(epoch):
+        return np.random.default_rng([opts.seed, epoch]).permutation(len(train_x))
+
+    order = perm(st["epoch"])
+    log_path = run / "log.csv"
+    new_log = not log_path.exists()
+    logf = open(log_path, "a", newline="")
+    log = csv.writer(logf)
+    if new_log:
+        log.writerow(["step", "images", "seconds", "loss_bpd", "recon", "prior", "diffusion",
+                      "gamma_min", "gamma_max", "val_bpd", "val_se", "lr"])
+
+    def save():
+        tmp = state_path.with_suffix(".tmp")
+        torch.save({"model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
+                    "rng": torch.get_rng_state(), "meta": json.dumps(st)}, tmp)
+        os.replace(tmp, state_path)
+
+    def validate():
+        res = evaluate_nelbo(ema, val_x)
+        if res["bpd"] < st["best_val"]:
+            st["best_val"] = res["bpd"]
+            torch.save({k: v for k, v in ema.state_dict().items()}, run / "best_ema.pt")
+        return res
+
+    t_start = time.time()
+    sec0 = st["seconds"]
+    last_ckpt = last_val = time.time()
+    acc = {"loss_bpd": 0.0, "recon": 0.0, "prior": 0.0, "diffusion": 0.0}
+    n_acc = 0
+    model.train()
+    while time.time() - t_start < opts.minutes * 60:
+        if st["pos"] + opts.batch > len(order):
+            st["epoch"] += 1
+            st["pos"] = 0
+            order = perm(st["epoch"])
+        idx = np.sort(order[st["pos"]:st["pos"] + opts.batch])
+        st["pos"] += opts.batch
+        xb = torch.from_numpy(train_x[idx])
+        terms = vdm_loss(model.net, model.gamma, xb, recon_subset=opts.recon_subset)
+        loss = sum(terms.values()).mean()
+        for g in opt.param_groups:
+            g["lr"] = _lr(opts, st["step"])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), opts.grad_clip)
+        opt.step()
+        with torch.no_grad():
+            # Warm-started decay: early on the average must not be dominated by the initial weights.
+            decay = min(opts.ema, (1 + st["step"]) / (10 + st["step"]))
+            for pe, pm in zip(ema.parameters(), model.parameters()):
+                pe.lerp_(pm, 1.0 - decay)
+        st["step"] += 1
+        st["images"] += opts.batch
+        acc["loss_bpd"] += float(loss.detach())
+        for k, v in terms.items():
+            acc[k] += float(v.mean())
+        n_acc += 1
+        st["seconds"] = sec0 + time.time() - t_start
+        do_val = time.time() - last_val > opts.val_every_min * 60
+        if st["step"] % opts.log_every == 0 or do_val:
+            val = validate() if do_val else None
+            if do_val:
+                last_val = time.time()
+            g0, g1 = float(model.gamma.gamma_min), float(model.gamma.gamma_max)
+            log.writerow([st["step"], st["images"], round(st["seconds"], 1)]
+                         + [round(acc[k] / n_acc, 5) for k in acc] + [round(g0, 4), round(g1, 4)]
+                         + ([round(val["bpd"], 5), round(val["se"], 5)] if val else ["", ""])
+                         + [_lr(opts, st["step"])])
+            logf.flush()
+            if progress:
+                print(f"step {st['step']} img {st['images']} {st['seconds']/60:.1f}min "
+                      f"loss {acc['loss_bpd']/n_acc:.4f}" + (f" val {val['bpd']:.4f}±{val['se']:.4f}" if val else ""),
+                      flush=True)
+            acc = dict.fromkeys(acc, 0.0)
+            n_acc = 0
+        if time.time() - last_ckpt > opts.ckpt_every_min * 60:
+            save()
+            last_ckpt = time.time()
+    save()
+    logf.close()
+    return run
+
+
+def export_model(run: str, out_dir: str, name: str, use_best: bool = True) -> Path:
+    """Write models/<name>/: weights.pt (EMA, float16 storage), config.json.
+
+    The shipped model IS the float16-rounded weights: the loader upcasts them to float32, so the
+    model that is evaluated and the one that codes are the same one.
+    """
+    run = Path(run)
+    config = json.loads((run / "config.json").read_text())
+    if use_best and (run / "best_ema.pt").exists():
+        sd = torch.load(run / "best_ema.pt", weights_only=True)
+    else:
+        sd = torch.load(run / "state.pt", weights_only=True)["ema"]
+    out = Path(out_dir) / name
+    out.mkdir(parents=True, exist_ok=True)
+    half = {k: (v.to(torch.float16) if v.is_floating_point() and not k.startswith("gamma.") else v)
+            for k, v in sd.items()}
+    torch.save(half, out / "weights.pt")
+    (out / "config.json").write_text(json.dumps(config, indent=1) + "\n")
+    return out

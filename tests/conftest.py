@@ -1,0 +1,72 @@
+"""Shared fixtures: tiny random-weight models (fast, CPU) and small images of every kind."""
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from bbcodec.diffusion.net import DEFAULT_CONFIG, VDM
+from bbcodec.images import from_pil
+from bbcodec.registry import load_model
+
+TINY = dict(DEFAULT_CONFIG, channels=[8, 8], attn_levels=[1], tile=32)
+
+
+def make_tiny_model(folder, seed=0, out_std=1e-3):
+    """A tiny VDM with random weights whose eps-prediction is small but not zero, so that the
+    network's output (and its exact floating-point values) matters to every coded symbol, while
+    x_hat stays a sensible denoiser for rate tests."""
+    torch.manual_seed(seed)
+    m = VDM(TINY)
+    torch.nn.init.normal_(m.net.out.weight, std=out_std)
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.save(m.state_dict(), folder / "weights.pt")
+    (folder / "config.json").write_text(json.dumps(TINY))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    return make_tiny_model(tmp_path_factory.mktemp("tiny") / "tiny-a")
+
+
+@pytest.fixture(scope="session")
+def other_model_dir(tmp_path_factory):
+    return make_tiny_model(tmp_path_factory.mktemp("tiny") / "tiny-b", seed=1)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_model_dir):
+    return load_model(str(tiny_model_dir))
+
+
+def cifar_samples():
+    """The CIFAR-10 test images bundled with the package (uint8 [N, 32, 32, 3])."""
+    from bbcodec.demo import SAMPLES
+    return np.stack([np.asarray(Image.open(f)) for f in sorted(SAMPLES.glob("*.png"))])
+
+
+def pil_image(mode, w, h, seed=0):
+    """A smooth-ish random image of a Pillow mode (natural-ish content keeps rates sane)."""
+    rng = np.random.default_rng(seed)
+    base = np.cumsum(np.cumsum(rng.integers(-3, 4, (h, w, 4)), 0), 1)
+    arr = (base % 256).astype(np.uint8)
+    if mode == "RGB":
+        return Image.fromarray(arr[..., :3], "RGB")
+    if mode == "RGBA":
+        return Image.fromarray(arr, "RGBA")
+    if mode == "L":
+        return Image.fromarray(arr[..., 0], "L")
+    if mode == "LA":
+        return Image.fromarray(arr[..., :2], "LA")
+    if mode == "1":
+        return Image.fromarray(arr[..., 0] > 127)
+    if mode == "P":
+        im = Image.fromarray(arr[..., :3], "RGB").convert("P", palette=Image.Palette.ADAPTIVE, colors=17)
+        return im
+    raise ValueError(mode)
+
+
+def image_data(mode, w, h, seed=0, name=None):
+    return from_pil(pil_image(mode, w, h, seed), name or f"{mode}_{w}x{h}.png")

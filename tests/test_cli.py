@@ -1,0 +1,176 @@
+"""The command line: round trips through files and pipes, and every bad input is one line + exit 1."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import pil_image
+
+STEPS = ["--steps", "3"]
+
+
+class Result:
+    def __init__(self, returncode, stdout, stderr):
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+
+
+def run(*args, input=None, subprocess_=False):
+    """Run the CLI in-process (fast), or as a real process to check the real exit path."""
+    args = [str(a) for a in args]
+    if subprocess_:
+        p = subprocess.run([sys.executable, "-m", "bbcodec.cli", *args], input=input, capture_output=True)
+        return Result(p.returncode, p.stdout, p.stderr)
+    from click.testing import CliRunner
+    from bbcodec.cli import cli
+    r = CliRunner().invoke(cli, args, input=input)
+    if r.exception is not None and not isinstance(r.exception, SystemExit):
+        raise r.exception
+    return Result(r.exit_code, r.stdout_bytes, r.stderr_bytes)
+
+
+def one_line_error(p):
+    err = p.stderr.decode().strip()
+    assert p.returncode == 1, (p.returncode, err)
+    assert "\n" not in err and err.startswith("bbcodec: error: "), err
+    assert "Traceback" not in err
+    return err
+
+
+@pytest.fixture()
+def work(tmp_path, tiny_model_dir):
+    pil_image("RGB", 40, 30).save(tmp_path / "a.png")
+    pil_image("RGBA", 10, 12, 1).save(tmp_path / "b.png")
+    return tmp_path, ["--model", str(tiny_model_dir)]
+
+
+def pixels(path):
+    im = Image.open(path)
+    return im.mode, im.size, np.asarray(im)
+
+
+def test_compress_decompress_file(work):
+    d, m = work
+    p = run("compress", d / "a.png", "--json", *m, *STEPS)
+    assert p.returncode == 0, p.stderr
+    rep = json.loads(p.stdout)
+    for k in ("bytes", "subpixels", "bpd", "nelbo_bpd", "overhead_pct", "initial_bits", "seconds"):
+        assert k in rep
+    assert rep["bytes"] == os.path.getsize(d / "a.bbc")
+    assert run("decompress", d / "a.bbc", "-o", d / "a2.png", *m).returncode == 0
+    a, b = pixels(d / "a.png"), pixels(d / "a2.png")
+    assert a[:2] == b[:2] and np.array_equal(a[2], b[2])
+    info = json.loads(run("info", d / "a.bbc", "--json").stdout)
+    assert info["bytes"] == rep["bytes"] and info["images"][0]["width"] == 40
+
+
+def test_archive_restores_names(work):
+    d, m = work
+    assert run("compress", d / "a.png", d / "b.png", "-o", d / "set.bbc", *m, *STEPS).returncode == 0
+    assert run("decompress", d / "set.bbc", "-o", d / "out", *m).returncode == 0
+    for n in ("a.png", "b.png"):
+        x, y = pixels(d / n), pixels(d / "out" / n)
+        assert x[:2] == y[:2] and np.array_equal(x[2], y[2])
+
+
+def test_folder_input(work):
+    d, m = work
+    (d / "sub").mkdir()
+    pil_image("L", 9, 9).save(d / "sub" / "g.png")
+    assert run("compress", d / "sub", "-o", d / "f.bbc", *m, *STEPS).returncode == 0
+    assert run("decompress", d / "f.bbc", "-o", d / "g2.png", *m).returncode == 0
+    assert np.array_equal(pixels(d / "sub" / "g.png")[2], pixels(d / "g2.png")[2])
+
+
+def test_stdin_stdout(work):
+    d, m = work
+    src = (d / "a.png").read_bytes()
+    p = run("compress", "-", "-o", "-", "--quiet", *m, *STEPS, input=src, subprocess_=True)
+    assert p.returncode == 0 and p.stdout[:4] == b"\x89BBC"
+    q = run("decompress", "-", "-o", "-", *m, input=p.stdout, subprocess_=True)
+    assert q.returncode == 0
+    (d / "s.png").write_bytes(q.stdout)
+    assert np.array_equal(pixels(d / "a.png")[2], pixels(d / "s.png")[2])
+
+
+def test_existing_output_needs_force_and_input_is_never_overwritten(work):
+    d, m = work
+    assert run("compress", d / "a.png", *m, *STEPS).returncode == 0
+    before = (d / "a.bbc").read_bytes()
+    err = one_line_error(run("compress", d / "a.png", *m, *STEPS))
+    assert "exists" in err and (d / "a.bbc").read_bytes() == before
+    assert run("compress", d / "a.png", "--force", *m, *STEPS).returncode == 0
+    src = (d / "a.png").read_bytes()
+    one_line_error(run("compress", d / "a.png", "-o", d / "a.png", "--force", *m, *STEPS))
+    assert (d / "a.png").read_bytes() == src
+
+
+def _bad_file_error(d, m, data, name="x.bbc"):
+    (d / name).write_bytes(data)
+    err = one_line_error(run("decompress", d / name, "-o", d / "out.png", *m))
+    assert not (d / "out.png").exists()
+    assert not [f for f in os.listdir(d) if f.endswith(".tmp")]
+    return err
+
+
+def test_bad_files(work):
+    d, m = work
+    assert run("compress", d / "a.png", *m, *STEPS).returncode == 0
+    good = (d / "a.bbc").read_bytes()
+    assert "empty" in _bad_file_error(d, m, b"")
+    # the real process too: one line, exit 1, no traceback
+    (d / "e.bbc").write_bytes(b"")
+    one_line_error(run("decompress", d / "e.bbc", *m, subprocess_=True))
+    assert "not a .bbc" in _bad_file_error(d, m, b"\x89PNG\r\n\x1a\n" + b"x" * 100)
+    assert "truncated" in _bad_file_error(d, m, good[:-7])
+    assert "truncated" in _bad_file_error(d, m, good[:20])
+    assert "trailing" in _bad_file_error(d, m, good + b"\0")
+    flipped = bytearray(good)
+    flipped[-20] ^= 0x10
+    assert "corrupted payload" in _bad_file_error(d, m, bytes(flipped))
+    flipped = bytearray(good)
+    flipped[30] ^= 0x01
+    assert "corrupted header" in _bad_file_error(d, m, bytes(flipped))
+
+
+def test_wrong_model(work, other_model_dir):
+    d, m = work
+    assert run("compress", d / "a.png", *m, *STEPS).returncode == 0
+    err = _bad_file_error(d, ["--model", other_model_dir], (d / "a.bbc").read_bytes())
+    assert "coded with model" in err
+
+
+def test_unknown_model_and_missing_registry_entry(work):
+    d, _ = work
+    err = one_line_error(run("compress", d / "a.png", "--model", "no-such-model", *STEPS))
+    assert "unknown model" in err
+    assert not (d / "a.bbc").exists()
+
+
+def test_unsupported_images(work):
+    d, m = work
+    Image.fromarray(np.arange(64, dtype=np.uint16).reshape(8, 8) * 1000).save(d / "16bit.png")
+    assert "unsupported image mode" in one_line_error(run("compress", d / "16bit.png", *m, *STEPS))
+    (d / "notimg.png").write_bytes(b"hello")
+    assert "cannot read image" in one_line_error(run("compress", d / "notimg.png", *m, *STEPS))
+    Image.new("CMYK", (4, 4)).save(d / "c.jpg")
+    assert "unsupported" in one_line_error(run("compress", d / "c.jpg", *m, *STEPS))
+    assert "no such file" in one_line_error(run("compress", d / "missing.png", *m, *STEPS))
+    assert not list(d.glob("*.bbc"))
+
+
+def test_usage_errors_exit_2(work):
+    d, m = work
+    assert run("compress").returncode == 2
+    assert run("compress", d / "a.png", "--steps", "0").returncode == 2
+    assert run("compress", d / "a.png", d / "b.png", *m).returncode == 2
+
+
+def test_models_lists_the_default():
+    p = run("models", "--json")
+    assert p.returncode == 0
+    ms = json.loads(p.stdout)
+    assert any(x["default"] for x in ms)
