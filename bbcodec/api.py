@@ -57,7 +57,19 @@ def make_tiles(index: int, main: np.ndarray | None, height: int, width: int, cha
 
 
 def _batches(n: int, parallel: int) -> list[range]:
-    return [range(i, min(n, i + parallel)) for i in range(0, n, parallel)]
+    """Consecutive tile batches, growing from 1 up to `parallel` tiles in flight.
+
+    A batch pops its initial bits from what earlier batches pushed; starting with one tile and
+    growing with what is already coded (half as many tiles as are done: a tile leaves more bits
+    on the stack than one tile's deficit at the usual rates) keeps the seed words drawn, i.e. the
+    initial bits, near those of a single tile, whatever `parallel` is.
+    """
+    out, i = [], 0
+    while i < n:
+        b = min(parallel, max(1, i // 2), n - i)
+        out.append(range(i, i + b))
+        i += b
+    return out
 
 
 def _side_chunks(d: ImageData) -> list[bytes]:
@@ -123,12 +135,12 @@ def compress(images: list[ImageData], model: LoadedModel, params: CodingParams =
         raise BbcError("--parallel must be >= 1")
     t0 = time.time()
     T = model.tile
-    spec = ChainSpec(model.schedule, params)
+    spec = ChainSpec(model.schedule, params, model.time_grid(params.grid, params.steps))
     eps_fn = EpsFn(model.vdm.net, model.device)
     tiles = [t for i, d in enumerate(images)
              for t in make_tiles(i, d.main, d.height, d.width, d.main.shape[0], T)]
     batches = _batches(len(tiles), parallel)
-    n_words = 64 + math.ceil(min(parallel, len(tiles)) * 3 * T * T * (8 + params.grid_bits) / 32)
+    n_words = 64 + math.ceil(max(len(b) for b in batches) * 3 * T * T * (8 + params.grid_bits) / 32)
     with torch.inference_mode(), _progress(len(batches) * spec.K, progress, "encode") as bar:
         for _ in range(MAX_SEED_RETRIES):
             bar.reset()
@@ -156,12 +168,12 @@ def compress(images: list[ImageData], model: LoadedModel, params: CodingParams =
         "model": {"name": model.name, "sha256": model.sha256},
         "coding": {"steps": params.steps, "grid": params.grid, "grid_bits": params.grid_bits, "tile": T,
                    "parallel": parallel, "seed_words": n_words, "seed_kept": kept},
-        "images": [{"name": d.name, "width": d.width, "height": d.height, "mode": d.mode,
-                    "channels": int(d.main.shape[0]), "alpha": d.alpha is not None,
-                    "palette_mode": d.palette_mode, "palette_bytes": len(d.palette or b""),
-                    "transparency": _transparency_to_json(d.transparency), "sha256": d.checksum(),
-                    "nelbo_bits": round(float(nelbo[i]), 3)}
-                   for i, d in enumerate(images)],
+        "images": container.image_table(
+            [{"name": d.name, "width": d.width, "height": d.height, "mode": d.mode,
+              "channels": int(d.main.shape[0]), "alpha": int(d.alpha is not None),
+              "palette_mode": d.palette_mode, "palette_bytes": len(d.palette or b""),
+              "transparency": _transparency_to_json(d.transparency), "crc32": d.checksum()}
+             for d in images]),
     }
     data = container.Container(header, container.words_to_bytes(words[kept:]), side).to_bytes()
     side_bits = 8 * len(side)
@@ -194,11 +206,11 @@ def decompress(data: bytes, model: LoadedModel, progress: bool = False) -> tuple
         raise FormatError("corrupted header (tile size does not match the model)")
     try:
         params = CodingParams(steps=cod["steps"], grid=cod["grid"], grid_bits=cod["grid_bits"])
-        spec = ChainSpec(model.schedule, params)
+        spec = ChainSpec(model.schedule, params, model.time_grid(params.grid, params.steps))
     except ValueError as e:
         raise FormatError(f"unsupported coding parameters ({e})")
     T = model.tile
-    metas = h["images"]
+    metas = container.image_records(h)
     tiles = [t for i, im in enumerate(metas)
              for t in make_tiles(i, None, im["height"], im["width"], im["channels"], T)]
     batches = _batches(len(tiles), cod["parallel"])
@@ -245,7 +257,7 @@ def decompress(data: bytes, model: LoadedModel, progress: bool = False) -> tuple
             pos += im["palette_bytes"]
         d = ImageData(im["name"], im["mode"], W, H, main, alpha, palette, im["palette_mode"],
                       _transparency_from_json(im["transparency"]))
-        if d.checksum() != im["sha256"]:
+        if d.checksum() != im["crc32"]:
             raise FormatError(f"{im['name']}: " + mismatch)
         out.append(d)
     return out, h

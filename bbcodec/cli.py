@@ -67,6 +67,8 @@ def cli():
 @_model_opt
 @click.option("--steps", type=click.IntRange(1, 100_000), default=DEFAULT_STEPS, show_default=True,
               help="diffusion steps K")
+@click.option("--grid", default=None, help="time grid: 'uniform' or one shipped with the model "
+              "(default: the model's ELBO-optimal 'opt1' when it has one)")
 @click.option("--grid-bits", type=click.IntRange(0, 8), default=DEFAULT_GRID_BITS, show_default=True,
               help="latent bin = step std / 2^b")
 @click.option("--parallel", type=click.IntRange(1, 65536), default=1, show_default=True,
@@ -76,7 +78,7 @@ def cli():
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object with the figures")
 @click.option("--quiet", is_flag=True, help="no progress bar")
 @_guard
-def compress(inputs, output, model_name, steps, grid_bits, parallel, device, force, as_json, quiet):
+def compress(inputs, output, model_name, steps, grid, grid_bits, parallel, device, force, as_json, quiet):
     """Compress images (files, folders of PNGs, or '-' for stdin) into one .bbc file."""
     from . import api, fileio
     from .diffusion.codec import CodingParams
@@ -89,11 +91,12 @@ def compress(inputs, output, model_name, steps, grid_bits, parallel, device, for
         output = str(Path(inputs[0]).with_suffix(".bbc"))
     fileio.check_output(output, force, sources)
     model = load_model(model_name, device)
-    data, rep = api.compress(images, model, CodingParams(steps=steps, grid_bits=grid_bits),
+    grid = grid or model.default_grid
+    data, rep = api.compress(images, model, CodingParams(steps=steps, grid=grid, grid_bits=grid_bits),
                              parallel=parallel, progress=_show_progress(quiet))
     fileio.write_atomic(output, data, force)
     d = rep.as_dict()
-    d.update(model=model.name, steps=steps, grid_bits=grid_bits, parallel=parallel, images=len(images))
+    d.update(model=model.name, steps=steps, grid=grid, grid_bits=grid_bits, parallel=parallel, images=len(images))
     if as_json:
         click.echo(json.dumps(d), err=(output == "-"))
     elif not quiet:
@@ -133,17 +136,18 @@ def info(input, as_json):
 
     data = fileio.read_input(input)
     h = container.parse(data).header
+    records = container.image_records(h)
     sub = sum(im["width"] * im["height"] * len(im["mode"].replace("P", "L").replace("1", "L"))
-              for im in h["images"])
-    out = dict(h, bytes=len(data), subpixels=sub, bpd=8.0 * len(data) / sub)
+              for im in records)
+    out = dict(h, images=records, bytes=len(data), subpixels=sub, bpd=8.0 * len(data) / sub)
     if as_json:
         click.echo(json.dumps(out))
     else:
         c = h["coding"]
-        click.echo(f"{input}: {len(data)} bytes, {out['bpd']:.4f} bits/dim, {len(h['images'])} image(s)")
+        click.echo(f"{input}: {len(data)} bytes, {out['bpd']:.4f} bits/dim, {len(records)} image(s)")
         click.echo(f"  model {h['model']['name']} ({h['model']['sha256']}), K={c['steps']} grid={c['grid']} "
                    f"grid_bits={c['grid_bits']} tile={c['tile']} parallel={c['parallel']}")
-        for im in h["images"]:
+        for im in records:
             click.echo(f"  {im['name']}: {im['width']}x{im['height']} {im['mode']}")
 
 
@@ -165,15 +169,16 @@ def models(as_json):
 @cli.command()
 @_model_opt
 @click.option("--steps", type=click.IntRange(1, 100_000), default=DEFAULT_STEPS, show_default=True)
+@click.option("--grid", default=None)
 @click.option("--grid-bits", type=click.IntRange(0, 8), default=DEFAULT_GRID_BITS, show_default=True)
 @_device_opt
 @click.option("--quiet", is_flag=True)
 @_guard
-def demo(model_name, steps, grid_bits, device, quiet):
+def demo(model_name, steps, grid, grid_bits, device, quiet):
     """Compress and decompress the bundled CIFAR-10 samples; check bit-exactness; print bits vs NELBO."""
     from .demo import run_demo
 
-    run_demo(model_name, steps, grid_bits, device, progress=_show_progress(quiet))
+    run_demo(model_name, steps, grid, grid_bits, device, progress=_show_progress(quiet))
 
 
 @cli.command()
@@ -195,6 +200,37 @@ def train(data, run_dir, minutes, config_json, batch, lr, ema, threads, val_imag
     cfg = dict(DEFAULT_CONFIG, **json.loads(Path(config_json).read_text())) if config_json else None
     run_train(TrainOptions(data=data, run=run_dir, minutes=minutes, batch=batch, lr=lr, ema=ema,
                            threads=threads, val_images=val_images), cfg)
+
+
+@cli.command()
+@_model_opt
+@click.option("--data", required=True, help="TRAINING images (.npz with x uint8 [N, H, W, C]); never the test set")
+@click.option("--images", "n_images", type=int, default=10000, show_default=True, help="use the first N images")
+@click.option("--batch", type=int, default=64, show_default=True, help="images per curve point")
+@click.option("--points", type=int, default=81, show_default=True, help="curve points in [0, 1]")
+@click.option("--out", default=None, help="where to write grids.json (default: print only)")
+@click.option("--threads", type=int, default=None)
+@_guard
+def schedule(model_name, data, n_images, batch, points, out, threads):
+    """Measure the model's per-step rates and compute ELBO-optimal K-step time grids (Watson et al.)."""
+    import torch
+    from .diffusion.grids import build_grids
+    from .registry import load_model
+    from .train import load_images
+
+    if threads:
+        torch.set_num_threads(threads)
+    model = load_model(model_name, "cpu")
+    x = load_images(data)[:n_images]
+    g = build_grids(model.vdm.net, model.schedule, x, n_curve=points, batch=batch,
+                    source=f"{Path(data).name}[:{len(x)}]")
+    click.echo(f"continuous diffusion term: {g['continuous_diffusion_bpd']:.4f} bits/dim (expected, from the curve)")
+    click.echo("   K   uniform    opt1   (expected diffusion bits/dim)")
+    for k, row in g["expected_diffusion_bpd"].items():
+        click.echo(f"{int(k):5d}  {row['uniform_bpd']:.4f}  {row['opt1_bpd']:.4f}")
+    if out:
+        from .fileio import write_atomic
+        write_atomic(out, (json.dumps(g, indent=1) + "\n").encode(), force=True)
 
 
 def main(argv=None):

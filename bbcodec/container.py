@@ -4,8 +4,9 @@
     0           4     magic b"\\x89BBC"
     4           2     format version, uint16 little-endian (1)
     6           4     header length H, uint32 LE (at most MAX_HEADER)
-    10          H     header: UTF-8 JSON object (fields below)
-    10+H        4     CRC32 of the header bytes, uint32 LE
+    10          H     header: a zlib stream of a UTF-8 JSON object (fields below; inflates to at
+                      most MAX_HEADER bytes)
+    10+H        4     CRC32 of the H header bytes, uint32 LE
     14+H        P     payload: the ANS stack as uint32 LE words, bottom first, without the
                       `coding.seed_kept` bottom words, which equal the seed and are regenerated
     14+H+P      A     side data: one zlib stream (alpha planes, palettes)
@@ -16,10 +17,12 @@ Header fields (JSON, no pickle):
     model           {"name": str, "sha256": first 16 hex digits of the weights file's sha256}
     coding          {"steps": K, "grid": time-grid id, "grid_bits": b, "tile": T, "parallel": tiles in
                      flight, "seed_words": W, "seed_kept": m}
-    images          list of {"name", "width", "height", "mode", "channels" (coded by the prior: 1 or 3),
-                     "alpha": bool, "palette_mode": str|null, "palette_bytes": int,
-                     "transparency": int|hex str|null, "sha256": pixel checksum (16 hex),
-                     "nelbo_bits": the model's NELBO of this image along the coded chain}
+    images          the image table, one list per column, one entry per image (columns compress
+                    far better than records: a CIFAR-10 archive pays a few bytes per image):
+                    "name", "width", "height", "mode", "channels" (coded by the prior: 1 or 3),
+                    "alpha" (0/1), "palette_mode" (str|null), "palette_bytes" (int),
+                    "transparency" (int|hex str|null), "crc32" (of the decoded image's pixels,
+                    palette and mode: `images.ImageData.checksum`)
     payload_bytes, payload_crc32, side_bytes, side_crc32
 
 Everything is validated before anything is allocated from it: sizes are bounded (MAX_PIXELS
@@ -58,7 +61,7 @@ class Container:
         h["payload_crc32"] = zlib.crc32(self.payload)
         h["side_bytes"] = len(self.side)
         h["side_crc32"] = zlib.crc32(self.side)
-        hb = json.dumps(h, separators=(",", ":"), sort_keys=True).encode()
+        hb = zlib.compress(json.dumps(h, separators=(",", ":"), sort_keys=True).encode(), 9)
         return _PRE.pack(MAGIC, VERSION, len(hb)) + hb + struct.pack("<I", zlib.crc32(hb)) + self.payload + self.side
 
 
@@ -87,9 +90,12 @@ def parse(data: bytes) -> Container:
     (hcrc,) = struct.unpack_from("<I", data, _PRE.size + hlen)
     _need(zlib.crc32(hb) == hcrc, "corrupted header (checksum mismatch)")
     try:
-        h = json.loads(hb.decode())
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise FormatError("corrupted header (not valid JSON)")
+        d = zlib.decompressobj()
+        raw = d.decompress(hb, MAX_HEADER)
+        _need(d.eof and not d.unconsumed_tail, "corrupted header (too large or incomplete)")
+        h = json.loads(raw.decode())
+    except (zlib.error, UnicodeDecodeError, json.JSONDecodeError):
+        raise FormatError("corrupted header (not valid)")
     _need(isinstance(h, dict), "corrupted header")
     validate_header(h)
     start = _PRE.size + hlen + 4
@@ -116,22 +122,40 @@ def validate_header(h: dict) -> None:
     _int(c, "parallel", 1, 1 << 16)
     _int(c, "seed_words", 1, 1 << 28)
     _int(c, "seed_kept", 0, c["seed_words"])
-    imgs = h.get("images")
-    _need(isinstance(imgs, list) and 1 <= len(imgs) <= MAX_IMAGES, "invalid header field 'images'")
+    table = h.get("images")
+    _need(isinstance(table, dict) and set(table) == set(IMAGE_COLUMNS), "invalid header field 'images'")
+    n = len(table["name"])
+    _need(1 <= n <= MAX_IMAGES and all(isinstance(v, list) and len(v) == n for v in table.values()),
+          "invalid header field 'images'")
     total = 0
-    for im in imgs:
-        _need(isinstance(im, dict) and isinstance(im.get("name"), str), "invalid image entry")
+    for im in image_records(h):
+        _need(isinstance(im["name"], str), "invalid image entry (name)")
         w, hh = _int(im, "width", 1, 1 << 20), _int(im, "height", 1, 1 << 20)
         ch = _int(im, "channels", 1, 3)
         _need(ch in (1, 3), "invalid image entry (channels)")
-        _need(im.get("mode") in ("1", "L", "LA", "P", "RGB", "RGBA"), "invalid image entry (mode)")
+        _need(im["mode"] in ("1", "L", "LA", "P", "RGB", "RGBA"), "invalid image entry (mode)")
+        _int(im, "alpha", 0, 1)
         _int(im, "palette_bytes", 0, 4096)
+        _int(im, "crc32", 0, 2**32 - 1)
         total += w * hh
         _need(total <= MAX_PIXELS, f"image sizes in the header exceed the {MAX_PIXELS} pixel limit")
     _int(h, "payload_bytes", 0, 1 << 40)
     _int(h, "side_bytes", 0, MAX_SIDE)
     _int(h, "payload_crc32", 0, 2**32 - 1)
     _int(h, "side_crc32", 0, 2**32 - 1)
+
+
+IMAGE_COLUMNS = ("name", "width", "height", "mode", "channels", "alpha", "palette_mode", "palette_bytes",
+                 "transparency", "crc32")
+
+
+def image_table(records: list[dict]) -> dict:
+    return {k: [r[k] for r in records] for k in IMAGE_COLUMNS}
+
+
+def image_records(h: dict) -> list[dict]:
+    t = h["images"]
+    return [dict(zip(IMAGE_COLUMNS, row)) for row in zip(*(t[k] for k in IMAGE_COLUMNS))]
 
 
 def words_to_bytes(words: np.ndarray) -> bytes:

@@ -13,16 +13,18 @@ from .images import read_image
 SAMPLES = Path(__file__).resolve().parent / "samples"
 
 
-def run_demo(model_name, steps, grid_bits, device, progress):
+def run_demo(model_name, steps, grid, grid_bits, device, progress):
     from . import api
     from .registry import load_model
 
     files = sorted(SAMPLES.glob("*.png"))
     images = [read_image(str(f), name=f.name) for f in files]
     model = load_model(model_name, device)
+    grid = grid or model.default_grid
     click.echo(f"model {model.name} ({model.sha256}) on {model.device}; {len(images)} CIFAR-10 test images "
-               f"(32x32 RGB) as one archive, K={steps}, grid_bits={grid_bits}")
-    data, rep = api.compress(images, model, CodingParams(steps=steps, grid_bits=grid_bits), progress=progress)
+               f"(32x32 RGB) as one archive, K={steps}, grid={grid}, grid_bits={grid_bits}")
+    data, rep = api.compress(images, model, CodingParams(steps=steps, grid=grid, grid_bits=grid_bits),
+                             progress=progress)
     t0 = time.time()
     out, _ = api.decompress(data, model, progress=progress)
     t_dec = time.time() - t0

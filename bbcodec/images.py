@@ -7,9 +7,9 @@ Anything Pillow cannot give as 8 bits per channel in one of these modes is refus
 """
 from __future__ import annotations
 
-import hashlib
 import io
 import json
+import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -39,17 +39,16 @@ class ImageData:
     def subpixels(self) -> int:
         return self.width * self.height * len(self.mode.replace("P", "L").replace("1", "L"))
 
-    def checksum(self) -> str:
-        """sha256 (first 16 hex digits) of everything the decoder must give back."""
-        h = hashlib.sha256()
-        h.update(json.dumps([self.mode, self.width, self.height, self.palette_mode,
-                             repr(self.transparency)]).encode())
-        h.update(np.ascontiguousarray(self.main).tobytes())
+    def checksum(self) -> int:
+        """CRC32 of everything the decoder must give back (mode, size, pixels, palette)."""
+        c = zlib.crc32(json.dumps([self.mode, self.width, self.height, self.palette_mode,
+                                   repr(self.transparency)]).encode())
+        c = zlib.crc32(np.ascontiguousarray(self.main).tobytes(), c)
         if self.alpha is not None:
-            h.update(np.ascontiguousarray(self.alpha).tobytes())
+            c = zlib.crc32(np.ascontiguousarray(self.alpha).tobytes(), c)
         if self.palette is not None:
-            h.update(self.palette)
-        return h.hexdigest()[:16]
+            c = zlib.crc32(self.palette, c)
+        return c
 
 
 def from_pil(img: Image.Image, name: str) -> ImageData:

@@ -29,8 +29,9 @@ def _hardware() -> str:
     return f"{cpu}, {torch.get_num_threads()} torch thread(s) available"
 
 
-def ship(run: str, name: str, test_npz: str, n_test: int = 1000, description: str = "",
-         make_default: bool = True, threads: int = 1) -> dict:
+def ship(run: str, name: str, test_npz: str, train_npz: str, n_test: int = 1000, description: str = "",
+         make_default: bool = True, threads: int = 1, grid_points: int = 81, grid_batch: int = 32,
+         test_repeats: int = 4) -> dict:
     from .registry import load_model
 
     torch.set_num_threads(threads)
@@ -40,16 +41,26 @@ def ship(run: str, name: str, test_npz: str, n_test: int = 1000, description: st
     meta = json.loads(state["meta"])
     shutil.copy(run_p / "log.csv", out / "train_log.csv")
     sha = file_sha256(out / "weights.pt")
+    # ELBO-optimal time grids from TRAINING images, frozen with the model
+    from .diffusion.grids import build_grids
+    from .diffusion.net import VDM
+    vdm = VDM(json.loads((out / "config.json").read_text()))
+    vdm.load_state_dict({k: v.float() for k, v in torch.load(out / "weights.pt", weights_only=True).items()})
+    vdm.eval()
+    grids = build_grids(vdm.net, vdm.gamma.frozen(), load_images(train_npz)[:10000], n_curve=grid_points,
+                        batch=grid_batch, source=f"{Path(train_npz).name}[:10000]")
+    (out / "grids.json").write_text(json.dumps(grids, indent=1) + "\n")
     reg_path = MODELS_DIR / "registry.json"
     reg = json.loads(reg_path.read_text()) if reg_path.exists() else {"default": None, "models": {}}
-    reg["models"][name] = {"path": name, "sha256": sha, "description": description}
+    reg["models"][name] = {"path": name, "sha256": sha, "grids_sha256": file_sha256(out / "grids.json"),
+                           "description": description}
     if make_default or not reg.get("default"):
         reg["default"] = name
     reg_path.write_text(json.dumps(reg, indent=1) + "\n")
 
     model = load_model(name)
     x = load_images(test_npz)[:n_test]
-    test = evaluate_nelbo(model.vdm, x)
+    test = evaluate_nelbo(model.vdm, x, repeats=test_repeats)
     n_params = sum(p.numel() for p in model.vdm.parameters())
     # the validation figure of the checkpoint that was shipped (best by validation)
     rows = [r.split(",") for r in (run_p / "log.csv").read_text().splitlines()[1:]]
@@ -65,7 +76,8 @@ def ship(run: str, name: str, test_npz: str, n_test: int = 1000, description: st
                      "wall_seconds_total": meta["seconds"], "hardware": _hardware()},
         "val_nelbo_bpd": best[0],
         "test_nelbo_bpd": test["bpd"], "test_nelbo_se": test["se"], "test_images": n_test,
-        "test_nelbo_note": "continuous-time NELBO, one antithetic time sample per image, fixed seed",
+        "test_nelbo_note": f"continuous-time NELBO, mean of {test_repeats} antithetic time samples per image, fixed seed",
+        "expected_diffusion_bpd_by_K": grids["expected_diffusion_bpd"],
     }
     (out / "card.json").write_text(json.dumps(card, indent=1) + "\n")
     (out / "MODEL_CARD.md").write_text(render_card(card))
@@ -102,7 +114,9 @@ if __name__ == "__main__":
     ap.add_argument("run")
     ap.add_argument("name")
     ap.add_argument("--test", default=str(Path(__file__).resolve().parents[2] / "shared/data/cifar10/test.npz"))
+    ap.add_argument("--train", default=str(Path(__file__).resolve().parents[2] / "shared/data/cifar10/train.npz"))
     ap.add_argument("--n-test", type=int, default=1000)
+    ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--description", default="")
     a = ap.parse_args()
-    print(json.dumps(ship(a.run, a.name, a.test, a.n_test, a.description), indent=1))
+    print(json.dumps(ship(a.run, a.name, a.test, a.train, a.n_test, a.description, threads=a.threads), indent=1))

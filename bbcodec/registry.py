@@ -33,6 +33,27 @@ class LoadedModel:
     tile: int
     device: str
     card: dict
+    grids: dict          # name -> {str(K): [t_0 .. t_K]}, frozen with the model (grids.json)
+
+    def time_grid(self, name: str, steps: int):
+        """The K+1 times of a named grid: 'uniform', or a grid shipped with this model."""
+        import numpy as np
+
+        if name == "uniform":
+            return np.linspace(0.0, 1.0, steps + 1)
+        if name not in self.grids:
+            raise ModelError(f"model {self.name} has no time grid {name!r} "
+                             f"(has: uniform{''.join(', ' + g for g in self.grids)})")
+        table = self.grids[name]
+        if str(steps) not in table:
+            ks = ", ".join(sorted(table, key=int))
+            raise ModelError(f"grid {name!r} of model {self.name} has no {steps}-step grid (K = {ks}; "
+                             f"or --grid uniform)")
+        return np.array(table[str(steps)], dtype=np.float64)
+
+    @property
+    def default_grid(self) -> str:
+        return "opt1" if "opt1" in self.grids else "uniform"
 
 
 def _registry() -> dict:
@@ -113,7 +134,14 @@ def load_model(name_or_path: str | None = None, device: str = "cpu") -> LoadedMo
     vdm.eval().to(device)
     card_path = folder / "card.json"
     card = json.loads(card_path.read_text()) if card_path.exists() else {}
+    grids = {}
+    grids_path = folder / "grids.json"
+    if grids_path.exists():
+        want = reg["models"].get(name, {}).get("grids_sha256") if expected is not None else None
+        if want is not None and file_sha256(grids_path) != want:
+            raise ModelError(f"model {name}: grids.json fails its sha256 check")
+        grids = json.loads(grids_path.read_text())["grids"]
     m = LoadedModel(name=name, sha256=sha[:16], config=config, vdm=vdm, schedule=vdm.gamma.frozen(),
-                    tile=int(config.get("tile", 32)), device=device, card=card)
+                    tile=int(config.get("tile", 32)), device=device, card=card, grids=grids)
     _CACHE[key] = m
     return m

@@ -70,7 +70,7 @@ def evaluate_nelbo(model: VDM, x: np.ndarray, batch: int = 100, seed: int = 1234
                 per_image.append(sum(terms.values()).numpy())
     finally:
         torch.set_rng_state(gen_state)
-    v = np.concatenate(per_image)
+    v = np.concatenate(per_image).reshape(repeats, len(x)).mean(0)
     return {"bpd": float(v.mean()), "se": float(v.std(ddof=1) / math.sqrt(len(v))) if len(v) > 1 else 0.0, "n": len(x)}
 
 

@@ -10,7 +10,7 @@ from conftest import cifar_samples, image_data
 
 
 def _round_trip(images, model, **kw):
-    params = CodingParams(steps=kw.pop("steps", 4), grid_bits=kw.pop("grid_bits", 1))
+    params = CodingParams(steps=kw.pop("steps", 4), grid_bits=kw.pop("grid_bits", 1), grid=kw.pop("grid", "uniform"))
     data, rep = api.compress(images, model, params, **kw)
     out, header = api.decompress(data, model)
     assert len(out) == len(images)
@@ -95,3 +95,22 @@ def test_initial_bits_are_counted_and_paid_once(tiny_model):
     # an archive pays the initial bits of its first tile only, not per image
     assert r4.initial_bits <= 1.5 * r1.initial_bits
     assert 8 * r1.bytes >= r1.initial_bits
+
+
+def test_optimal_grid_round_trip_and_unknown_grid(tiny_model):
+    from bbcodec.errors import ModelError
+    t = [0.0, 0.1, 0.5, 0.8, 1.0]
+    tiny_model.grids["opt1"] = {"4": t}
+    try:
+        _round_trip([image_data("RGB", 20, 20)], tiny_model, steps=4, grid="opt1")
+        with pytest.raises(ModelError):
+            api.compress([image_data("RGB", 8, 8)], tiny_model, CodingParams(steps=5, grid="opt1"))
+    finally:
+        del tiny_model.grids["opt1"]
+
+
+def test_growing_batches_keep_initial_bits_of_one_tile(tiny_model):
+    imgs = [image_data("RGB", 32, 32, s, f"{s}.png") for s in range(12)]
+    _, r1 = api.compress(imgs, tiny_model, CodingParams(steps=6), parallel=1)
+    _, r8 = _round_trip(imgs, tiny_model, steps=6, parallel=8)
+    assert r8.initial_bits <= 1.5 * r1.initial_bits

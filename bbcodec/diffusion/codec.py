@@ -22,13 +22,14 @@ import numpy as np
 import torch
 
 from ..bitsback import bitswap_chain
-from ..codecs import Codec, categorical, grid_gaussian
+from ..codecs import Codec, categorical, grid_gaussian, permuted
 from .schedule import Schedule
 from .vdm import LN2, pixel_to_model_np, recon_probs_np, reverse_coefficients
 
 # Format constants of latent coding version 1. Frozen: change them only under a new version.
 Q_RADIUS_STDS = 8.0      # q pops cover +-8 std (the edge bins take the tails)
 PAD_NOISE_SEED = 0xB0B5
+PERM_SEED = 0x9E37
 TIME_GRIDS = ("uniform",)
 
 
@@ -63,7 +64,7 @@ class ChainSpec:
     symbols absorbs float rounding.
     """
 
-    def __init__(self, sched: Schedule, params: CodingParams):
+    def __init__(self, sched: Schedule, params: CodingParams, times: np.ndarray | None = None):
         if params.steps < 1:
             raise ValueError("steps must be >= 1")
         if not 0 <= params.grid_bits <= 8:
@@ -71,7 +72,9 @@ class ChainSpec:
         K = params.steps
         self.params = params
         self.K = K
-        t = time_grid(params.grid, K)
+        t = time_grid(params.grid, K) if times is None else np.asarray(times, dtype=np.float64)
+        if len(t) != K + 1 or t[0] != 0.0 or t[-1] != 1.0 or np.any(np.diff(t) <= 0):
+            raise ValueError(f"invalid time grid for K={K}")
         self.t = t
         self.gamma = sched.gamma(t)
         self.alpha, self.sigma = sched.alpha_sigma(t)
@@ -161,6 +164,8 @@ def tile_batch_codec(spec: ChainSpec, eps_fn, mask: np.ndarray, x_true: np.ndarr
     eps_pad = np.broadcast_to(pad_noise(mask.shape[1:]), mask.shape).reshape(-1)
     f_true = pixel_to_model_np(x_true.reshape(-1)[real]) if x_true is not None else None
 
+    n_real = int(real.sum())
+
     def per_tile(v: np.ndarray) -> np.ndarray:
         return np.bincount(tile_of, weights=v, minlength=B)
 
@@ -178,8 +183,12 @@ def tile_batch_codec(spec: ChainSpec, eps_fn, mask: np.ndarray, x_true: np.ndarr
                      lambda st: inner.pop(st).astype(np.uint8))
 
     def posterior(i, n_prev):
-        z_prev = n_prev * spec.delta[i - 1]
-        return grid_gaussian(spec.delta[i], spec.a_q[i] * z_prev, spec.s_q[i], int(spec.rq[i]))
+        # Popped in a fresh pseudo-random order at every step. Popping right after a push reads the
+        # quantile of the symbol just pushed; in the same pixel order each pixel's forward noise
+        # would follow its own previous p-residual, drifting the chain off q and costing bits.
+        perm = np.random.Generator(np.random.PCG64([PERM_SEED, i, n_real])).permutation(n_real)
+        z_prev = n_prev[perm] * spec.delta[i - 1]
+        return permuted(grid_gaussian(spec.delta[i], spec.a_q[i] * z_prev, spec.s_q[i], int(spec.rq[i])), perm)
 
     def prior(i, n_i):
         z_i = n_i * spec.delta[i]
@@ -195,7 +204,6 @@ def tile_batch_codec(spec: ChainSpec, eps_fn, mask: np.ndarray, x_true: np.ndarr
         mean = spec.c_z[i] * z_i + spec.c_x[i] * x_hat
         return grid_gaussian(spec.delta[i - 1], mean, spec.s_p[i], int(spec.rp[i]))
 
-    n_real = int(real.sum())
     top = grid_gaussian(spec.delta[spec.K], np.zeros(n_real), 1.0, int(spec.r_top))
     if stats is not None:
         a1, s1 = spec.alpha[spec.K], spec.sigma[spec.K]
