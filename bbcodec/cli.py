@@ -191,15 +191,16 @@ def demo(model_name, steps, grid, grid_bits, device, quiet):
 @click.option("--ema", type=float, default=0.995, show_default=True)
 @click.option("--threads", type=int, default=1, show_default=True)
 @click.option("--val-images", type=int, default=1000, show_default=True)
+@click.option("--init-from", default=None, help="start a new run from a model folder's weights (e.g. models/NAME)")
 @_guard
-def train(data, run_dir, minutes, config_json, batch, lr, ema, threads, val_images):
+def train(data, run_dir, minutes, config_json, batch, lr, ema, threads, val_images, init_from):
     """Train (or resume) a VDM prior."""
     from .diffusion.net import DEFAULT_CONFIG
     from .train import TrainOptions, train as run_train
 
     cfg = dict(DEFAULT_CONFIG, **json.loads(Path(config_json).read_text())) if config_json else None
     run_train(TrainOptions(data=data, run=run_dir, minutes=minutes, batch=batch, lr=lr, ema=ema,
-                           threads=threads, val_images=val_images), cfg)
+                           threads=threads, val_images=val_images, init_from=init_from), cfg)
 
 
 @cli.command()
@@ -231,6 +232,41 @@ def schedule(model_name, data, n_images, batch, points, out, threads):
     if out:
         from .fileio import write_atomic
         write_atomic(out, (json.dumps(g, indent=1) + "\n").encode(), force=True)
+
+
+@cli.command()
+@click.argument("dataset")
+@click.option("--codec", "codecs", multiple=True, default=["vdm"], show_default=True,
+              help="vdm, png, webp, jxl, jpegls, jp2k (repeatable)")
+@click.option("--limit", type=int, default=None, help="first N images")
+@click.option("--offset", type=int, default=0)
+@_model_opt
+@click.option("--steps", type=click.IntRange(1, 100_000), default=DEFAULT_STEPS, show_default=True)
+@click.option("--grid", default=None)
+@click.option("--grid-bits", type=click.IntRange(0, 8), default=DEFAULT_GRID_BITS, show_default=True)
+@click.option("--parallel", type=click.IntRange(1, 65536), default=1, show_default=True)
+@click.option("--mode", "modes", multiple=True, type=click.Choice(["archive", "per-file"]),
+              default=["archive", "per-file"], show_default=True)
+@click.option("--out", default=None, help="JSON results (source of truth); a .md table is written beside it")
+@click.option("--resume", is_flag=True, help="skip runs already in --out")
+@click.option("--threads", type=int, default=None)
+@_device_opt
+@click.option("--quiet", is_flag=True)
+@_guard
+def bench(dataset, codecs, limit, offset, model_name, steps, grid, grid_bits, parallel, modes, out, resume,
+          threads, device, quiet):
+    """Benchmark codecs on a dataset: decoded and compared, then bits, NELBO and seconds."""
+    import torch
+    from . import bench as B
+
+    if threads:
+        torch.set_num_threads(threads)
+    res = B.run(dataset, list(codecs), limit, offset, out, model_name, steps, grid, grid_bits, parallel,
+                list(modes), resume=resume, device=device, show_progress=_show_progress(quiet))
+    md = B.markdown(res)
+    if out:
+        Path(out).with_suffix(".md").write_text(md)
+    click.echo(md)
 
 
 def main(argv=None):

@@ -41,6 +41,7 @@ class TrainOptions:
     seed: int = 0
     recon_subset: int = 4
     grad_clip: float = 1.0
+    init_from: str | None = None  # a model folder (weights.pt + config.json) to start a NEW run from
 
 
 def load_images(path: str) -> np.ndarray:
@@ -85,6 +86,9 @@ def train(opts: TrainOptions, config: dict | None = None, progress=True) -> Path
     cfg_path = run / "config.json"
     if cfg_path.exists():
         config = json.loads(cfg_path.read_text())
+    elif opts.init_from:
+        config = json.loads((Path(opts.init_from) / "config.json").read_text())
+        cfg_path.write_text(json.dumps(config, indent=1))
     else:
         config = dict(config or DEFAULT_CONFIG)
         cfg_path.write_text(json.dumps(config, indent=1))
@@ -106,6 +110,17 @@ def train(opts: TrainOptions, config: dict | None = None, progress=True) -> Path
         st.update(json.loads(saved["meta"]))
     else:
         torch.manual_seed(opts.seed)
+        if opts.init_from:
+            # Continue from shipped (EMA, float16-stored) weights: the optimizer state starts afresh.
+            sd = torch.load(Path(opts.init_from) / "weights.pt", weights_only=True)
+            sd = {k: v.float() for k, v in sd.items()}
+            model.load_state_dict(sd)
+            ema.load_state_dict(sd)
+            card = Path(opts.init_from) / "card.json"
+            if card.exists():
+                tr = json.loads(card.read_text())["training"]
+                st["images"] = tr.get("images_seen_at_best", 0)
+                st["seconds"] = tr.get("wall_seconds_at_best", 0.0)
 
     def perm(epoch):
         return np.random.default_rng([opts.seed, epoch]).permutation(len(train_x))

@@ -1,0 +1,47 @@
+"""The shipped default model: registry checks always; round trips on CIFAR-10 images when slow."""
+import numpy as np
+import pytest
+
+from bbcodec import api
+from bbcodec.diffusion.codec import CodingParams
+from bbcodec.images import ImageData
+from bbcodec.registry import list_models, load_model
+
+from conftest import cifar_samples
+
+
+def test_registry_verifies_the_shipped_weights():
+    ms = list_models()
+    assert any(m["default"] for m in ms)
+    m = load_model()
+    assert m.sha256 and m.card.get("test_nelbo_bpd")
+    # the optimal grids it ships are valid time grids
+    for name, table in m.grids.items():
+        for k, t in table.items():
+            assert len(t) == int(k) + 1 and t[0] == 0.0 and t[-1] == 1.0 and np.all(np.diff(t) > 0)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("grid_bits,parallel", [(1, 1), (0, 2)])
+def test_shipped_model_round_trip_on_cifar(grid_bits, parallel):
+    m = load_model()
+    x = cifar_samples()[:3]
+    imgs = [ImageData(f"{i}.png", "RGB", 32, 32, np.ascontiguousarray(a.transpose(2, 0, 1))) for i, a in enumerate(x)]
+    data, rep = api.compress(imgs, m, CodingParams(steps=25, grid=m.default_grid, grid_bits=grid_bits),
+                             parallel=parallel)
+    out, _ = api.decompress(data, m)
+    for a, b in zip(imgs, out):
+        assert np.array_equal(a.main, b.main)
+    assert rep.bpd_without_initial < 1.05 * rep.nelbo_bpd
+
+
+@pytest.mark.slow
+def test_bench_cli_small(tmp_path):
+    from click.testing import CliRunner
+    from bbcodec.cli import cli
+    npz = tmp_path / "d.npz"
+    np.savez(npz, x=cifar_samples()[:2])
+    out = tmp_path / "r.json"
+    r = CliRunner().invoke(cli, ["bench", str(npz), "--steps", "8", "--grid", "uniform", "--out", str(out), "--quiet"])
+    assert r.exit_code == 0, r.output
+    assert "archive" in out.with_suffix(".md").read_text()
