@@ -21,7 +21,7 @@ from . import container
 from .ans import Stack, seed_words
 from .diffusion.codec import ChainSpec, ChainStats, CodingParams, EpsFn, tile_batch_codec
 from .errors import BbcError, FormatError, ModelError
-from .images import ImageData
+from .images import ImageData, archive_checksum
 from .registry import LoadedModel
 
 CODEC_ID = "vdm-bitswap"
@@ -172,8 +172,9 @@ def compress(images: list[ImageData], model: LoadedModel, params: CodingParams =
             [{"name": d.name, "width": d.width, "height": d.height, "mode": d.mode,
               "channels": int(d.main.shape[0]), "alpha": int(d.alpha is not None),
               "palette_mode": d.palette_mode, "palette_bytes": len(d.palette or b""),
-              "transparency": _transparency_to_json(d.transparency), "crc32": d.checksum()}
+              "transparency": _transparency_to_json(d.transparency)}
              for d in images]),
+        "pixels_crc32": archive_checksum(images),
     }
     data = container.Container(header, container.words_to_bytes(words[kept:]), side).to_bytes()
     side_bits = 8 * len(side)
@@ -255,9 +256,8 @@ def decompress(data: bytes, model: LoadedModel, progress: bool = False) -> tuple
         if im["palette_mode"] is not None:
             palette = side[pos:pos + im["palette_bytes"]]
             pos += im["palette_bytes"]
-        d = ImageData(im["name"], im["mode"], W, H, main, alpha, palette, im["palette_mode"],
-                      _transparency_from_json(im["transparency"]))
-        if d.checksum() != im["crc32"]:
-            raise FormatError(f"{im['name']}: " + mismatch)
-        out.append(d)
+        out.append(ImageData(im["name"], im["mode"], W, H, main, alpha, palette, im["palette_mode"],
+                             _transparency_from_json(im["transparency"])))
+    if archive_checksum(out) != h["pixels_crc32"]:
+        raise FormatError(mismatch)
     return out, h

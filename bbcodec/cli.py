@@ -14,7 +14,7 @@ import click
 from .errors import BbcError
 
 DEFAULT_STEPS = 100
-DEFAULT_GRID_BITS = 1
+DEFAULT_GRID_BITS = 0
 
 
 def _fail(msg: str, code: int = 1):

@@ -54,21 +54,6 @@ def grid_gaussian(delta: float, mean: np.ndarray, std: np.ndarray, radius: int) 
     return Codec(push, pop)
 
 
-def permuted(inner: Codec, perm: np.ndarray) -> Codec:
-    """Codec for x whose symbols `inner` codes in the order x[perm] (inner's parameters must already
-    be in that order)."""
-    def push(st, x):
-        inner.push(st, x[perm])
-
-    def pop(st):
-        y = inner.pop(st)
-        x = np.empty_like(y)
-        x[perm] = y
-        return x
-
-    return Codec(push, pop)
-
-
 def serial(codecs: list[Codec]) -> Codec:
     """Codec for a tuple of symbol arrays, one per codec; pushed in reverse so pops run forward."""
     def push(st, xs):

@@ -21,8 +21,10 @@ Header fields (JSON, no pickle):
                     far better than records: a CIFAR-10 archive pays a few bytes per image):
                     "name", "width", "height", "mode", "channels" (coded by the prior: 1 or 3),
                     "alpha" (0/1), "palette_mode" (str|null), "palette_bytes" (int),
-                    "transparency" (int|hex str|null), "crc32" (of the decoded image's pixels,
-                    palette and mode: `images.ImageData.checksum`)
+                    "transparency" (int|hex str|null)
+    pixels_crc32    CRC32 over all decoded images (pixels, palettes, modes, sizes, in order; see
+                    `images.archive_checksum`): one field, not one per image, because at CIFAR-10
+                    sizes four bytes per image would cost 0.01 bits/dim
     payload_bytes, payload_crc32, side_bytes, side_crc32
 
 Everything is validated before anything is allocated from it: sizes are bounded (MAX_PIXELS
@@ -136,17 +138,17 @@ def validate_header(h: dict) -> None:
         _need(im["mode"] in ("1", "L", "LA", "P", "RGB", "RGBA"), "invalid image entry (mode)")
         _int(im, "alpha", 0, 1)
         _int(im, "palette_bytes", 0, 4096)
-        _int(im, "crc32", 0, 2**32 - 1)
         total += w * hh
         _need(total <= MAX_PIXELS, f"image sizes in the header exceed the {MAX_PIXELS} pixel limit")
     _int(h, "payload_bytes", 0, 1 << 40)
     _int(h, "side_bytes", 0, MAX_SIDE)
     _int(h, "payload_crc32", 0, 2**32 - 1)
+    _int(h, "pixels_crc32", 0, 2**32 - 1)
     _int(h, "side_crc32", 0, 2**32 - 1)
 
 
 IMAGE_COLUMNS = ("name", "width", "height", "mode", "channels", "alpha", "palette_mode", "palette_bytes",
-                 "transparency", "crc32")
+                 "transparency")
 
 
 def image_table(records: list[dict]) -> dict:

@@ -51,6 +51,11 @@ class ImageData:
         return c
 
 
+def archive_checksum(images: list[ImageData]) -> int:
+    """CRC32 over the checksums of all images, in order."""
+    return zlib.crc32(b"".join(d.checksum().to_bytes(4, "little") for d in images))
+
+
 def from_pil(img: Image.Image, name: str) -> ImageData:
     mode = img.mode
     if mode not in SUPPORTED_MODES:

@@ -22,14 +22,13 @@ import numpy as np
 import torch
 
 from ..bitsback import bitswap_chain
-from ..codecs import Codec, categorical, grid_gaussian, permuted
+from ..codecs import Codec, categorical, grid_gaussian
 from .schedule import Schedule
 from .vdm import LN2, pixel_to_model_np, recon_probs_np, reverse_coefficients
 
 # Format constants of latent coding version 1. Frozen: change them only under a new version.
 Q_RADIUS_STDS = 8.0      # q pops cover +-8 std (the edge bins take the tails)
 PAD_NOISE_SEED = 0xB0B5
-PERM_SEED = 0x9E37
 TIME_GRIDS = ("uniform",)
 
 
@@ -183,12 +182,8 @@ def tile_batch_codec(spec: ChainSpec, eps_fn, mask: np.ndarray, x_true: np.ndarr
                      lambda st: inner.pop(st).astype(np.uint8))
 
     def posterior(i, n_prev):
-        # Popped in a fresh pseudo-random order at every step. Popping right after a push reads the
-        # quantile of the symbol just pushed; in the same pixel order each pixel's forward noise
-        # would follow its own previous p-residual, drifting the chain off q and costing bits.
-        perm = np.random.Generator(np.random.PCG64([PERM_SEED, i, n_real])).permutation(n_real)
-        z_prev = n_prev[perm] * spec.delta[i - 1]
-        return permuted(grid_gaussian(spec.delta[i], spec.a_q[i] * z_prev, spec.s_q[i], int(spec.rq[i])), perm)
+        z_prev = n_prev * spec.delta[i - 1]
+        return grid_gaussian(spec.delta[i], spec.a_q[i] * z_prev, spec.s_q[i], int(spec.rq[i]))
 
     def prior(i, n_i):
         z_i = n_i * spec.delta[i]
