@@ -17,7 +17,7 @@ def run_demo(model_name, steps, grid, grid_bits, device, progress):
     from . import api
     from .registry import load_model
 
-    files = sorted(SAMPLES.glob("*.png"))
+    files = sorted(SAMPLES.glob("*.png"))[:4]
     images = [read_image(str(f), name=f.name) for f in files]
     model = load_model(model_name, device)
     grid = grid or model.default_grid

@@ -1,0 +1,102 @@
+"""Mutated, truncated and spliced .bbc files and random bytes: a clean BbcError or the right
+pixels, never another exception. The default run is short; `-m slow` runs 10,000 cases."""
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from bbcodec import api, container
+from bbcodec.diffusion.codec import CodingParams
+from bbcodec.errors import BbcError
+
+from conftest import image_data
+
+
+@pytest.fixture(scope="module")
+def valid(tiny_model):
+    imgs = [image_data("RGB", 9, 7, 1, "a.png"), image_data("LA", 5, 3, 2, "b.png")]
+    data, _ = api.compress(imgs, tiny_model, CodingParams(steps=2))
+    return data, imgs
+
+
+def _refix_crcs(data: bytes) -> bytes:
+    """Recompute the checksums so that a mutation reaches the decoder instead of the CRC check."""
+    try:
+        c = container.parse(data, verify_checksums=False)
+    except BbcError:
+        return data
+    return container.Container(c.header, c.payload, c.side).to_bytes()
+
+
+def _check(data, tiny_model, imgs):
+    try:
+        out, _ = api.decompress(data, tiny_model)
+    except BbcError as e:
+        assert "\n" not in str(e)
+        return
+    # decoded without error: it must be the right pictures (mutation hit nothing that matters)
+    assert [d.checksum() for d in out] == [d.checksum() for d in imgs]
+
+
+def _mutations(n_max):
+    return st.lists(st.tuples(st.integers(0, 10**6), st.integers(1, 255)), min_size=1, max_size=n_max)
+
+
+def _run(valid, tiny_model, muts, cut, splice, refix):
+    data, imgs = valid
+    b = bytearray(data)
+    for pos, x in muts:
+        b[pos % len(b)] ^= x
+    if cut is not None:
+        b = b[:cut % (len(b) + 1)]
+    if splice:
+        b = b + data[len(data) // 2:]
+    b = bytes(b)
+    if refix:
+        b = _refix_crcs(b)
+    _check(b, tiny_model, imgs)
+
+
+FUZZ = dict(deadline=10_000, suppress_health_check=list(HealthCheck), derandomize=True)
+
+
+@settings(max_examples=60, **FUZZ)
+@given(muts=_mutations(4), cut=st.one_of(st.none(), st.integers(0, 10**6)), splice=st.booleans(),
+       refix=st.booleans())
+def test_fuzz_mutations(valid, tiny_model, muts, cut, splice, refix):
+    _run(valid, tiny_model, muts, cut, splice, refix)
+
+
+@settings(max_examples=40, **FUZZ)
+@given(st.binary(max_size=300))
+def test_fuzz_random_bytes(tiny_model, blob):
+    for b in (blob, container.MAGIC + blob, container.MAGIC + struct.pack("<HI", 1, len(blob)) + blob):
+        try:
+            api.decompress(b, tiny_model)
+        except BbcError:
+            pass
+
+
+def test_lying_header_is_refused_before_allocation(valid, tiny_model):
+    data, _ = valid
+    c = container.parse(data)
+    h = dict(c.header)
+    h["images"] = dict(h["images"], width=[100000, 5], height=[100000, 3])
+    bad = container.Container(h, c.payload, c.side).to_bytes()
+    with pytest.raises(BbcError, match="pixel limit"):
+        api.decompress(bad, tiny_model)
+    # a zip bomb in the header is refused too
+    bomb = zlib.compress(b" " * (container.MAX_HEADER + 10))
+    blob = container.MAGIC + struct.pack("<HI", 1, len(bomb)) + bomb + struct.pack("<I", zlib.crc32(bomb))
+    with pytest.raises(BbcError):
+        api.decompress(blob, tiny_model)
+
+
+@pytest.mark.slow
+@settings(max_examples=10_000, **FUZZ)
+@given(muts=_mutations(6), cut=st.one_of(st.none(), st.integers(0, 10**6)), splice=st.booleans(),
+       refix=st.booleans())
+def test_fuzz_long(valid, tiny_model, muts, cut, splice, refix):
+    _run(valid, tiny_model, muts, cut, splice, refix)
