@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -78,6 +79,9 @@ def _side_chunks(d: ImageData) -> list[bytes]:
         out.append(np.ascontiguousarray(d.alpha).tobytes())
     if d.palette is not None:
         out.append(d.palette)
+    for b in (d.icc, d.exif):
+        if b:
+            out.append(b)
     return out
 
 
@@ -121,6 +125,18 @@ class Report:
                 "seconds": self.seconds}
 
 
+@contextmanager
+def torch_threads(n: int):
+    """Run the network with exactly n intra-op threads: on the CPU its float results depend on
+    how reductions are split between threads, so the decoder must use the encoder's count."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
 def _progress(total: int, enabled: bool, desc: str):
     from tqdm import tqdm
     return tqdm(total=total, disable=not enabled, desc=desc, unit="step", leave=False, dynamic_ncols=True)
@@ -141,6 +157,7 @@ def compress(images: list[ImageData], model: LoadedModel, params: CodingParams =
              for t in make_tiles(i, d.main, d.height, d.width, d.main.shape[0], T)]
     batches = _batches(len(tiles), parallel)
     n_words = 64 + math.ceil(max(len(b) for b in batches) * 3 * T * T * (8 + params.grid_bits) / 32)
+    threads = torch.get_num_threads()
     with torch.inference_mode(), _progress(len(batches) * spec.K, progress, "encode") as bar:
         for _ in range(MAX_SEED_RETRIES):
             bar.reset()
@@ -167,12 +184,14 @@ def compress(images: list[ImageData], model: LoadedModel, params: CodingParams =
         "codec": CODEC_ID,
         "model": {"name": model.name, "sha256": model.sha256},
         "coding": {"steps": params.steps, "grid": params.grid, "grid_bits": params.grid_bits, "tile": T,
-                   "parallel": parallel, "seed_words": n_words, "seed_kept": kept},
+                   "parallel": parallel, "seed_words": n_words, "seed_kept": kept, "threads": threads,
+                   "device": model.device},
         "images": container.image_table(
             [{"name": d.name, "width": d.width, "height": d.height, "mode": d.mode,
               "channels": int(d.main.shape[0]), "alpha": int(d.alpha is not None),
               "palette_mode": d.palette_mode, "palette_bytes": len(d.palette or b""),
-              "transparency": _transparency_to_json(d.transparency)}
+              "transparency": _transparency_to_json(d.transparency), "meta": d.meta,
+              "icc_bytes": len(d.icc or b""), "exif_bytes": len(d.exif or b"")}
              for d in images]),
         "pixels_crc32": archive_checksum(images),
     }
@@ -224,9 +243,11 @@ def decompress(data: bytes, model: LoadedModel, progress: bool = False) -> tuple
     except ValueError:
         raise FormatError("corrupted payload")
     eps_fn = EpsFn(model.vdm.net, model.device)
-    mismatch = ("decoded data does not match: the file is corrupted, or probabilities differed "
-                "between encoder and decoder (model, device or torch version)")
-    with torch.inference_mode(), _progress(len(batches) * spec.K, progress, "decode") as bar:
+    mismatch = ("decoded data does not match: the file is corrupted, or the network's probabilities "
+                f"differed from the encoder's (encoded on {cod['device']}, decoding on {model.device}; "
+                "same model, device kind and torch build are required)")
+    with torch.inference_mode(), torch_threads(cod["threads"]), \
+            _progress(len(batches) * spec.K, progress, "decode") as bar:
         for b in reversed(batches):
             mask = np.stack([tiles[j].mask for j in b])
             codec = tile_batch_codec(spec, eps_fn, mask, on_step=bar.update)
@@ -241,7 +262,7 @@ def decompress(data: bytes, model: LoadedModel, progress: bool = False) -> tuple
     if not np.array_equal(stack.words(), seed):
         raise FormatError(mismatch)
     side = container.unpack_side(c.side, sum(im["height"] * im["width"] * im["alpha"] + im["palette_bytes"]
-                                             for im in metas))
+                                             + im["icc_bytes"] + im["exif_bytes"] for im in metas))
     out, pos, k = [], 0, 0
     for i, im in enumerate(metas):
         H, W, C = im["height"], im["width"], im["channels"]
@@ -256,8 +277,12 @@ def decompress(data: bytes, model: LoadedModel, progress: bool = False) -> tuple
         if im["palette_mode"] is not None:
             palette = side[pos:pos + im["palette_bytes"]]
             pos += im["palette_bytes"]
+        icc = side[pos:pos + im["icc_bytes"]] or None
+        pos += im["icc_bytes"]
+        exif = side[pos:pos + im["exif_bytes"]] or None
+        pos += im["exif_bytes"]
         out.append(ImageData(im["name"], im["mode"], W, H, main, alpha, palette, im["palette_mode"],
-                             _transparency_from_json(im["transparency"])))
+                             _transparency_from_json(im["transparency"]), im["meta"], icc, exif))
     if archive_checksum(out) != h["pixels_crc32"]:
         raise FormatError(mismatch)
     return out, h

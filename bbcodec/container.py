@@ -9,19 +9,22 @@
     10+H        4     CRC32 of the H header bytes, uint32 LE
     14+H        P     payload: the ANS stack as uint32 LE words, bottom first, without the
                       `coding.seed_kept` bottom words, which equal the seed and are regenerated
-    14+H+P      A     side data: one zlib stream (alpha planes, palettes)
+    14+H+P      A     side data: one zlib stream (per image in order: alpha plane, palette, ICC profile, EXIF)
     end of file exactly here: trailing bytes are an error
 
 Header fields (JSON, no pickle):
     codec           "vdm-bitswap"
     model           {"name": str, "sha256": first 16 hex digits of the weights file's sha256}
     coding          {"steps": K, "grid": time-grid id, "grid_bits": b, "tile": T, "parallel": tiles in
-                     flight, "seed_words": W, "seed_kept": m}
+                     flight, "seed_words": W, "seed_kept": m, "threads": torch intra-op threads of the
+                     encoder (the decoder uses the same: CPU float results depend on it),
+                     "device": "cpu" or "cuda" (where the encoder ran the network)}
     images          the image table, one list per column, one entry per image (columns compress
                     far better than records: a CIFAR-10 archive pays a few bytes per image):
                     "name", "width", "height", "mode", "channels" (coded by the prior: 1 or 3),
                     "alpha" (0/1), "palette_mode" (str|null), "palette_bytes" (int),
-                    "transparency" (int|hex str|null)
+                    "transparency" (int|hex str|null), "meta" (object: text, gamma, chromaticity,
+                    srgb, dpi), "icc_bytes", "exif_bytes" (lengths of those side-data chunks)
     pixels_crc32    CRC32 over all decoded images (pixels, palettes, modes, sizes, in order; see
                     `images.archive_checksum`): one field, not one per image, because at CIFAR-10
                     sizes four bytes per image would cost 0.01 bits/dim
@@ -114,6 +117,24 @@ def parse(data: bytes, verify_checksums: bool = True) -> Container:
     return Container(h, payload, side)
 
 
+def _num(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and abs(v) < 1e9
+
+
+def _valid_meta(m) -> bool:
+    if not isinstance(m, dict) or not set(m) <= {"text", "gamma", "srgb", "chromaticity", "dpi"}:
+        return False
+    t = m.get("text", {})
+    ok = isinstance(t, dict) and all(isinstance(k, str) and isinstance(v, str) and 0 < len(k) < 80
+                                     for k, v in t.items())
+    ok &= _num(m.get("gamma", 1)) and m.get("gamma", 1) > 0
+    ok &= m.get("srgb", 0) in (0, 1, 2, 3)
+    for key, n in (("chromaticity", 8), ("dpi", 2)):
+        v = m.get(key, [1] * n)
+        ok &= isinstance(v, list) and len(v) == n and all(_num(x) and x >= 0 for x in v)
+    return bool(ok)
+
+
 def validate_header(h: dict) -> None:
     _need(h.get("codec") == "vdm-bitswap", f"unknown codec {h.get('codec')!r}")
     m = h.get("model")
@@ -128,6 +149,8 @@ def validate_header(h: dict) -> None:
     _int(c, "parallel", 1, 1 << 16)
     _int(c, "seed_words", 1, 1 << 28)
     _int(c, "seed_kept", 0, c["seed_words"])
+    _int(c, "threads", 1, 4096)
+    _need(c.get("device") in ("cpu", "cuda"), "invalid header field 'device'")
     table = h.get("images")
     _need(isinstance(table, dict) and set(table) == set(IMAGE_COLUMNS), "invalid header field 'images'")
     n = len(table["name"])
@@ -142,6 +165,9 @@ def validate_header(h: dict) -> None:
         _need(im["mode"] in ("1", "L", "LA", "P", "RGB", "RGBA"), "invalid image entry (mode)")
         _int(im, "alpha", 0, 1)
         _int(im, "palette_bytes", 0, 4096)
+        _int(im, "icc_bytes", 0, 1 << 24)
+        _int(im, "exif_bytes", 0, 1 << 24)
+        _need(_valid_meta(im["meta"]), "invalid image entry (meta)")
         total += w * hh
         _need(total <= MAX_PIXELS, f"image sizes in the header exceed the {MAX_PIXELS} pixel limit")
     _int(h, "payload_bytes", 0, 1 << 40)
@@ -152,7 +178,7 @@ def validate_header(h: dict) -> None:
 
 
 IMAGE_COLUMNS = ("name", "width", "height", "mode", "channels", "alpha", "palette_mode", "palette_bytes",
-                 "transparency")
+                 "transparency", "meta", "icc_bytes", "exif_bytes")
 
 
 def image_table(records: list[dict]) -> dict:

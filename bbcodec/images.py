@@ -2,8 +2,11 @@
 
 - `main`: uint8 [C, H, W] with C = 3 (RGB) or 1 (L, P indices, 1-bit as 0/255), coded by the prior;
 - `alpha`: uint8 [H, W] or None (LA, RGBA), coded as side data;
-- `palette` (+ its raw mode) and `transparency` for P images, stored as side data.
-Anything Pillow cannot give as 8 bits per channel in one of these modes is refused.
+- `palette` (+ its raw mode) and `transparency` for P images, stored as side data;
+- metadata users care about, restored in the decoded PNG: the ICC profile and EXIF (as side
+  data), PNG text chunks (tEXt/zTXt/iTXt, restored as text), gamma (gAMA), chromaticities
+  (cHRM), sRGB intent and dpi (pHYs). Other ancillary chunks (tIME, bKGD, sBIT, ...) are not kept.
+Anything Pillow cannot give as 8 bits per channel in one of these modes, and animations, are refused.
 """
 from __future__ import annotations
 
@@ -33,7 +36,9 @@ class ImageData:
     palette: bytes | None = None
     palette_mode: str | None = None
     transparency: object = None         # P images: int index or bytes, as Pillow gives it
-    extra: dict = field(default_factory=dict)
+    meta: dict = field(default_factory=dict)   # JSON-able: text, gamma, chromaticity, srgb, dpi
+    icc: bytes | None = None
+    exif: bytes | None = None
 
     @property
     def subpixels(self) -> int:
@@ -48,6 +53,9 @@ class ImageData:
             c = zlib.crc32(np.ascontiguousarray(self.alpha).tobytes(), c)
         if self.palette is not None:
             c = zlib.crc32(self.palette, c)
+        c = zlib.crc32(json.dumps(self.meta, sort_keys=True).encode(), c)
+        for b in (self.icc, self.exif):
+            c = zlib.crc32(b"-" if b is None else b"+" + b, c)
         return c
 
 
@@ -60,6 +68,8 @@ def from_pil(img: Image.Image, name: str) -> ImageData:
     mode = img.mode
     if mode not in SUPPORTED_MODES:
         raise ImageError(f"{name}: unsupported image mode {mode} (supported: 8-bit {', '.join(SUPPORTED_MODES)})")
+    if getattr(img, "n_frames", 1) > 1:
+        raise ImageError(f"{name}: animated images are not supported")
     w, h = img.size
     if w * h > MAX_IMAGE_PIXELS:
         raise ImageError(f"{name}: {w}x{h} is larger than the {MAX_IMAGE_PIXELS} pixel limit")
@@ -82,9 +92,24 @@ def from_pil(img: Image.Image, name: str) -> ImageData:
         palette_mode = pal.mode if pal is not None else "RGB"
         palette = bytes(pal.tobytes()) if pal is not None else b""
         transparency = img.info.get("transparency")
+    info = img.info
+    meta = {}
+    text = getattr(img, "text", None) or {}
+    if text:
+        meta["text"] = {str(k): str(v) for k, v in text.items()}
+    for key in ("gamma", "srgb"):
+        if key in info:
+            meta[key] = info[key]
+    if "chromaticity" in info:
+        meta["chromaticity"] = [float(v) for v in info["chromaticity"]]
+    if "dpi" in info:
+        meta["dpi"] = [float(v) for v in info["dpi"]]
+    icc = info.get("icc_profile") or None
+    exif = info.get("exif") or None
     return ImageData(name, mode, w, h, np.ascontiguousarray(main, dtype=np.uint8),
                      None if alpha is None else np.ascontiguousarray(alpha, dtype=np.uint8),
-                     palette, palette_mode, transparency)
+                     palette, palette_mode, transparency, meta,
+                     bytes(icc) if icc else None, bytes(exif) if exif else None)
 
 
 def to_pil(d: ImageData) -> Image.Image:
@@ -128,10 +153,32 @@ def read_image(path: str, data: bytes | None = None, name: str | None = None) ->
 
 
 def png_bytes(d: ImageData) -> bytes:
+    import struct
+    from PIL import PngImagePlugin
+
     buf = io.BytesIO()
     img = to_pil(d)
     kw = {}
     if d.transparency is not None:
         kw["transparency"] = d.transparency
-    img.save(buf, format="PNG", **kw)
+    info = PngImagePlugin.PngInfo()
+    for k, v in d.meta.get("text", {}).items():
+        try:
+            v.encode("latin-1")
+            info.add_text(k, v)
+        except UnicodeEncodeError:
+            info.add_itxt(k, v)
+    if "gamma" in d.meta:
+        info.add(b"gAMA", struct.pack(">I", int(round(d.meta["gamma"] * 100000))))
+    if "chromaticity" in d.meta:
+        info.add(b"cHRM", struct.pack(">8I", *(int(round(v * 100000)) for v in d.meta["chromaticity"])))
+    if "srgb" in d.meta:
+        info.add(b"sRGB", bytes([int(d.meta["srgb"])]))
+    if "dpi" in d.meta:
+        kw["dpi"] = tuple(d.meta["dpi"])
+    if d.icc:
+        kw["icc_profile"] = d.icc
+    if d.exif:
+        kw["exif"] = d.exif
+    img.save(buf, format="PNG", pnginfo=info, **kw)
     return buf.getvalue()

@@ -114,3 +114,58 @@ def test_growing_batches_keep_initial_bits_of_one_tile(tiny_model):
     _, r1 = api.compress(imgs, tiny_model, CodingParams(steps=6), parallel=1)
     _, r8 = _round_trip(imgs, tiny_model, steps=6, parallel=8)
     assert r8.initial_bits <= 1.5 * r1.initial_bits
+
+
+def test_png_metadata_survives(tiny_model, tmp_path):
+    """ICC profile, text chunks (latin-1 and UTF-8), gamma, chromaticities, sRGB, dpi and EXIF."""
+    import io
+    from PIL import Image, PngImagePlugin
+    from bbcodec.images import png_bytes, read_image
+    from conftest import pil_image
+    im = pil_image("RGB", 12, 9)
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Title", "a test")
+    info.add_itxt("Comment", "ünïcode ✓")
+    info.add(b"gAMA", (45455).to_bytes(4, "big"))
+    info.add(b"cHRM", b"".join(v.to_bytes(4, "big") for v in (31270, 32900, 64000, 33000, 30000, 60000, 15000, 6000)))
+    exif = Image.Exif()
+    exif[0x010E] = "described"
+    buf = io.BytesIO()
+    im.save(buf, "PNG", pnginfo=info, icc_profile=b"not-a-real-icc" * 20, dpi=(300, 300), exif=exif.tobytes())
+    d = read_image("m.png", data=buf.getvalue(), name="m.png")
+    assert d.icc and d.exif and d.meta["text"]["Comment"] == "ünïcode ✓"
+    (out,), _ = api.decompress(api.compress([d], tiny_model, CodingParams(steps=2))[0], tiny_model)
+    back = Image.open(io.BytesIO(png_bytes(out)))
+    back.load()
+    orig = Image.open(io.BytesIO(buf.getvalue()))
+    orig.load()
+    assert back.info["icc_profile"] == orig.info["icc_profile"]
+    assert back.text == orig.text
+    for k in ("gamma", "chromaticity", "dpi", "exif"):
+        assert back.info[k] == orig.info[k], k
+    assert np.array_equal(np.asarray(back), np.asarray(orig))
+
+
+def test_animated_images_are_refused(tmp_path):
+    from PIL import Image
+    from bbcodec.errors import ImageError
+    from bbcodec.images import read_image
+    frames = [Image.new("RGB", (4, 4), c) for c in ("red", "blue")]
+    frames[0].save(tmp_path / "a.png", save_all=True, append_images=frames[1:])
+    with pytest.raises(ImageError, match="animated"):
+        read_image(str(tmp_path / "a.png"))
+
+
+def test_decoding_under_another_thread_count(tiny_model):
+    """The decoder replays the encoder's batches; the torch thread count must not matter."""
+    import torch
+    imgs = [image_data("RGB", 70, 40, 9)]
+    n = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        data, _ = api.compress(imgs, tiny_model, CodingParams(steps=5), parallel=3)
+        torch.set_num_threads(1)
+        out, _ = api.decompress(data, tiny_model)
+    finally:
+        torch.set_num_threads(n)
+    assert np.array_equal(out[0].main, imgs[0].main)

@@ -1,0 +1,119 @@
+"""Regenerate README's results section and the plots from the committed JSON in bench/results/.
+
+    .venv/bin/python bench/report.py
+
+Nothing here is typed in by hand: every figure comes from a results JSON or a model's files.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RES = ROOT / "bench" / "results"
+sys.path.insert(0, str(ROOT))
+
+from bbcodec.bench import markdown  # noqa: E402
+
+
+def _load(name):
+    p = RES / name
+    return json.loads(p.read_text()) if p.exists() else None
+
+
+def training_curve(model_dir: Path, out_png: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in csv.DictReader(open(model_dir / "train_log.csv")) if r["val_bpd"]]
+    img = [int(r["images"]) for r in rows]
+    hrs = [float(r["seconds"]) / 3600 for r in rows]
+    val = [float(r["val_bpd"]) for r in rows]
+    fig, ax = plt.subplots(1, 2, figsize=(9, 3.4))
+    ax[0].plot(img, val, "o-")
+    ax[0].set_xlabel("training images seen")
+    ax[1].plot(hrs, val, "o-")
+    ax[1].set_xlabel("wall-clock hours (2-core CPU, 1 thread)")
+    for a in ax:
+        a.set_ylabel("validation NELBO (bits/dim)")
+        a.grid(alpha=0.3)
+    fig.suptitle(f"{model_dir.name}: continuous-time NELBO on 1,000 held-out training images")
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=110)
+    plt.close(fig)
+
+
+def perfile_scatter(res: dict, out_png: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    run = next(r for r in res["runs"] if r["codec"] == "vdm" and r["mode"] == "per-file")
+    pi = run["per_image"]
+    ref = [p["model_nelbo_k_bits"] / p["subpixels"] for p in pi]
+    fig, ax = plt.subplots(figsize=(4.6, 4))
+    ax.scatter(ref, [p["bpd"] for p in pi], s=14, label="whole file")
+    ax.scatter(ref, [(8 * p["bytes"] - p["initial_bits"]) / p["subpixels"] for p in pi], s=14,
+               label="without initial bits")
+    lo, hi = min(ref) * 0.95, max(p["bpd"] for p in pi) * 1.02
+    ax.plot([lo, hi], [lo, hi], "k--", lw=0.8, label="= model NELBO_K")
+    ax.set_xlabel("model NELBO_K (bits/dim)")
+    ax.set_ylabel("achieved (bits/dim)")
+    ax.legend(fontsize=8)
+    ax.set_title("one .bbc per CIFAR-10 test image", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=110)
+    plt.close(fig)
+
+
+def main() -> None:
+    parts = []
+    vdm_runs = {"runs": []}
+    for name in ("cifar10_test_vdm_archive100.json", "cifar10_test_vdm_perfile20.json"):
+        r = _load(name)
+        if r:
+            vdm_runs["runs"] += r["runs"]
+    classical = _load("cifar10_test_classical.json")
+    if vdm_runs["runs"] or classical:
+        both = {"runs": vdm_runs["runs"] + (classical["runs"] if classical else [])}
+        parts.append("### CIFAR-10 test set\n\nbbcodec rows: first 100 test images in one archive, and the first "
+                     "20 as one file each; classical rows: all 10,000 images, one file each.\n\n"
+                     + markdown(both)
+                     + "\nCommands: `bash bench/run_issue2.sh` (bbcodec rows), `bbcodec bench cifar10-test --codec png "
+                       "--codec webp --codec jxl --codec jpegls --codec jp2k --out bench/results/cifar10_test_classical.json` "
+                       "(classical rows).\n")
+        pf = _load("cifar10_test_vdm_perfile20.json")
+        if pf:
+            perfile_scatter(pf, RES / "cifar10_perfile_achieved_vs_nelbo.png")
+            parts.append("![achieved vs NELBO](bench/results/cifar10_perfile_achieved_vs_nelbo.png)\n")
+    photos = _load("photos_full_classical.json")
+    if photos:
+        parts.append("### Full-size photos (`photos-full`, 9 images, classical codecs, one file each)\n\n"
+                     + markdown(photos)
+                     + "\nCommand: `bbcodec bench photos-full --codec png --codec webp --codec jxl --codec jpegls "
+                       "--codec jp2k --out bench/results/photos_full_classical.json`.\n")
+    reg = json.loads((ROOT / "models" / "registry.json").read_text())
+    mdir = ROOT / "models" / reg["default"]
+    card = json.loads((mdir / "card.json").read_text())
+    training_curve(mdir, RES / "training_curve.png")
+    parts.append(f"### The default model `{card['name']}`\n\n"
+                 f"Continuous-time test NELBO on the first {card['test_images']:,} CIFAR-10 test images: "
+                 f"**{card['test_nelbo_bpd']:.4f} ± {card['test_nelbo_se']:.4f} bits/dim** "
+                 f"({card['parameters']:,} parameters, {card['training']['images_seen_at_best']:,} training images "
+                 f"seen, {card['training']['wall_seconds_at_best'] / 3600:.2f} h on 2 CPU cores). "
+                 f"See `models/{card['name']}/MODEL_CARD.md`.\n\n"
+                 "![training curve](bench/results/training_curve.png)\n")
+    body = "\n".join(parts)
+    readme = (ROOT / "README.md").read_text()
+    new = re.sub(r"<!-- results:begin -->.*<!-- results:end -->",
+                 "<!-- results:begin -->\n" + body + "\n<!-- results:end -->", readme, flags=re.S)
+    (ROOT / "README.md").write_text(new)
+    print(body)
+
+
+if __name__ == "__main__":
+    main()
