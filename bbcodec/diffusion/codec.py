@@ -97,6 +97,13 @@ class ChainSpec:
         for i in range(1, K + 1):
             rq[i] = math.ceil(Q_RADIUS_STDS * self.s_q[i] / self.delta[i])
         self.rq = rq
+        # Pop stds shrunk so that std^2 + delta^2/12 (the rounding to the grid adds about
+        # delta^2/12) equals the schedule's variance: without it every step's noise is inflated by
+        # the rounding, the chain drifts noisier than the network was trained for, and bits are lost.
+        # (Measured with the first CIFAR model, K = 100, grid_bits 0: 5.58 -> 5.38 bits/dim, now level
+        # with the model's NELBO_K.) delta <= the step std, so the difference stays positive.
+        self.pop_std0 = math.sqrt(self.sigma[0] ** 2 - self.delta[0] ** 2 / 12)
+        self.pop_std = np.sqrt(self.s_q ** 2 - self.delta ** 2 / 12)
 
         E = np.empty(K + 1)
         E[0] = (rq[0] + 0.5) * self.delta[0]
@@ -170,7 +177,7 @@ def tile_batch_codec(spec: ChainSpec, eps_fn, mask: np.ndarray, x_true: np.ndarr
 
     def posterior0(x):
         f = pixel_to_model_np(x)
-        return grid_gaussian(spec.delta[0], spec.alpha[0] * f, spec.sigma[0], int(spec.rq[0]))
+        return grid_gaussian(spec.delta[0], spec.alpha[0] * f, spec.pop_std0, int(spec.rq[0]))
 
     def likelihood(n0):
         probs = recon_probs_np(n0 * spec.delta[0], spec.alpha[0], spec.sigma[0])
@@ -183,7 +190,7 @@ def tile_batch_codec(spec: ChainSpec, eps_fn, mask: np.ndarray, x_true: np.ndarr
 
     def posterior(i, n_prev):
         z_prev = n_prev * spec.delta[i - 1]
-        return grid_gaussian(spec.delta[i], spec.a_q[i] * z_prev, spec.s_q[i], int(spec.rq[i]))
+        return grid_gaussian(spec.delta[i], spec.a_q[i] * z_prev, spec.pop_std[i], int(spec.rq[i]))
 
     def prior(i, n_i):
         z_i = n_i * spec.delta[i]
