@@ -26,7 +26,8 @@ def _hardware() -> str:
                 break
     except OSError:
         pass
-    return f"{cpu}, {torch.get_num_threads()} torch thread(s) available"
+    import os
+    return f"{cpu} ({os.cpu_count()} cores)"
 
 
 def ship(run: str, name: str, test_npz: str, train_npz: str, n_test: int = 1000, description: str = "",
@@ -73,7 +74,8 @@ def ship(run: str, name: str, test_npz: str, train_npz: str, n_test: int = 1000,
         "schedule": {"gamma_min": model.schedule.gamma_min, "gamma_max": model.schedule.gamma_max},
         "training": {"images_seen_at_best": best[1], "wall_seconds_at_best": best[2],
                      "images_seen_total": meta["images"], "steps_total": meta["step"],
-                     "wall_seconds_total": meta["seconds"], "hardware": _hardware()},
+                     "wall_seconds_total": meta["seconds"], "hardware": _hardware(),
+                     "threads": meta.get("threads", 1), "batch": meta.get("batch", 16)},
         "val_nelbo_bpd": best[0],
         "test_nelbo_bpd": test["bpd"], "test_nelbo_se": test["se"], "test_images": n_test,
         "test_nelbo_note": f"continuous-time NELBO, mean of {test_repeats} antithetic time samples per image, fixed seed",
@@ -84,8 +86,31 @@ def ship(run: str, name: str, test_npz: str, train_npz: str, n_test: int = 1000,
     return card
 
 
+def add_coded_figures(name: str, bench_json: str) -> dict:
+    """Put the measured coded rate (archive mode, from a committed bench JSON) on a model's card."""
+    res = json.loads(Path(bench_json).read_text())
+    run = next(r for r in res["runs"] if r["codec"] == "vdm" and r["mode"] == "archive" and r["model"] == name)
+    s = run["summary"]
+    folder = MODELS_DIR / name
+    card = json.loads((folder / "card.json").read_text())
+    card["coded"] = {"bench": Path(bench_json).name, "images": s["images"], "options": run["options"],
+                     "bpd": s["bpd"], "bpd_without_initial": s["bpd_without_initial"],
+                     "model_nelbo_k_bpd": s.get("model_nelbo_k_bpd")}
+    (folder / "card.json").write_text(json.dumps(card, indent=1) + "\n")
+    (folder / "MODEL_CARD.md").write_text(render_card(card))
+    return card
+
+
 def render_card(c: dict) -> str:
     t = c["training"]
+    coded = ""
+    if "coded" in c:
+        k = c["coded"]
+        o = k["options"]
+        coded = (f"- **Coded** (first {k['images']} CIFAR-10 test images in one archive, K={o['steps']}, "
+                 f"grid {o['grid']}, grid_bits {o['grid_bits']}): **{k['bpd']:.4f} bits/dim** for the whole file, "
+                 f"{k['bpd_without_initial']:.4f} without the initial bits; the model's NELBO_K on the same images "
+                 f"{k['model_nelbo_k_bpd']:.4f} (`bench/results/{k['bench']}`).\n")
     return f"""# {c['name']}
 
 - **What**: VDM prior (learned linear noise schedule, eps-prediction U-Net with Fourier features)
@@ -94,12 +119,12 @@ def render_card(c: dict) -> str:
 - **Training**: {t['images_seen_at_best']:,} images seen ({t['images_seen_at_best'] / 49000:.2f} epochs)
   in {t['wall_seconds_at_best'] / 3600:.2f} h of wall time at the shipped checkpoint (EMA weights, best
   validation); the run went on to {t['images_seen_total']:,} images / {t['wall_seconds_total'] / 3600:.2f} h.
-  Hardware: {t['hardware']}; AdamW, batch 16, continuous-time VDM loss with antithetic times.
+  Hardware: {t['hardware']}, trained with {t.get('threads', 1)} torch thread(s); AdamW, batch {t.get('batch', 16)}, continuous-time VDM loss with antithetic times.
 - **Schedule**: gamma_min = {c['schedule']['gamma_min']:.4f}, gamma_max = {c['schedule']['gamma_max']:.4f}.
 - **Validation NELBO** (last 1,000 training images): {c['val_nelbo_bpd']:.4f} bits/dim.
 - **Test NELBO** (first {c['test_images']:,} CIFAR-10 test images, {c['test_nelbo_note']}):
   **{c['test_nelbo_bpd']:.4f} ± {c['test_nelbo_se']:.4f} bits/dim**.
-- **Weights**: `weights.pt`, a state dict stored in float16 (loaded with weights_only=True and upcast:
+{coded}- **Weights**: `weights.pt`, a state dict stored in float16 (loaded with weights_only=True and upcast:
   the shipped model is the rounded weights), sha256 `{c['sha256']}…` checked by the registry.
 - **Training log**: `train_log.csv` (loss and validation against images and seconds).
 

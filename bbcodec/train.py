@@ -100,7 +100,8 @@ def train(opts: TrainOptions, config: dict | None = None, progress=True) -> Path
     data = load_images(opts.data)
     train_x, val_x = data[:-opts.val_images], data[-opts.val_images:]
     state_path = run / "state.pt"
-    st = {"step": 0, "images": 0, "epoch": 0, "pos": 0, "seconds": 0.0, "best_val": float("inf")}
+    st = {"step": 0, "images": 0, "epoch": 0, "pos": 0, "seconds": 0.0, "best_val": float("inf"),
+          "threads": opts.threads, "batch": opts.batch}
     if state_path.exists():
         saved = torch.load(state_path, weights_only=True)
         model.load_state_dict(saved["model"])
