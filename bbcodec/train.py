@@ -179,7 +179,7 @@ def train(opts: TrainOptions, config: dict | None = None, progress=True) -> Path
         st["images"] += opts.batch
         acc["loss_bpd"] += float(loss.detach())
         for k, v in terms.items():
-            acc[k] += float(v.mean())
+            acc[k] += float(v.detach().mean())
         n_acc += 1
         st["seconds"] = sec0 + time.time() - t_start
         do_val = time.time() - last_val > opts.val_every_min * 60
