@@ -36,7 +36,7 @@ class Tile:
     mask: np.ndarray   # bool  [3, T, T]
 
 
-def tile_layout(height: int, width: int, channels: int, T: int):
+def tile_layout(height: int, width: int, T: int):
     """(y, x, h, w) of every tile of an image, row-major."""
     for ty in range(math.ceil(height / T)):
         for tx in range(math.ceil(width / T)):
@@ -47,7 +47,7 @@ def tile_layout(height: int, width: int, channels: int, T: int):
 def make_tiles(index: int, main: np.ndarray | None, height: int, width: int, channels: int, T: int) -> list[Tile]:
     """Cut main (uint8 [C, H, W], or None for the decoder) into masked T x T tiles."""
     tiles = []
-    for y, x, h, w in tile_layout(height, width, channels, T):
+    for y, x, h, w in tile_layout(height, width, T):
         t = np.zeros((3, T, T), dtype=np.uint8)
         m = np.zeros((3, T, T), dtype=bool)
         m[:channels, :h, :w] = True
@@ -267,7 +267,7 @@ def decompress(data: bytes, model: LoadedModel, progress: bool = False) -> tuple
     for i, im in enumerate(metas):
         H, W, C = im["height"], im["width"], im["channels"]
         main = np.zeros((C, H, W), dtype=np.uint8)
-        for y, x0, th, tw in tile_layout(H, W, C, T):
+        for y, x0, th, tw in tile_layout(H, W, T):
             main[:, y:y + th, x0:x0 + tw] = tiles[k].x[:C, :th, :tw]
             k += 1
         alpha = palette = None

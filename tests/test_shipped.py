@@ -32,7 +32,11 @@ def test_shipped_model_round_trip_on_cifar(grid_bits, parallel):
     out, _ = api.decompress(data, m)
     for a, b in zip(imgs, out):
         assert np.array_equal(a.main, b.main)
-    assert rep.bpd_without_initial < 1.05 * rep.nelbo_bpd
+    # the stack's own bits (header excluded: it weighs 0.2 bits/dim on three 32x32 images) stay
+    # within 3% of the NELBO of the chain that was coded
+    from bbcodec import container
+    stack_bits = 8 * len(container.parse(data).payload) - rep.initial_bits
+    assert stack_bits < 1.03 * rep.nelbo_bits
 
 
 @pytest.mark.slow

@@ -24,7 +24,7 @@ import torch
 from ..bitsback import bitswap_chain
 from ..codecs import Codec, categorical, grid_gaussian
 from .schedule import Schedule
-from .vdm import LN2, pixel_to_model_np, recon_probs_np, reverse_coefficients
+from .vdm import pixel_to_model_np, prior_kl_bits, recon_probs_np, reverse_coefficients, step_kl_bits
 
 # Format constants of latent coding version 1. Frozen: change them only under a new version.
 Q_RADIUS_STDS = 8.0      # q pops cover +-8 std (the edge bins take the tails)
@@ -199,8 +199,7 @@ def tile_batch_codec(spec: ChainSpec, eps_fn, mask: np.ndarray, x_true: np.ndarr
         eps = eps_fn(z_full.reshape(mask.shape), spec.gamma[i]).reshape(-1)[real]
         x_hat = np.clip((z_i - spec.sigma[i] * eps) / spec.alpha[i], -1.0, 1.0)
         if stats is not None:
-            sq = np.square(f_true - x_hat)
-            stats.diffusion += per_tile(0.5 * (spec.snr[i - 1] - spec.snr[i]) * sq / LN2)
+            stats.diffusion += per_tile(step_kl_bits(spec.snr[i - 1], spec.snr[i], f_true, x_hat))
         if on_step is not None:
             on_step()
         mean = spec.c_z[i] * z_i + spec.c_x[i] * x_hat
@@ -208,9 +207,7 @@ def tile_batch_codec(spec: ChainSpec, eps_fn, mask: np.ndarray, x_true: np.ndarr
 
     top = grid_gaussian(spec.delta[spec.K], np.zeros(n_real), 1.0, int(spec.r_top))
     if stats is not None:
-        a1, s1 = spec.alpha[spec.K], spec.sigma[spec.K]
-        kl = 0.5 * (s1**2 + a1**2 * np.square(f_true) - np.log(s1**2) - 1.0) / LN2
-        stats.prior += per_tile(kl)
+        stats.prior += per_tile(prior_kl_bits(spec.alpha[spec.K], spec.sigma[spec.K], f_true))
 
     chain = bitswap_chain(spec.K, posterior0, likelihood, posterior, prior, top)
     return chain
