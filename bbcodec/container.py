@@ -31,8 +31,11 @@ Header fields (JSON, no pickle):
     payload_bytes, payload_crc32, side_bytes, side_crc32
 
 Everything is validated before anything is allocated from it: sizes are bounded (MAX_PIXELS
-pixels over all images of a file, Pillow's own decompression-bomb limit), and the payload and
-side lengths must match the file's length exactly.
+pixels over all images of a file, Pillow's own decompression-bomb limit), the header inflates to
+at most MAX_HEADER bytes, side data to exactly the lengths the header states, and the payload and
+side lengths must match the file's length exactly. Memory bound of a decode: the input file, the
+model, and about 16 bytes per pixel (tiles, masks, the decoded planes and the PNG being written;
+an estimate from the array sizes, not a measurement), so at most about 1.4 GiB at MAX_PIXELS.
 """
 from __future__ import annotations
 

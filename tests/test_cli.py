@@ -174,3 +174,43 @@ def test_models_lists_the_default():
     assert p.returncode == 0
     ms = json.loads(p.stdout)
     assert any(x["default"] for x in ms)
+
+
+def test_lying_header_via_cli(work):
+    """A header claiming 10^10 pixels (checksums recomputed so only the sizes lie) is refused."""
+    from bbcodec import container
+    d, m = work
+    assert run("compress", d / "a.png", *m, *STEPS).returncode == 0
+    c = container.parse((d / "a.bbc").read_bytes())
+    h = dict(c.header)
+    h["images"] = dict(h["images"], width=[100000], height=[100000])
+    err = _bad_file_error(d, m, container.Container(h, c.payload, c.side).to_bytes())
+    assert "pixel limit" in err
+
+
+def test_interrupt_leaves_no_partial_output(work, monkeypatch):
+    """Ctrl-C in the middle of coding: exit 130, one line, no output and no temporary file."""
+    from bbcodec import api
+    d, m = work
+
+    def boom(*a, **k):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(api, "compress", boom)
+    p = run("compress", d / "a.png", "-o", d / "x.bbc", *m, *STEPS)
+    assert p.returncode == 130 and p.stderr.decode().strip() == "bbcodec: error: interrupted"
+    assert not (d / "x.bbc").exists() and not list(d.glob(".*.tmp"))
+
+
+def test_interrupt_during_write_removes_the_temporary_file(work, monkeypatch):
+    import os as _os
+    from bbcodec import fileio
+    d, m = work
+    real = _os.fsync
+
+    def boom(fd):
+        real(fd)
+        raise KeyboardInterrupt
+    monkeypatch.setattr(fileio.os, "fsync", boom)
+    p = run("compress", d / "a.png", "-o", d / "y.bbc", *m, *STEPS)
+    assert p.returncode == 130
+    assert not (d / "y.bbc").exists() and not list(d.glob(".*.tmp"))

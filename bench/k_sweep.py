@@ -1,0 +1,61 @@
+"""NELBO_K against K for the uniform and the ELBO-optimal (opt1) time grid (issue 5's table, model side).
+
+    .venv/bin/python bench/k_sweep.py --grid uniform --out bench/results/k_sweep_uniform.json
+    .venv/bin/python bench/k_sweep.py --grid opt1    --out bench/results/k_sweep_opt1.json
+
+On the first N CIFAR-10 test images, with `--sampled` of the K steps drawn per image and scaled by
+K/m (unbiased; the standard error over images includes that sampling noise). Coder-free: fresh
+continuous latents (`bbcodec.diffusion.vdm.nelbo_k_bits`).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bbcodec.bench import load_dataset  # noqa: E402
+from bbcodec.diffusion.vdm import nelbo_k_bits  # noqa: E402
+from bbcodec.registry import load_model  # noqa: E402
+
+KS = (8, 16, 32, 64, 128, 256, 512, 1000)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", default=None)
+    ap.add_argument("--grid", default="opt1")
+    ap.add_argument("--images", type=int, default=1000)
+    ap.add_argument("--sampled", type=int, default=2, help="steps sampled per image (m)")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--out", required=True)
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    model = load_model(a.model)
+    _, arrays = load_dataset("cifar10-test", a.images)
+    x = np.stack(arrays).transpose(0, 3, 1, 2).copy()
+    d = x[0].size
+    rows = []
+    for k in KS:
+        t0 = time.time()
+        bits = nelbo_k_bits(model.vdm.net, model.schedule, x, model.time_grid(a.grid, k),
+                            sampled_steps=a.sampled, seed=k)
+        per = bits / d
+        rows.append({"K": k, "nelbo_k_bpd": float(per.mean()), "se": float(per.std(ddof=1) / np.sqrt(len(per))),
+                     "seconds": time.time() - t0})
+        print(json.dumps(rows[-1]), flush=True)
+    res = {"model": model.name, "model_sha256": model.sha256, "grid": a.grid, "images": len(x),
+           "sampled_steps_per_image": a.sampled, "rows": rows,
+           "command": "python bench/k_sweep.py " + " ".join(sys.argv[1:])}
+    Path(a.out).write_text(json.dumps(res, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
