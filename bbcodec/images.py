@@ -138,6 +138,9 @@ def read_image(path: str, data: bytes | None = None, name: str | None = None) ->
     Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
     try:
         with Image.open(io.BytesIO(data) if data is not None else path) as img:
+            w, h = img.size
+            if w * h > MAX_IMAGE_PIXELS:  # refused before any pixel is decoded
+                raise ImageError(f"{name}: {w}x{h} is larger than the {MAX_IMAGE_PIXELS} pixel limit")
             img.load()
             return from_pil(img, name)
     except ImageError:

@@ -70,6 +70,42 @@ def perfile_scatter(res: dict, out_png: Path) -> None:
     plt.close(fig)
 
 
+def k_sweep_section() -> str:
+    u, o = _load("k_sweep_uniform.json"), _load("k_sweep_opt1.json")
+    if not (u and o):
+        return ""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ou = {r["K"]: r for r in o["rows"]}
+    rows = ["| K | uniform NELBO_K | opt1 NELBO_K |", "|---:|---:|---:|"]
+    for r in u["rows"]:
+        q = ou.get(r["K"])
+        rows.append(f"| {r['K']} | {r['nelbo_k_bpd']:.4f} ± {r['se']:.4f} | "
+                    + (f"{q['nelbo_k_bpd']:.4f} ± {q['se']:.4f} |" if q else " |"))
+    fig, ax = plt.subplots(figsize=(5.2, 3.6))
+    for res, lab in ((u, "uniform"), (o, "opt1 (ELBO-optimal)")):
+        ks = [r["K"] for r in res["rows"]]
+        ax.errorbar(ks, [r["nelbo_k_bpd"] for r in res["rows"]], yerr=[r["se"] for r in res["rows"]],
+                    marker="o", capsize=2, label=lab)
+    ax.set_xscale("log")
+    ax.set_xlabel("diffusion steps K")
+    ax.set_ylabel("NELBO_K (bits/dim)")
+    ax.set_ylim(top=min(ax.get_ylim()[1], 6.0))
+    ax.grid(alpha=0.3)
+    ax.legend()
+    ax.set_title(f"{u['model']}: first {u['images']} CIFAR-10 test images", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(RES / "rate_vs_steps.png", dpi=110)
+    plt.close(fig)
+    return ("### Rate against steps (model side)\n\n"
+            f"NELBO_K of `{u['model']}` on the first {u['images']} CIFAR-10 test images, {u['sampled_steps_per_image']} "
+            "of the K steps sampled per image (unbiased; ± standard error over images, sampling noise included). "
+            "Commands: `python bench/k_sweep.py --grid uniform --out bench/results/k_sweep_uniform.json` and the "
+            "same with `--grid opt1`.\n\n" + "\n".join(rows) + "\n\n![rate vs steps](bench/results/rate_vs_steps.png)\n")
+
+
 def main() -> None:
     parts = []
     vdm_runs = {"runs": []}
@@ -98,6 +134,9 @@ def main() -> None:
         if pf:
             perfile_scatter(pf, RES / "cifar10_perfile_achieved_vs_nelbo.png")
             parts.append("![achieved vs NELBO](bench/results/cifar10_perfile_achieved_vs_nelbo.png)\n")
+    ks = k_sweep_section()
+    if ks:
+        parts.append(ks)
     photos = _load("photos_full_classical.json")
     if photos:
         parts.append("### Full-size photos (`photos-full`, 9 images, classical codecs, one file each)\n\n"

@@ -214,3 +214,12 @@ def test_interrupt_during_write_removes_the_temporary_file(work, monkeypatch):
     p = run("compress", d / "a.png", "-o", d / "y.bbc", *m, *STEPS)
     assert p.returncode == 130
     assert not (d / "y.bbc").exists() and not list(d.glob(".*.tmp"))
+
+
+def test_decompression_bomb_input_is_refused(work):
+    """A tiny PNG that claims 100 million pixels is refused before it is decoded."""
+    d, m = work
+    Image.new("1", (10_000, 10_000)).save(d / "bomb.png")
+    assert (d / "bomb.png").stat().st_size < 100_000
+    err = one_line_error(run("compress", d / "bomb.png", *m, *STEPS))
+    assert "pixel limit" in err and not (d / "bomb.bbc").exists()
