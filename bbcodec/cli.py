@@ -137,8 +137,8 @@ def info(input, as_json):
     data = fileio.read_input(input)
     h = container.parse(data).header
     records = container.image_records(h)
-    sub = sum(im["width"] * im["height"] * len(im["mode"].replace("P", "L").replace("1", "L"))
-              for im in records)
+    from .images import mode_channels
+    sub = sum(im["width"] * im["height"] * mode_channels(im["mode"]) for im in records)
     out = dict(h, images=records, bytes=len(data), subpixels=sub, bpd=8.0 * len(data) / sub)
     if as_json:
         click.echo(json.dumps(out))

@@ -25,6 +25,11 @@ SUPPORTED_MODES = ("1", "L", "LA", "P", "RGB", "RGBA")
 MAX_IMAGE_PIXELS = 89_478_485
 
 
+def mode_channels(mode: str) -> int:
+    """Subpixels per pixel of a supported mode (P and 1: one index / one bit per pixel)."""
+    return {"1": 1, "L": 1, "P": 1, "LA": 2, "RGB": 3, "RGBA": 4}[mode]
+
+
 @dataclass
 class ImageData:
     name: str
@@ -42,7 +47,7 @@ class ImageData:
 
     @property
     def subpixels(self) -> int:
-        return self.width * self.height * len(self.mode.replace("P", "L").replace("1", "L"))
+        return self.width * self.height * mode_channels(self.mode)
 
     def checksum(self) -> int:
         """CRC32 of everything the decoder must give back (mode, size, pixels, palette)."""
@@ -57,6 +62,12 @@ class ImageData:
         for b in (self.icc, self.exif):
             c = zlib.crc32(b"-" if b is None else b"+" + b, c)
         return c
+
+
+def same_image(a: ImageData, b: ImageData) -> bool:
+    """Bit-exact equality of what a round trip must give back (checksum plus the pixel planes)."""
+    return (a.checksum() == b.checksum() and np.array_equal(a.main, b.main)
+            and (a.alpha is None) == (b.alpha is None) and (a.alpha is None or np.array_equal(a.alpha, b.alpha)))
 
 
 def archive_checksum(images: list[ImageData]) -> int:

@@ -38,9 +38,10 @@ class LoadedModel:
     def time_grid(self, name: str, steps: int):
         """The K+1 times of a named grid: 'uniform', or a grid shipped with this model."""
         import numpy as np
+        from .diffusion.codec import time_grid
 
         if name == "uniform":
-            return np.linspace(0.0, 1.0, steps + 1)
+            return time_grid(name, steps)
         if name not in self.grids:
             raise ModelError(f"model {self.name} has no time grid {name!r} "
                              f"(has: uniform{''.join(', ' + g for g in self.grids)})")

@@ -29,7 +29,6 @@ from .vdm import pixel_to_model_np, prior_kl_bits, recon_probs_np, reverse_coeff
 # Format constants of latent coding version 1. Frozen: change them only under a new version.
 Q_RADIUS_STDS = 8.0      # q pops cover +-8 std (the edge bins take the tails)
 PAD_NOISE_SEED = 0xB0B5
-TIME_GRIDS = ("uniform",)
 
 
 def time_grid(name: str, steps: int) -> np.ndarray:
