@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from . import bootstrap as boot
 from . import container
 from .ans import Stack, seed_words
 from .diffusion.codec import ChainSpec, ChainStats, CodingParams, EpsFn, tile_batch_codec
@@ -57,7 +58,7 @@ def make_tiles(index: int, main: np.ndarray | None, height: int, width: int, cha
     return tiles
 
 
-def _batches(n: int, parallel: int) -> list[range]:
+def _batches(n: int, parallel: int, start: int = 0) -> list[range]:
     """Consecutive tile batches, growing from 1 up to `parallel` tiles in flight.
 
     A batch pops its initial bits from what earlier batches pushed; starting with one tile and
@@ -68,7 +69,7 @@ def _batches(n: int, parallel: int) -> list[range]:
     out, i = [], 0
     while i < n:
         b = min(parallel, max(1, i // 2), n - i)
-        out.append(range(i, i + b))
+        out.append(range(start + i, start + i + b))
         i += b
     return out
 
@@ -105,6 +106,10 @@ class Report:
     initial_bits: int
     seconds: float
     per_image_nelbo_bits: list = field(default_factory=list)
+    bootstrap_bits: int = 0       # classical bytes of the bootstrap tiles (bootstrap.py), on the stack
+    bootstrap_tiles: int = 0
+    model_tiles: int = 0
+    per_image_bootstrap_bits: list = field(default_factory=list)
 
     @property
     def bpd(self) -> float:
@@ -112,7 +117,13 @@ class Report:
 
     @property
     def nelbo_bpd(self) -> float:
+        """NELBO of the chains coded, plus side data: the model's share of the file."""
         return self.nelbo_bits / self.subpixels
+
+    @property
+    def expected_bits(self) -> float:
+        """What the file should cost without coder overhead: chain NELBO + bootstrap bytes + side data."""
+        return self.nelbo_bits + self.bootstrap_bits
 
     @property
     def bpd_without_initial(self) -> float:
@@ -120,7 +131,10 @@ class Report:
 
     def as_dict(self) -> dict:
         return {"bytes": self.bytes, "subpixels": self.subpixels, "bpd": self.bpd,
-                "nelbo_bpd": self.nelbo_bpd, "overhead_pct": 100.0 * (self.bpd / self.nelbo_bpd - 1.0),
+                "nelbo_bpd": self.nelbo_bpd, "bootstrap_bits": self.bootstrap_bits,
+                "bootstrap_tiles": self.bootstrap_tiles, "model_tiles": self.model_tiles,
+                "expected_bpd": self.expected_bits / self.subpixels,
+                "overhead_pct": 100.0 * (8.0 * self.bytes / self.expected_bits - 1.0),
                 "initial_bits": self.initial_bits, "bpd_without_initial": self.bpd_without_initial,
                 "seconds": self.seconds}
 
@@ -143,8 +157,14 @@ def _progress(total: int, enabled: bool, desc: str):
 
 
 def compress(images: list[ImageData], model: LoadedModel, params: CodingParams = CodingParams(),
-             parallel: int = 1, progress: bool = False) -> tuple[bytes, Report]:
-    """Code images into one .bbc archive on one ANS stack."""
+             parallel: int = 1, progress: bool = False, bootstrap: str | None = "auto") -> tuple[bytes, Report]:
+    """Code images into one .bbc archive on one ANS stack.
+
+    bootstrap: "auto" (the first available of `bootstrap.CODECS`), a codec name, or None (initial
+    bits from seed words only). With a codec, the leading tiles whose classical bytes cover the
+    first chain's deficit are coded with it (see bootstrap.py); a one-tile file is coded with it
+    entirely, since bits-back cannot repay a deficit larger than the tile itself.
+    """
     if not images:
         raise BbcError("no images to compress")
     if parallel < 1:
@@ -155,14 +175,25 @@ def compress(images: list[ImageData], model: LoadedModel, params: CodingParams =
     eps_fn = EpsFn(model.vdm.net, model.device)
     tiles = [t for i, d in enumerate(images)
              for t in make_tiles(i, d.main, d.height, d.width, d.main.shape[0], T)]
-    batches = _batches(len(tiles), parallel)
-    n_words = 64 + math.ceil(max(len(b) for b in batches) * 3 * T * T * (8 + params.grid_bits) / 32)
+    boot_codec = boot.default_codec() if bootstrap == "auto" else bootstrap
+    if boot_codec is not None and boot_codec not in boot.CODECS:
+        raise BbcError(f"unknown bootstrap codec {boot_codec!r} (known: {', '.join(boot.CODECS)})")
     threads = torch.get_num_threads()
+    boot_data: list[bytes] = []
+    if boot_codec is not None:
+        boot.check_codec(boot_codec)
+        with torch.inference_mode():
+            boot_data = _choose_bootstrap(tiles, boot_codec, model, params, spec, eps_fn)
+    n_boot = len(boot_data)
+    batches = _batches(len(tiles) - n_boot, parallel, start=n_boot)
+    n_words = 64 + math.ceil(max([len(b) for b in batches] + [1]) * 3 * T * T * (8 + params.grid_bits) / 32)
     with torch.inference_mode(), _progress(len(batches) * spec.K, progress, "encode") as bar:
         for _ in range(MAX_SEED_RETRIES):
             bar.reset()
             seed = seed_words(n_words)
             stack = Stack(seed)
+            for j, d in enumerate(boot_data):
+                boot.tile_codec(boot_codec, tiles[j].mask, d).push(stack, tiles[j].x)
             nelbo = np.zeros(len(images))
             for b in batches:
                 x = np.stack([tiles[j].x for j in b])
@@ -178,6 +209,9 @@ def compress(images: list[ImageData], model: LoadedModel, params: CodingParams =
             n_words *= 4  # the seed ran dry: start again with a bigger one
         else:
             raise BbcError("could not seed the stack (initial bits exhausted)")
+    boot_bits = np.zeros(len(images))
+    for j, d in enumerate(boot_data):
+        boot_bits[tiles[j].image] += boot.bits(d)
     side_chunks = [c for d in images for c in _side_chunks(d)]
     side = container.pack_side(side_chunks)
     header = {
@@ -185,7 +219,7 @@ def compress(images: list[ImageData], model: LoadedModel, params: CodingParams =
         "model": {"name": model.name, "sha256": model.sha256},
         "coding": {"steps": params.steps, "grid": params.grid, "grid_bits": params.grid_bits, "tile": T,
                    "parallel": parallel, "seed_words": n_words, "seed_kept": kept, "threads": threads,
-                   "device": model.device},
+                   "device": model.device, "boot_codec": boot_codec if n_boot else None, "boot_tiles": n_boot},
         "images": container.image_table(
             [{"name": d.name, "width": d.width, "height": d.height, "mode": d.mode,
               "channels": int(d.main.shape[0]), "alpha": int(d.alpha is not None),
@@ -199,8 +233,47 @@ def compress(images: list[ImageData], model: LoadedModel, params: CodingParams =
     side_bits = 8 * len(side)
     rep = Report(bytes=len(data), subpixels=sum(d.subpixels for d in images),
                  nelbo_bits=float(nelbo.sum()) + side_bits, initial_bits=32 * (n_words - kept),
-                 seconds=time.time() - t0, per_image_nelbo_bits=[float(v) for v in nelbo])
+                 seconds=time.time() - t0, per_image_nelbo_bits=[float(v) for v in nelbo],
+                 bootstrap_bits=int(boot_bits.sum()), bootstrap_tiles=n_boot,
+                 model_tiles=len(tiles) - n_boot, per_image_bootstrap_bits=[int(v) for v in boot_bits])
     return data, rep
+
+
+# Deficit per coded subpixel of a first chain, by (model, K, grid, b): measured once per process.
+_DEFICIT: dict[tuple, float] = {}
+
+
+def _deficit_per_subpixel(model: LoadedModel, params: CodingParams, spec: ChainSpec, eps_fn) -> float:
+    """Seed bits that a first chain draws from an otherwise empty stack, per coded subpixel.
+
+    Measured on a fixed mid-grey tile, so a file's bytes depend only on its inputs: a flat tile
+    has the smallest per-step KLs, i.e. pushes the fewest bits back, so this errs on the high side.
+    """
+    key = (model.sha256, params.steps, params.grid, params.grid_bits, model.device, torch.get_num_threads())
+    if key not in _DEFICIT:
+        T = model.tile
+        x = np.full((1, 3, T, T), 128, dtype=np.uint8)
+        mask = np.ones(x.shape, dtype=bool)
+        n_words = 64 + math.ceil(3 * T * T * (8 + params.grid_bits) / 32)
+        seed = seed_words(n_words)
+        stack = Stack(seed)
+        tile_batch_codec(spec, eps_fn, mask).push(stack, x[mask])
+        _DEFICIT[key] = 32 * (n_words - _common_prefix(stack.words(), seed)) / mask.sum()
+    return _DEFICIT[key]
+
+
+def _choose_bootstrap(tiles: list[Tile], codec: str, model, params, spec, eps_fn) -> list[bytes]:
+    """Classical bytes of the leading tiles: as many as it takes to cover the next tile's deficit."""
+    first = boot.encode_tile(codec, tiles[0].x, tiles[0].mask)
+    if len(tiles) == 1:
+        return [first]
+    per_sub = _deficit_per_subpixel(model, params, spec, eps_fn)
+    out, have = [first], boot.bits(first)
+    while len(out) < len(tiles) and have < per_sub * tiles[len(out)].mask.sum():
+        d = boot.encode_tile(codec, tiles[len(out)].x, tiles[len(out)].mask)
+        out.append(d)
+        have += boot.bits(d)
+    return out
 
 
 def _common_prefix(a: np.ndarray, b: np.ndarray) -> int:
@@ -233,7 +306,12 @@ def decompress(data: bytes, model: LoadedModel, progress: bool = False) -> tuple
     metas = container.image_records(h)
     tiles = [t for i, im in enumerate(metas)
              for t in make_tiles(i, None, im["height"], im["width"], im["channels"], T)]
-    batches = _batches(len(tiles), cod["parallel"])
+    boot_codec, n_boot = cod.get("boot_codec"), cod.get("boot_tiles", 0)
+    if n_boot > len(tiles) or (n_boot > 0) != (boot_codec is not None):
+        raise FormatError("corrupted header (bootstrap tiles)")
+    if boot_codec is not None:
+        boot.check_codec(boot_codec)
+    batches = _batches(len(tiles) - n_boot, cod["parallel"], start=n_boot)
     seed = seed_words(cod["seed_words"])
     words = np.concatenate([seed[:cod["seed_kept"]], container.bytes_to_words(c.payload)])
     if len(words) == 0:
@@ -259,6 +337,11 @@ def decompress(data: bytes, model: LoadedModel, progress: bool = False) -> tuple
             x[mask] = vals
             for k, j in enumerate(b):
                 tiles[j].x = x[k]
+        for j in reversed(range(n_boot)):
+            try:
+                tiles[j].x = boot.tile_codec(boot_codec, tiles[j].mask).pop(stack)
+            except (OverflowError, ValueError, RuntimeError):
+                raise FormatError(mismatch)
     if not np.array_equal(stack.words(), seed):
         raise FormatError(mismatch)
     side = container.unpack_side(c.side, sum(im["height"] * im["width"] * im["alpha"] + im["palette_bytes"]

@@ -31,9 +31,18 @@ def shared_data() -> Path:
     return Path(os.environ.get("BBCODEC_DATA", REPO.parent / "shared" / "data"))
 
 
+def _photos_full() -> Path:
+    """../shared's copy where present, else the set rebuilt from Debian and PyPI packages (photos.py)."""
+    shared = shared_data() / "photos-full"
+    if shared.exists():
+        return shared
+    from . import photos
+    return photos.build()
+
+
 NAMED = {
     "cifar10-test": lambda: shared_data() / "cifar10" / "test.npz",
-    "photos-full": lambda: shared_data() / "photos-full",
+    "photos-full": _photos_full,
 }
 
 
@@ -67,69 +76,94 @@ def _image_data(name: str, a: np.ndarray):
     return from_pil(Image.fromarray(a), name)
 
 
-def model_nelbo_k(model, params, imgs) -> np.ndarray:
+def model_nelbo_k(model, params, imgs, sampled_steps: int | None = None) -> np.ndarray:
     """The model's NELBO_K (bits per image) with fresh continuous samples at every step: the
-    reference the coder is judged against (RGB images of the model's tile size only)."""
+    reference the coder is judged against. Images are cut into the coder's tiles; padding and
+    missing channels are held at the coder's fixed noise and do not count."""
+    from .api import make_tiles
+    from .diffusion.codec import pad_noise
     from .diffusion.vdm import nelbo_k_bits
 
     T = model.tile
-    if not all(d.mode == "RGB" and d.width == T and d.height == T for d in imgs):
-        return None
-    x = np.stack([d.main for d in imgs])
-    return nelbo_k_bits(model.vdm.net, model.schedule, x, model.time_grid(params.grid, params.steps))
+    tiles = [t for i, d in enumerate(imgs) for t in make_tiles(i, d.main, d.height, d.width, d.main.shape[0], T)]
+    x = np.stack([t.x for t in tiles])
+    mask = np.stack([t.mask for t in tiles])
+    bits = nelbo_k_bits(model.vdm.net, model.schedule, x, model.time_grid(params.grid, params.steps),
+                        sampled_steps=sampled_steps, mask=None if mask.all() else mask, pad=pad_noise(x.shape[1:]))
+    return np.bincount([t.image for t in tiles], weights=bits, minlength=len(imgs))
 
 
-def bench_vdm(names, arrays, model, params, parallel: int, mode: str, progress=None) -> dict:
+def bench_vdm(names, arrays, model, params, parallel: int, mode: str, progress=None, bootstrap: str | None = "auto",
+              chunk: int | None = None, partial: dict | None = None, on_record=None,
+              nelbo_steps: int | None = None) -> dict:
+    """Code, decode, compare. Archive mode codes `chunk` images per archive (all in one when None);
+    per-file mode one image per file. Records are appended in order; `partial` (a previous
+    result's records) is resumed after its last complete record, and `on_record(records)` is
+    called after each one so an interrupted run can be resumed."""
     from . import api
 
     imgs = [_image_data(n, a) for n, a in zip(names, arrays)]
-    per_image = []
-    if mode == "archive":
+    size = 1 if mode == "per-file" else (chunk or len(imgs))
+    records = list((partial or {}).get("records", []))
+    start = sum(r["images"] for r in records)
+    if progress and start:
+        progress(start)
+    for i in range(start, len(imgs), size):
+        group = imgs[i:i + size]
         t0 = time.time()
-        data, rep = api.compress(imgs, model, params, parallel=parallel)
+        data, rep = api.compress(group, model, params, parallel=parallel, bootstrap=bootstrap)
         t_enc = time.time() - t0
         t0 = time.time()
         out, _ = api.decompress(data, model)
         t_dec = time.time() - t0
-        for a, b in zip(imgs, out):
+        for a, b in zip(group, out):
             if not same_image(a, b):
                 raise BbcError(f"{a.name}: round trip is not bit-exact")
-        nel = rep.per_image_nelbo_bits
-        per_image = [{"name": d.name, "nelbo_bits": nel[i]} for i, d in enumerate(imgs)]
-        total = {"bytes": rep.bytes, "subpixels": rep.subpixels, "initial_bits": rep.initial_bits,
-                 "nelbo_bits": rep.nelbo_bits, "encode_s": t_enc, "decode_s": t_dec}
-    else:
-        total = {"bytes": 0, "subpixels": 0, "initial_bits": 0, "nelbo_bits": 0.0, "encode_s": 0.0, "decode_s": 0.0}
-        for d in imgs:
-            t0 = time.time()
-            data, rep = api.compress([d], model, params, parallel=parallel)
-            t_enc = time.time() - t0
-            t0 = time.time()
-            (b,), _ = api.decompress(data, model)
-            t_dec = time.time() - t0
-            if not same_image(d, b):
-                raise BbcError(f"{d.name}: round trip is not bit-exact")
-            per_image.append({"name": d.name, "bytes": rep.bytes, "subpixels": rep.subpixels,
-                              "bpd": rep.bpd, "nelbo_bpd": rep.nelbo_bpd, "initial_bits": rep.initial_bits,
-                              "encode_s": t_enc, "decode_s": t_dec})
-            for k, v in (("bytes", rep.bytes), ("subpixels", rep.subpixels), ("initial_bits", rep.initial_bits),
-                         ("nelbo_bits", rep.nelbo_bits), ("encode_s", t_enc), ("decode_s", t_dec)):
-                total[k] += v
-            if progress:
-                progress(1)
-    n = len(imgs)
-    s = total["subpixels"]
+        records.append({"first": group[0].name, "images": len(group), "bytes": rep.bytes,
+                        "subpixels": rep.subpixels, "bpd": rep.bpd, "initial_bits": rep.initial_bits,
+                        "nelbo_bits": rep.nelbo_bits, "bootstrap_bits": rep.bootstrap_bits,
+                        "bootstrap_tiles": rep.bootstrap_tiles, "model_tiles": rep.model_tiles,
+                        "encode_s": t_enc, "decode_s": t_dec,
+                        "per_image_nelbo_bits": rep.per_image_nelbo_bits,
+                        "per_image_bootstrap_bits": rep.per_image_bootstrap_bits})
+        if on_record:
+            on_record(records)
+        if progress:
+            progress(len(group))
+    return summarize_vdm(records, imgs, model, params, nelbo_steps)
+
+
+def summarize_vdm(records: list[dict], imgs, model, params, nelbo_steps: int | None = None) -> dict:
+    tot = {k: sum(r[k] for r in records) for k in ("images", "bytes", "subpixels", "initial_bits", "nelbo_bits",
+                                                   "bootstrap_bits", "bootstrap_tiles", "model_tiles",
+                                                   "encode_s", "decode_s")}
+    n, s = tot["images"], tot["subpixels"]
+    expected = tot["nelbo_bits"] + tot["bootstrap_bits"]
     summary = {
-        "images": n, "bytes": total["bytes"], "subpixels": s,
-        "bpd": 8 * total["bytes"] / s,
-        "bpd_without_initial": (8 * total["bytes"] - total["initial_bits"]) / s,
-        "nelbo_bpd": total["nelbo_bits"] / s,
-        "initial_bits": total["initial_bits"],
-        "encode_s_per_image": total["encode_s"] / n, "decode_s_per_image": total["decode_s"] / n,
+        "images": n, "files": len(records), "bytes": tot["bytes"], "subpixels": s,
+        "bpd": 8 * tot["bytes"] / s,
+        "bpd_without_initial": (8 * tot["bytes"] - tot["initial_bits"]) / s,
+        "nelbo_bpd": tot["nelbo_bits"] / s,
+        "bootstrap_bpd": tot["bootstrap_bits"] / s,
+        "expected_bpd": expected / s,
+        "initial_bits": tot["initial_bits"],
+        "bootstrap_tiles": tot["bootstrap_tiles"], "model_tiles": tot["model_tiles"],
+        "encode_s_per_image": tot["encode_s"] / n, "decode_s_per_image": tot["decode_s"] / n,
+        "encode_s_per_megapixel": tot["encode_s"] / (s / 3 / 1e6), "decode_s_per_megapixel": tot["decode_s"] / (s / 3 / 1e6),
     }
-    summary["ratio_to_nelbo"] = summary["bpd"] / summary["nelbo_bpd"]
-    summary["ratio_to_nelbo_without_initial"] = summary["bpd_without_initial"] / summary["nelbo_bpd"]
-    ref = model_nelbo_k(model, params, imgs)
+    summary["ratio_to_expected"] = 8 * tot["bytes"] / expected
+    per_image = []
+    for r in records:
+        for k in range(r["images"]):
+            per_image.append({"nelbo_bits": r["per_image_nelbo_bits"][k],
+                              "bootstrap_bits": r["per_image_bootstrap_bits"][k]})
+            if r["images"] == 1:
+                per_image[-1].update(bytes=r["bytes"], subpixels=r["subpixels"], bpd=r["bpd"],
+                                     initial_bits=r["initial_bits"])
+    for d, p in zip(imgs, per_image):
+        p["name"] = d.name
+    ref = model_nelbo_k(model, params, imgs, nelbo_steps)
+    summary["model_nelbo_k_sampled_steps"] = nelbo_steps or params.steps
     if ref is not None:
         per = ref / np.array([d.subpixels for d in imgs])
         summary["model_nelbo_k_bpd"] = float(ref.sum() / s)
@@ -138,7 +172,7 @@ def bench_vdm(names, arrays, model, params, parallel: int, mode: str, progress=N
         summary["ratio_to_model_nelbo_k_without_initial"] = summary["bpd_without_initial"] / summary["model_nelbo_k_bpd"]
         for p, v in zip(per_image, ref):
             p["model_nelbo_k_bits"] = float(v)
-    return {"summary": summary, "per_image": per_image}
+    return {"summary": summary, "per_image": per_image, "records": records}
 
 
 def bench_classical(names, arrays, codec: str, progress=None) -> dict:
@@ -181,14 +215,28 @@ def environment() -> dict:
 
 def run(dataset: str, codecs: list[str], limit: int | None, offset: int, out: str | None,
         model_name: str | None, steps: int, grid: str | None, grid_bits: int, parallel: int,
-        modes: list[str], resume: bool = False, device: str = "cpu", show_progress: bool = True) -> dict:
+        modes: list[str], resume: bool = False, device: str = "cpu", show_progress: bool = True,
+        bootstrap: str | None = "auto", chunk: int | None = None, nelbo_steps: int | None = None) -> dict:
+    """Run every (codec, mode) on the dataset; with `out`, the JSON is rewritten after every coded
+    file, and `resume` continues a partial JSON: finished runs are kept, an unfinished one goes on
+    after its last complete file."""
     from tqdm import tqdm
 
+    for codec in codecs:
+        if codec != "vdm":
+            from . import baselines
+            baselines.get(codec)  # unknown codec: a clean error before any work
     names, arrays = load_dataset(dataset, limit, offset)
     result = {"dataset": dataset, "offset": offset, "images": len(names), "runs": [], "env": environment()}
     if resume and out and Path(out).exists():
-        result = json.loads(Path(out).read_text())
-    done = {r["key"] for r in result["runs"]}
+        try:
+            prev = json.loads(Path(out).read_text())
+        except (OSError, ValueError):
+            raise BbcError(f"{out}: not a bench JSON to resume from")
+        if prev.get("dataset") != dataset or prev.get("offset") != offset or prev.get("images") != len(names):
+            raise BbcError(f"{out} was written for another dataset, offset or --limit; cannot resume it")
+        result = prev
+    runs = {r["key"]: r for r in result["runs"]}
     for codec in codecs:
         if codec == "vdm":
             from .diffusion.codec import CodingParams
@@ -197,19 +245,32 @@ def run(dataset: str, codecs: list[str], limit: int | None, offset: int, out: st
             g = grid or model.default_grid
             params = CodingParams(steps=steps, grid=g, grid_bits=grid_bits)
             for mode in modes:
-                key = f"vdm:{model.name}:K{steps}:{g}:b{grid_bits}:p{parallel}:{mode}"
-                if key in done:
+                size = "" if mode == "per-file" or not chunk else f":chunk{chunk}"
+                key = f"vdm:{model.name}:K{steps}:{g}:b{grid_bits}:p{parallel}:boot-{bootstrap or 'none'}:{mode}{size}"
+                if key in runs and runs[key].get("complete", True):
                     continue
-                bar = tqdm(total=len(names), desc=key, disable=not show_progress or mode == "archive", leave=False)
-                r = bench_vdm(names, arrays, model, params, parallel, mode, progress=bar.update)
+                entry = runs.get(key)
+                if entry is None:
+                    entry = {"key": key, "codec": "vdm", "mode": mode, "model": model.name,
+                             "model_sha256": model.sha256, "complete": False,
+                             "options": {"steps": steps, "grid": g, "grid_bits": grid_bits, "parallel": parallel,
+                                         "bootstrap": bootstrap, "chunk": chunk if mode == "archive" else 1}}
+                    result["runs"].append(entry)
+                    runs[key] = entry
+
+                def on_record(records, entry=entry):
+                    entry["records"] = records
+                    _save(result, out)
+
+                bar = tqdm(total=len(names), desc=key, disable=not show_progress, leave=False)
+                r = bench_vdm(names, arrays, model, params, parallel, mode, progress=bar.update, bootstrap=bootstrap,
+                              chunk=chunk, partial=entry, on_record=on_record, nelbo_steps=nelbo_steps)
                 bar.close()
-                r.update(key=key, codec="vdm", mode=mode, model=model.name, model_sha256=model.sha256,
-                         options={"steps": steps, "grid": g, "grid_bits": grid_bits, "parallel": parallel})
-                result["runs"].append(r)
+                entry.update(r, complete=True)
                 _save(result, out)
         else:
             key = f"{codec}:per-file"
-            if key in done:
+            if key in runs:
                 continue
             bar = tqdm(total=len(names), desc=codec, disable=not show_progress, leave=False)
             r = bench_classical(names, arrays, codec, progress=bar.update)
@@ -228,19 +289,23 @@ def _save(result: dict, out: str | None) -> None:
 
 
 def markdown(result: dict) -> str:
-    rows = ["| codec | mode | images | bits/dim (file) | without initial bits | model NELBO_K | file / NELBO_K | "
-            "without initial / NELBO_K | encode s/img | decode s/img |",
+    rows = ["| codec | mode | images | bits/dim (file) | without initial bits | tiles: bootstrap / model | "
+            "model NELBO_K | file / NELBO_K | encode s/img | decode s/img |",
             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in result["runs"]:
+        if "summary" not in r:
+            continue  # unfinished (resume it with --resume)
         s = r["summary"]
         if r["codec"] == "vdm":
             o = r["options"]
-            name = f"bbcodec {r['model']} K={o['steps']} {o['grid']} b={o['grid_bits']} p={o['parallel']}"
+            boot = o.get("bootstrap", "none") or "none"
+            chunk = f", {o['chunk']} per archive" if r["mode"] == "archive" and o.get("chunk") else ""
+            name = f"bbcodec {r['model']} K={o['steps']} {o['grid']} b={o['grid_bits']} p={o['parallel']} boot={boot}"
             ref = s.get("model_nelbo_k_bpd")
-            refs = (f"{ref:.4f} ± {s['model_nelbo_k_se']:.4f} | {s['ratio_to_model_nelbo_k']:.4f} | "
-                    f"{s['ratio_to_model_nelbo_k_without_initial']:.4f}") if ref else f"({s['nelbo_bpd']:.4f} chain) | | "
-            rows.append(f"| {name} | {r['mode']} | {s['images']} | {s['bpd']:.4f} | {s['bpd_without_initial']:.4f} | "
-                        f"{refs} | {s['encode_s_per_image']:.2f} | {s['decode_s_per_image']:.2f} |")
+            refs = f"{ref:.4f} ± {s['model_nelbo_k_se']:.4f} | {s['ratio_to_model_nelbo_k']:.4f}" if ref else " | "
+            tiles = f"{s.get('bootstrap_tiles', 0)} / {s.get('model_tiles', '')}"
+            rows.append(f"| {name} | {r['mode']}{chunk} | {s['images']} | {s['bpd']:.4f} | {s['bpd_without_initial']:.4f} | "
+                        f"{tiles} | {refs} | {s['encode_s_per_image']:.2f} | {s['decode_s_per_image']:.2f} |")
         else:
             rows.append(f"| {r['codec']} ({s['library']}) | {r['mode']} | {s['images']} | {s['bpd']:.4f} | | | | | "
                         f"{s['encode_s_per_image']:.4f} | {s['decode_s_per_image']:.4f} |")

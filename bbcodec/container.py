@@ -2,10 +2,13 @@
 
     offset      size  field
     0           4     magic b"\\x89BBC"
-    4           2     format version, uint16 little-endian (1)
+    4           2     format version, uint16 little-endian (2; version 1 files are still read)
     6           4     header length H, uint32 LE (at most MAX_HEADER)
-    10          H     header: a zlib stream of a UTF-8 JSON object (fields below; inflates to at
-                      most MAX_HEADER bytes)
+    10          H     header: a raw DEFLATE stream, with the preset dictionary HEADER_ZDICT, of
+                      a UTF-8 JSON object with sorted keys (fields below; inflates to at most
+                      MAX_HEADER bytes). Version 1: a zlib stream without dictionary. The
+                      dictionary cuts a one-image header from ~330 to under 100 bytes, which is
+                      0.2 bits/dim instead of 0.9 on a 32x32 file.
     10+H        4     CRC32 of the H header bytes, uint32 LE
     14+H        P     payload: the ANS stack as uint32 LE words, bottom first, without the
                       `coding.seed_kept` bottom words, which equal the seed and are regenerated
@@ -18,7 +21,9 @@ Header fields (JSON, no pickle):
     coding          {"steps": K, "grid": time-grid id, "grid_bits": b, "tile": T, "parallel": tiles in
                      flight, "seed_words": W, "seed_kept": m, "threads": torch intra-op threads of the
                      encoder (the decoder uses the same: CPU float results depend on it),
-                     "device": "cpu" or "cuda" (where the encoder ran the network)}
+                     "device": "cpu" or "cuda" (where the encoder ran the network),
+                     "boot_codec": null or a `bootstrap.CODECS` name, "boot_tiles": how many leading
+                     tiles are coded with it instead of the prior (absent: none)}
     images          the image table, one list per column, one entry per image (columns compress
                     far better than records: a CIFAR-10 archive pays a few bytes per image):
                     "name", "width", "height", "mode", "channels" (coded by the prior: 1 or 3),
@@ -49,7 +54,17 @@ import numpy as np
 from .errors import FormatError
 
 MAGIC = b"\x89BBC"
-VERSION = 1
+VERSION = 2
+READABLE_VERSIONS = (1, 2)
+# Format constant of version 2 (never edit): typical header text, the preset DEFLATE dictionary.
+HEADER_ZDICT = (
+    b'"transparency":[null],"width":[32]},"model":{"name":"cifar10-vdm-s1","sha256":"0000000000000000"},'
+    b'{"codec":"vdm-bitswap","coding":{"boot_codec":"jxl","boot_tiles":1,"device":"cpu","grid":"opt1",'
+    b'"grid_bits":0,"parallel":1,"seed_kept":100,"seed_words":100,"steps":100,"threads":1,"tile":32},'
+    b'"images":{"alpha":[0],"channels":[3],"exif_bytes":[0],"height":[32],"icc_bytes":[0],"meta":[{}],'
+    b'"mode":["RGB"],"name":["image.png"],"palette_bytes":[0],"palette_mode":[null],'
+    b'"payload_bytes":1000,"payload_crc32":1000000000,"pixels_crc32":1000000000,"side_bytes":0,"side_crc32":0}'
+)
 MAX_HEADER = 1 << 20
 MAX_IMAGES = 100_000
 MAX_SIDE = 1 << 31
@@ -69,7 +84,8 @@ class Container:
         h["payload_crc32"] = zlib.crc32(self.payload)
         h["side_bytes"] = len(self.side)
         h["side_crc32"] = zlib.crc32(self.side)
-        hb = zlib.compress(json.dumps(h, separators=(",", ":"), sort_keys=True).encode(), 9)
+        z = zlib.compressobj(9, zlib.DEFLATED, -15, 9, zlib.Z_DEFAULT_STRATEGY, HEADER_ZDICT)
+        hb = z.compress(json.dumps(h, separators=(",", ":"), sort_keys=True).encode()) + z.flush()
         return _PRE.pack(MAGIC, VERSION, len(hb)) + hb + struct.pack("<I", zlib.crc32(hb)) + self.payload + self.side
 
 
@@ -94,14 +110,15 @@ def parse(data: bytes, verify_checksums: bool = True) -> Container:
     if len(data) < _PRE.size or data[:4] != MAGIC:
         raise FormatError("not a .bbc file (bad magic)")
     _, version, hlen = _PRE.unpack_from(data)
-    _need(version == VERSION, f"unsupported .bbc format version {version} (this bbcodec reads {VERSION})")
+    _need(version in READABLE_VERSIONS,
+          f"unsupported .bbc format version {version} (this bbcodec reads {', '.join(map(str, READABLE_VERSIONS))})")
     _need(hlen <= MAX_HEADER, "corrupted header (length out of range)")
     _need(len(data) >= _PRE.size + hlen + 4, "truncated file (header incomplete)")
     hb = data[_PRE.size:_PRE.size + hlen]
     (hcrc,) = struct.unpack_from("<I", data, _PRE.size + hlen)
     _need(not verify_checksums or zlib.crc32(hb) == hcrc, "corrupted header (checksum mismatch)")
     try:
-        d = zlib.decompressobj()
+        d = zlib.decompressobj() if version == 1 else zlib.decompressobj(-15, HEADER_ZDICT)
         raw = d.decompress(hb, MAX_HEADER)
         _need(d.eof and not d.unconsumed_tail, "corrupted header (too large or incomplete)")
         h = json.loads(raw.decode())
@@ -154,6 +171,8 @@ def validate_header(h: dict) -> None:
     _int(c, "seed_kept", 0, c["seed_words"])
     _int(c, "threads", 1, 4096)
     _need(c.get("device") in ("cpu", "cuda"), "invalid header field 'device'")
+    _need(c.get("boot_codec") is None or isinstance(c.get("boot_codec"), str), "invalid header field 'boot_codec'")
+    _int({"boot_tiles": c.get("boot_tiles", 0)}, "boot_tiles", 0, MAX_PIXELS)
     table = h.get("images")
     _need(isinstance(table, dict) and set(table) == set(IMAGE_COLUMNS), "invalid header field 'images'")
     n = len(table["name"])

@@ -9,18 +9,21 @@ from bbcodec.diffusion.codec import ChainSpec, ChainStats, CodingParams, EpsFn, 
 from conftest import cifar_samples, image_data
 
 
-def _round_trip(images, model, **kw):
+def _round_trip(images, model, boots=(None, "auto"), **kw):
+    """Round trip with every tile coded by the prior (bootstrap None) and with the first tiles
+    coded classically (auto): both code paths, every time."""
     params = CodingParams(steps=kw.pop("steps", 4), grid_bits=kw.pop("grid_bits", 1), grid=kw.pop("grid", "uniform"))
-    data, rep = api.compress(images, model, params, **kw)
-    out, header = api.decompress(data, model)
-    assert len(out) == len(images)
-    for a, b in zip(images, out):
-        assert (a.mode, a.width, a.height, a.name) == (b.mode, b.width, b.height, b.name)
-        assert np.array_equal(a.main, b.main)
-        assert (a.alpha is None) == (b.alpha is None)
-        if a.alpha is not None:
-            assert np.array_equal(a.alpha, b.alpha)
-        assert a.palette == b.palette and a.transparency == b.transparency
+    for boot in boots:
+        data, rep = api.compress(images, model, params, bootstrap=boot, **kw)
+        out, header = api.decompress(data, model)
+        assert len(out) == len(images)
+        for a, b in zip(images, out):
+            assert (a.mode, a.width, a.height, a.name) == (b.mode, b.width, b.height, b.name)
+            assert np.array_equal(a.main, b.main)
+            assert (a.alpha is None) == (b.alpha is None)
+            if a.alpha is not None:
+                assert np.array_equal(a.alpha, b.alpha)
+            assert a.palette == b.palette and a.transparency == b.transparency
     return data, rep
 
 
@@ -88,9 +91,9 @@ def test_rate_matches_nelbo_of_the_sampled_chain(tiny_model):
 
 def test_initial_bits_are_counted_and_paid_once(tiny_model):
     one = [image_data("RGB", 32, 32, 1)]
-    _, r1 = api.compress(one, tiny_model, CodingParams(steps=10))
+    _, r1 = api.compress(one, tiny_model, CodingParams(steps=10), bootstrap=None)
     _, r4 = api.compress(one * 1 + [image_data("RGB", 32, 32, s, f"{s}.png") for s in (2, 3, 4)],
-                         tiny_model, CodingParams(steps=10))
+                         tiny_model, CodingParams(steps=10), bootstrap=None)
     assert r1.initial_bits > 0
     # an archive pays the initial bits of its first tile only, not per image
     assert r4.initial_bits <= 1.5 * r1.initial_bits
@@ -111,8 +114,8 @@ def test_optimal_grid_round_trip_and_unknown_grid(tiny_model):
 
 def test_growing_batches_keep_initial_bits_of_one_tile(tiny_model):
     imgs = [image_data("RGB", 32, 32, s, f"{s}.png") for s in range(12)]
-    _, r1 = api.compress(imgs, tiny_model, CodingParams(steps=6), parallel=1)
-    _, r8 = _round_trip(imgs, tiny_model, steps=6, parallel=8)
+    _, r1 = api.compress(imgs, tiny_model, CodingParams(steps=6), parallel=1, bootstrap=None)
+    _, r8 = _round_trip(imgs, tiny_model, boots=(None,), steps=6, parallel=8)
     assert r8.initial_bits <= 1.5 * r1.initial_bits
 
 
@@ -169,3 +172,55 @@ def test_decoding_under_another_thread_count(tiny_model):
     finally:
         torch.set_num_threads(n)
     assert np.array_equal(out[0].main, imgs[0].main)
+
+
+# --- bootstrap: the first tiles coded classically give the chain its initial bits ----------
+
+def _cifar_images(n):
+    from bbcodec.images import ImageData
+    return [ImageData(f"{i}.png", "RGB", 32, 32, np.ascontiguousarray(a.transpose(2, 0, 1)))
+            for i, a in enumerate(cifar_samples()[:n])]
+
+
+def test_bootstrap_replaces_the_seed_bits(tiny_model):
+    imgs = _cifar_images(6)
+    _, seeded = _round_trip(imgs, tiny_model, boots=(None,), steps=10, grid_bits=0)
+    data, boot = _round_trip(imgs, tiny_model, boots=("auto",), steps=10, grid_bits=0, parallel=3)
+    assert seeded.bootstrap_tiles == 0 and seeded.initial_bits > 3000
+    assert 1 <= boot.bootstrap_tiles < len(imgs) and boot.model_tiles == len(imgs) - boot.bootstrap_tiles
+    assert boot.initial_bits <= 64  # at most the two words of the ANS head
+    # the file pays the first tile's classical bytes instead of its model bits plus the seed bits
+    assert boot.bytes < seeded.bytes
+
+
+def test_one_tile_is_coded_classically_and_the_header_is_small(tiny_model):
+    from bbcodec import baselines, bootstrap
+    img = _cifar_images(1)
+    data, rep = _round_trip(img, tiny_model, boots=("auto",), steps=5)
+    assert rep.model_tiles == 0 and rep.bootstrap_tiles == 1
+    classical = len(baselines.get(bootstrap.default_codec()).encode(img[0].main.transpose(1, 2, 0)))
+    assert rep.bytes - classical < 130, (rep.bytes, classical)  # header and ANS head
+
+
+def test_webp_bootstrap_of_gray_and_partial_tiles(tiny_model):
+    imgs = [image_data("L", 45, 70, 3, "g.png"), image_data("RGB", 7, 50, 4, "c.png")]
+    data, rep = _round_trip(imgs, tiny_model, boots=("webp",), steps=3)
+    assert rep.bootstrap_tiles >= 1
+
+
+def test_a_missing_bootstrap_library_is_a_clean_error(tiny_model, monkeypatch):
+    from bbcodec import bootstrap
+    from bbcodec.errors import BbcError
+    data, _ = api.compress(_cifar_images(1), tiny_model, CodingParams(steps=3), bootstrap="jxl")
+    real = bootstrap.get_baseline
+
+    class Missing:
+        def __init__(self, b):
+            self.b = b
+
+        def available(self):
+            return False
+
+    monkeypatch.setattr(bootstrap, "get_baseline", lambda n: Missing(real(n)))
+    with pytest.raises(BbcError, match="not installed"):
+        api.decompress(data, tiny_model)

@@ -128,13 +128,16 @@ def prior_kl_bits(alpha1: float, sigma1: float, f: np.ndarray) -> np.ndarray:
 
 @torch.no_grad()
 def nelbo_k_bits(net, sched: Schedule, x: np.ndarray, times: np.ndarray, sampled_steps: int | None = None,
-                 seed: int = 0, batch: int = 50) -> np.ndarray:
+                 seed: int = 0, batch: int = 50, mask: np.ndarray | None = None,
+                 pad: np.ndarray | None = None) -> np.ndarray:
     """The model's discrete-time NELBO_K in bits per image, independent of any coder.  x: uint8 [B, C, H, W].
 
     recon (one z_0 sample) + KL(q(z_1|x) || N(0, I)) + sum_i 1/2 (SNR_{i-1} - SNR_i) ||s(x) - x_hat(z_{t_i})||^2
     with fresh continuous z_{t_i} ~ q(z_{t_i}|x) and x_hat clipped to [-1, 1] as the coder clips it.
     With sampled_steps = m < K, each image uses m of the K steps drawn without replacement, scaled
     by K/m: an unbiased estimate at m/K of the network cost.
+    With mask (bool, x's shape), only the True subpixels count; the others are held at the
+    fixed noise sigma_t * pad (pad: float [C, H, W]), as the coder holds uncoded subpixels.
     """
     rng = np.random.Generator(np.random.PCG64(seed))
     K = len(times) - 1
@@ -144,14 +147,16 @@ def nelbo_k_bits(net, sched: Schedule, x: np.ndarray, times: np.ndarray, sampled
     a, s = sched.alpha_sigma(times)
     g = sched.gamma(times)
     snr = np.exp(-g)
+    w = np.ones(f.shape) if mask is None else mask.astype(np.float64)
     total = np.zeros(B)
     # recon + prior
     z0 = a[0] * f + s[0] * rng.standard_normal(f.shape)
     for lo in range(0, B, 8):  # 256 probabilities per subpixel: a few images at a time
         p0 = recon_probs_np(z0[lo:lo + 8].reshape(-1), a[0], s[0])
         xs = x[lo:lo + 8].reshape(-1)
-        total[lo:lo + 8] += -np.log2(np.maximum(p0[np.arange(len(xs)), xs], 1e-300)).reshape(-1, f[0].size).sum(1)
-    total += prior_kl_bits(a[K], s[K], f).reshape(B, -1).sum(1)
+        nll = -np.log2(np.maximum(p0[np.arange(len(xs)), xs], 1e-300)).reshape(-1, f[0].size)
+        total[lo:lo + 8] += (nll * w[lo:lo + 8].reshape(nll.shape)).sum(1)
+    total += (prior_kl_bits(a[K], s[K], f) * w).reshape(B, -1).sum(1)
     steps = np.stack([rng.choice(np.arange(1, K + 1), size=m, replace=False) for _ in range(B)])  # [B, m]
     for j in range(m):
         for lo in range(0, B, batch):
@@ -160,8 +165,10 @@ def nelbo_k_bits(net, sched: Schedule, x: np.ndarray, times: np.ndarray, sampled
             eps = rng.standard_normal(f[idx].shape)
             al, si = a[st][:, None, None, None], s[st][:, None, None, None]
             z = al * f[idx] + si * eps
+            if mask is not None:
+                z = np.where(mask[idx], z, si * pad)
             e_hat = net(torch.from_numpy(z.astype(np.float32)), torch.from_numpy(g[st].astype(np.float32)))
             x_hat = np.clip((z - si * e_hat.double().numpy()) / al, -1.0, 1.0)
             kl = step_kl_bits(snr[st - 1][:, None, None, None], snr[st][:, None, None, None], f[idx], x_hat)
-            total[idx] += kl.reshape(len(idx), -1).sum(1) * K / m
+            total[idx] += (kl * w[idx]).reshape(len(idx), -1).sum(1) * K / m
     return total
