@@ -86,12 +86,24 @@ def file_sha256(path: Path) -> str:
 
 def resolve_device(device: str) -> str:
     if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda" and not torch.cuda.is_available():
         raise ModelError("--device cuda: no CUDA device is available")
     if device not in ("cpu", "cuda"):
         raise ModelError(f"unknown device {device!r} (auto, cpu or cuda)")
+    if device == "cuda":
+        deterministic_cuda()
     return device
+
+
+def deterministic_cuda() -> None:
+    """The decoder must reproduce the encoder's floats: deterministic kernels only, no TF32."""
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # read when cuBLAS starts
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    torch.use_deterministic_algorithms(True)
 
 
 _CACHE: dict = {}

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Issue 6: the CUDA round trip and throughput on any GPU machine, in under 10 minutes.
+#   bash bench/cuda_check.sh            (PY=python-with-CUDA-torch to choose the interpreter)
+# Needs a CUDA build of torch and this project's dependencies importable. Runs the CUDA tests,
+# then encodes and decodes 256 CIFAR-sized images (the bundled samples, flipped and rolled into
+# distinct images) with --device cuda at the default K, for several --parallel, and writes
+# bench/results/cuda_check.json and .md (or under $OUT when set, for a remote machine).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PY:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3 )}
+DEST=${OUT:-bench/results}
+export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
+$PY -c "import torch; assert torch.cuda.is_available(), 'no CUDA device'; print(torch.__version__, torch.cuda.get_device_name(0))"
+$PY -m pytest -q -p no:cacheprovider tests/test_cuda.py
+TMP=$(mktemp -d)
+$PY - "$TMP/set.npz" <<'PY'
+import sys, numpy as np
+from pathlib import Path
+from PIL import Image
+base = [np.asarray(Image.open(f).convert("RGB")) for f in sorted(Path("bbcodec/samples").glob("*.png"))]
+out = [np.roll(b[:, ::-1] if k & 1 else b, (k // 2) % 32, axis=(k // 64) % 2) for k in range(32) for b in base]
+np.savez(sys.argv[1], x=np.stack(out[:256]))
+PY
+for P in 1 16 256; do
+  $PY -m bbcodec.cli bench "$TMP/set.npz" --device cuda --parallel $P --mode archive --quiet \
+      --nelbo-steps 10 --out "$DEST/cuda_check_p$P.json"
+done
+rm -rf "$TMP"

@@ -1,0 +1,112 @@
+"""`bbcodec bench` with a tiny model: decoded and compared, resumable, clean errors; the photo-set builder."""
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from bbcodec import api, bench
+from bbcodec.cli import cli
+from bbcodec.errors import BbcError
+
+from conftest import cifar_samples
+
+
+@pytest.fixture
+def npz(tmp_path):
+    p = tmp_path / "d.npz"
+    np.savez(p, x=cifar_samples()[:3])
+    return p
+
+
+def _run(npz, out, tiny_model_dir, *extra):
+    return CliRunner().invoke(cli, ["bench", str(npz), "--model", str(tiny_model_dir), "--steps", "3", "--grid",
+                                    "uniform", "--codec", "vdm", "--codec", "png", "--out", str(out), "--quiet",
+                                    *extra])
+
+
+def test_bench_writes_json_and_markdown(npz, tmp_path, tiny_model_dir):
+    out = tmp_path / "r.json"
+    r = _run(npz, out, tiny_model_dir, "--chunk", "2")
+    assert r.exit_code == 0, r.output
+    res = json.loads(out.read_text())
+    runs = {x["key"].split(":")[-1] if x["codec"] == "vdm" else x["key"]: x for x in res["runs"]}
+    arch, per = runs["chunk2"], runs["per-file"]
+    assert [rec["images"] for rec in arch["records"]] == [2, 1] and len(per["records"]) == 3
+    for run in (arch, per):
+        s = run["summary"]
+        assert s["images"] == 3 and s["bpd"] == pytest.approx(8 * s["bytes"] / s["subpixels"])
+        assert s["model_nelbo_k_bpd"] > 0 and len(run["per_image"]) == 3
+    # one 32x32 image per file: the whole tile is the bootstrap
+    assert per["summary"]["model_tiles"] == 0 and per["summary"]["bootstrap_tiles"] == 3
+    assert "png:per-file" in runs and "| bbcodec" in out.with_suffix(".md").read_text()
+
+
+def test_resume_continues_after_the_last_complete_file(npz, tmp_path, tiny_model_dir, monkeypatch):
+    out = tmp_path / "r.json"
+    assert _run(npz, out, tiny_model_dir, "--mode", "per-file").exit_code == 0
+    full = json.loads(out.read_text())
+    # an interrupted run: two files done, no summary yet
+    run = next(r for r in full["runs"] if r["codec"] == "vdm")
+    partial = {"key": run["key"], "codec": "vdm", "mode": run["mode"], "model": run["model"],
+               "model_sha256": run["model_sha256"], "options": run["options"], "complete": False,
+               "records": run["records"][:2]}
+    full["runs"] = [partial]
+    out.write_text(json.dumps(full))
+    calls = []
+    real = api.compress
+    monkeypatch.setattr(api, "compress", lambda imgs, *a, **k: calls.append(len(imgs)) or real(imgs, *a, **k))
+    r = _run(npz, out, tiny_model_dir, "--mode", "per-file", "--resume")
+    assert r.exit_code == 0, r.output
+    assert calls == [1]  # only the third image was coded again
+    res = json.loads(out.read_text())
+    vdm = next(r for r in res["runs"] if r["codec"] == "vdm")
+    assert vdm["complete"] and vdm["summary"]["images"] == 3 and len(vdm["records"]) == 3
+    assert vdm["records"][:2] == run["records"][:2]
+
+
+def test_resume_refuses_a_json_of_another_dataset(npz, tmp_path, tiny_model_dir):
+    out = tmp_path / "r.json"
+    out.write_text(json.dumps({"dataset": "other", "offset": 0, "images": 3, "runs": []}))
+    r = _run(npz, out, tiny_model_dir, "--resume")
+    assert r.exit_code == 1 and "cannot resume" in r.output
+
+
+@pytest.mark.parametrize("args,msg", [(["no-such-set"], "not found"),
+                                      (["NPZ", "--codec", "gif"], "unknown codec")])
+def test_bad_dataset_or_codec_is_a_clean_error(npz, args, msg):
+    args = [str(npz) if a == "NPZ" else a for a in args]
+    r = CliRunner().invoke(cli, ["bench", *args, "--quiet"])
+    assert r.exit_code == 1 and msg in r.output and "Traceback" not in r.output
+
+
+def test_model_nelbo_reference_covers_partial_tiles(tiny_model):
+    from bbcodec.diffusion.codec import CodingParams
+    from conftest import image_data
+    imgs = [image_data("RGB", 40, 20, 1), image_data("L", 32, 32, 2)]
+    bits = bench.model_nelbo_k(tiny_model, CodingParams(steps=4, grid="uniform"), imgs)
+    assert bits.shape == (2,) and np.all(np.isfinite(bits)) and np.all(bits > 0)
+
+
+def test_photo_set_is_checked_pixel_for_pixel(tmp_path, monkeypatch):
+    """A rebuilt photo whose pixels differ from the pinned hash is an error, never a silent new set."""
+    from PIL import Image
+    from bbcodec import photos
+    import io
+    buf = io.BytesIO()
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(buf, format="PNG")
+    monkeypatch.setattr(photos, "_member", lambda source, member, cache: buf.getvalue())
+    with pytest.raises(BbcError, match="do not match"):
+        photos.build(tmp_path / "out", tmp_path / "cache", names=["skimage_chelsea"])
+    assert not (tmp_path / "out" / "skimage_chelsea.png").exists()
+
+
+@pytest.mark.slow
+def test_photo_set_rebuilds_from_the_package_registries(tmp_path):
+    """Downloads ~150 MB (Debian .debs and the scikit-image wheel); needs apt-get and network."""
+    import shutil
+    from bbcodec import photos
+    if shutil.which("apt-get") is None or shutil.which("dpkg-deb") is None:
+        pytest.skip("needs apt-get and dpkg-deb")
+    out = photos.build(tmp_path / "out", tmp_path / "cache")
+    assert sorted(p.stem for p in out.glob("*.png")) == sorted(photos.PHOTOS)
