@@ -202,6 +202,15 @@ def train(opts: TrainOptions, config: dict | None = None, progress=True) -> Path
         if time.time() - last_ckpt > opts.ckpt_every_min * 60:
             save()
             last_ckpt = time.time()
+    if st["step"] and (n_acc or time.time() - last_val > 60):
+        # close the stretch with a validation point, so every stretch's end is on the curve
+        val = validate()
+        g0, g1 = float(model.gamma.gamma_min), float(model.gamma.gamma_max)
+        log.writerow([st["step"], st["images"], round(st["seconds"], 1)]
+                     + [round(acc[k] / max(n_acc, 1), 5) for k in acc] + [round(g0, 4), round(g1, 4)]
+                     + [round(val["bpd"], 5), round(val["se"], 5), _lr(opts, st["step"])])
+        if progress:
+            print(f"end of stretch: step {st['step']} img {st['images']} val {val['bpd']:.4f}±{val['se']:.4f}", flush=True)
     save()
     logf.close()
     return run
