@@ -197,7 +197,8 @@ def demo(model_name, steps, grid, grid_bits, device, quiet):
 
 @cli.command()
 @click.option("--data", required=True, help=".npz with x uint8 [N, H, W, C]; the last --val-images are held out")
-@click.option("--run", "run_dir", required=True, help="run folder: resumed if it exists")
+@click.option("--run", "--run-dir", "run_dir", required=True,
+              help="run folder: resumed if it exists (--run-dir under torchrun, whose own --run-path clashes)")
 @click.option("--minutes", type=float, default=60.0, show_default=True, help="wall-clock budget of this stretch")
 @click.option("--config", "config_json", default=None, help="model config JSON (new runs only)")
 @click.option("--batch", type=int, default=16, show_default=True)
@@ -206,15 +207,17 @@ def demo(model_name, steps, grid, grid_bits, device, quiet):
 @click.option("--threads", type=int, default=1, show_default=True)
 @click.option("--val-images", type=int, default=1000, show_default=True)
 @click.option("--init-from", default=None, help="start a new run from a model folder's weights (e.g. models/NAME)")
+@click.option("--device", default="cpu", type=click.Choice(["auto", "cpu", "cuda"]), show_default=True,
+              help="under torchrun, each process takes the GPU of its LOCAL_RANK")
 @_guard
-def train(data, run_dir, minutes, config_json, batch, lr, ema, threads, val_images, init_from):
+def train(data, run_dir, minutes, config_json, batch, lr, ema, threads, val_images, init_from, device):
     """Train (or resume) a VDM prior."""
     from .diffusion.net import DEFAULT_CONFIG
     from .train import TrainOptions, train as run_train
 
     cfg = dict(DEFAULT_CONFIG, **json.loads(Path(config_json).read_text())) if config_json else None
     run_train(TrainOptions(data=data, run=run_dir, minutes=minutes, batch=batch, lr=lr, ema=ema,
-                           threads=threads, val_images=val_images, init_from=init_from), cfg)
+                           threads=threads, val_images=val_images, init_from=init_from, device=device), cfg)
 
 
 @cli.command()

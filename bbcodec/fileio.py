@@ -81,6 +81,12 @@ def check_output(output: str, force: bool, inputs: list[Path] = ()) -> None:
         raise BbcError(f"{output}: folder does not exist")
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def write_atomic(output: str, data: bytes, force: bool) -> None:
     if output == "-":
         sys.stdout.buffer.write(data)
@@ -95,6 +101,8 @@ def write_atomic(output: str, data: bytes, force: bool) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        # mkstemp makes the file private (0600); give it the mode a plain open() would have
+        os.chmod(tmp, out.stat().st_mode & 0o7777 if out.exists() else 0o666 & ~_umask())
         os.replace(tmp, out)
     except BaseException:
         try:

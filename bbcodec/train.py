@@ -42,6 +42,7 @@ class TrainOptions:
     recon_subset: int = 4
     grad_clip: float = 1.0
     init_from: str | None = None  # a model folder (weights.pt + config.json) to start a NEW run from
+    device: str = "cpu"           # cpu, cuda or auto; a run may move between them at any resume
 
 
 def load_images(path: str) -> np.ndarray:
@@ -58,17 +59,20 @@ def evaluate_nelbo(model: VDM, x: np.ndarray, batch: int = 100, seed: int = 1234
     """Continuous-time NELBO estimate in bits/dim over images x (uint8 [N, C, H, W]).
 
     Fixed seed, antithetic times: a low-variance, repeatable estimate. Returns the mean and its
-    standard error over images.
+    standard error over images. Runs where the model's parameters are.
     """
+    device = next(model.parameters()).device
     gen_state = torch.get_rng_state()
     torch.manual_seed(seed)
     per_image = []
     try:
         for _ in range(repeats):
             for i in range(0, len(x), batch):
-                xb = torch.from_numpy(x[i:i + batch])
+                xb = torch.from_numpy(x[i:i + batch]).to(device)
+                if device.type == "cuda":
+                    torch.cuda.manual_seed(seed + i)
                 terms = vdm_loss(model.net, model.gamma, xb)
-                per_image.append(sum(terms.values()).numpy())
+                per_image.append(sum(terms.values()).cpu().numpy())
     finally:
         torch.set_rng_state(gen_state)
     v = np.concatenate(per_image).reshape(repeats, len(x)).mean(0)
@@ -79,18 +83,62 @@ def _lr(opts: TrainOptions, step: int) -> float:
     return opts.lr * min(1.0, (step + 1) / opts.warmup)
 
 
+class _Loss(torch.nn.Module):
+    """The training objective as one module, so DistributedDataParallel can wrap it."""
+
+    def __init__(self, model: VDM, recon_subset: int):
+        super().__init__()
+        self.model = model
+        self.recon_subset = recon_subset
+
+    def forward(self, xb: torch.Tensor) -> dict[str, torch.Tensor]:
+        return vdm_loss(self.model.net, self.model.gamma, xb, recon_subset=self.recon_subset)
+
+
+def _distributed() -> tuple[int, int]:
+    """(rank, world size) under torchrun (WORLD_SIZE > 1), else (0, 1)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1
+    import torch.distributed as dist
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if torch.cuda.is_available() and os.environ.get("BBCODEC_DDP_BACKEND") != "gloo"
+                                else "gloo")
+    return dist.get_rank(), dist.get_world_size()
+
+
+def _resolve_train_device(device: str, rank: int) -> torch.device:
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda":
+        if not torch.cuda.is_available():
+            from .errors import BbcError
+            raise BbcError("--device cuda: no CUDA device is available")
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank)) % torch.cuda.device_count())
+    return torch.device("cpu")
+
+
 def train(opts: TrainOptions, config: dict | None = None, progress=True) -> Path:
+    """Train for opts.minutes of wall clock, resuming the run folder if it holds a state.
+
+    Under `torchrun --nproc_per_node N` every process trains on its own batch of opts.batch images
+    (global batch N x batch) with DistributedDataParallel (NCCL on GPUs, gloo on CPUs); rank 0
+    alone validates, logs and writes checkpoints, and decides when the budget is spent.
+    """
+    rank, world = _distributed()
+    device = _resolve_train_device(opts.device, rank)
     run = Path(opts.run)
-    run.mkdir(parents=True, exist_ok=True)
+    if rank == 0:
+        run.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(opts.threads)
     cfg_path = run / "config.json"
     if cfg_path.exists():
         config = json.loads(cfg_path.read_text())
     elif opts.init_from:
         config = json.loads((Path(opts.init_from) / "config.json").read_text())
-        cfg_path.write_text(json.dumps(config, indent=1))
     else:
         config = dict(config or DEFAULT_CONFIG)
+    if rank == 0 and not cfg_path.exists():
         cfg_path.write_text(json.dumps(config, indent=1))
     model = VDM(config)
     ema = VDM(config)
@@ -103,7 +151,7 @@ def train(opts: TrainOptions, config: dict | None = None, progress=True) -> Path
     st = {"step": 0, "images": 0, "epoch": 0, "pos": 0, "seconds": 0.0, "best_val": float("inf"),
           "threads": opts.threads, "batch": opts.batch}
     if state_path.exists():
-        saved = torch.load(state_path, weights_only=True)
+        saved = torch.load(state_path, weights_only=True, map_location="cpu")
         model.load_state_dict(saved["model"])
         ema.load_state_dict(saved["ema"])
         opt.load_state_dict(saved["opt"])
@@ -122,6 +170,20 @@ def train(opts: TrainOptions, config: dict | None = None, progress=True) -> Path
                 tr = json.loads(card.read_text())["training"]
                 st["images"] = tr.get("images_seen_at_best", 0)
                 st["seconds"] = tr.get("wall_seconds_at_best", 0.0)
+    if rank:
+        torch.manual_seed(opts.seed * 1000 + rank * 7919 + st["step"])  # its own noise and times
+    if device.type == "cuda":
+        torch.cuda.manual_seed(opts.seed * 1000 + rank * 7919 + st["step"])
+    model.to(device)
+    ema.to(device)
+    for state in opt.state.values():  # a resumed optimizer's moments live where the weights do
+        for k, v in state.items():
+            if torch.is_tensor(v) and k != "step":
+                state[k] = v.to(device)
+    loss_mod = _Loss(model, opts.recon_subset)
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+        loss_mod = DistributedDataParallel(loss_mod, device_ids=[device.index] if device.type == "cuda" else None)
 
     def perm(epoch):
         return np.random.default_rng([opts.seed, epoch]).permutation(len(train_x))
@@ -129,15 +191,22 @@ def train(opts: TrainOptions, config: dict | None = None, progress=True) -> Path
     order = perm(st["epoch"])
     log_path = run / "log.csv"
     new_log = not log_path.exists()
-    logf = open(log_path, "a", newline="")
-    log = csv.writer(logf)
-    if new_log:
+    logf = open(log_path, "a", newline="") if rank == 0 else None
+    log = csv.writer(logf) if logf else None
+    if log and new_log:
         log.writerow(["step", "images", "seconds", "loss_bpd", "recon", "prior", "diffusion",
                       "gamma_min", "gamma_max", "val_bpd", "val_se", "lr"])
 
+    def cpu_state(m):
+        return {k: v.detach().cpu() for k, v in m.state_dict().items()}
+
     def save():
+        opt_sd = opt.state_dict()
+        opt_sd = {"param_groups": opt_sd["param_groups"],
+                  "state": {i: {k: (v.cpu() if torch.is_tensor(v) else v) for k, v in d.items()}
+                            for i, d in opt_sd["state"].items()}}
         tmp = state_path.with_suffix(".tmp")
-        torch.save({"model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
+        torch.save({"model": cpu_state(model), "ema": cpu_state(ema), "opt": opt_sd,
                     "rng": torch.get_rng_state(), "meta": json.dumps(st)}, tmp)
         os.replace(tmp, state_path)
 
@@ -145,8 +214,24 @@ def train(opts: TrainOptions, config: dict | None = None, progress=True) -> Path
         res = evaluate_nelbo(ema, val_x)
         if res["bpd"] < st["best_val"]:
             st["best_val"] = res["bpd"]
-            torch.save({k: v for k, v in ema.state_dict().items()}, run / "best_ema.pt")
+            torch.save(cpu_state(ema), run / "best_ema.pt")
         return res
+
+    def write_row(val):
+        g0, g1 = float(model.gamma.gamma_min.detach()), float(model.gamma.gamma_max.detach())
+        log.writerow([st["step"], st["images"], round(st["seconds"], 1)]
+                     + [round(acc[k] / max(n_acc, 1), 5) for k in acc] + [round(g0, 4), round(g1, 4)]
+                     + ([round(val["bpd"], 5), round(val["se"], 5)] if val else ["", ""])
+                     + [_lr(opts, st["step"])])
+        logf.flush()
+
+    def keep_going() -> bool:
+        go = torch.tensor([time.time() - t_start < opts.minutes * 60], dtype=torch.int32)
+        if world > 1:
+            import torch.distributed as dist
+            go = go.to(device)
+            dist.broadcast(go, 0)  # rank 0's clock decides, so every process stops at the same step
+        return bool(go.item())
 
     t_start = time.time()
     sec0 = st["seconds"]
@@ -154,15 +239,16 @@ def train(opts: TrainOptions, config: dict | None = None, progress=True) -> Path
     acc = {"loss_bpd": 0.0, "recon": 0.0, "prior": 0.0, "diffusion": 0.0}
     n_acc = 0
     model.train()
-    while time.time() - t_start < opts.minutes * 60:
-        if st["pos"] + opts.batch > len(order):
+    while keep_going():
+        if st["pos"] + opts.batch * world > len(order):
             st["epoch"] += 1
             st["pos"] = 0
             order = perm(st["epoch"])
-        idx = np.sort(order[st["pos"]:st["pos"] + opts.batch])
-        st["pos"] += opts.batch
-        xb = torch.from_numpy(train_x[idx])
-        terms = vdm_loss(model.net, model.gamma, xb, recon_subset=opts.recon_subset)
+        lo = st["pos"] + rank * opts.batch
+        idx = np.sort(order[lo:lo + opts.batch])
+        st["pos"] += opts.batch * world
+        xb = torch.from_numpy(train_x[idx]).to(device)
+        terms = loss_mod(xb)
         loss = sum(terms.values()).mean()
         for g in opt.param_groups:
             g["lr"] = _lr(opts, st["step"])
@@ -176,23 +262,20 @@ def train(opts: TrainOptions, config: dict | None = None, progress=True) -> Path
             for pe, pm in zip(ema.parameters(), model.parameters()):
                 pe.lerp_(pm, 1.0 - decay)
         st["step"] += 1
-        st["images"] += opts.batch
+        st["images"] += opts.batch * world
         acc["loss_bpd"] += float(loss.detach())
         for k, v in terms.items():
             acc[k] += float(v.detach().mean())
         n_acc += 1
         st["seconds"] = sec0 + time.time() - t_start
+        if rank:
+            continue
         do_val = time.time() - last_val > opts.val_every_min * 60
         if st["step"] % opts.log_every == 0 or do_val:
             val = validate() if do_val else None
             if do_val:
                 last_val = time.time()
-            g0, g1 = float(model.gamma.gamma_min), float(model.gamma.gamma_max)
-            log.writerow([st["step"], st["images"], round(st["seconds"], 1)]
-                         + [round(acc[k] / n_acc, 5) for k in acc] + [round(g0, 4), round(g1, 4)]
-                         + ([round(val["bpd"], 5), round(val["se"], 5)] if val else ["", ""])
-                         + [_lr(opts, st["step"])])
-            logf.flush()
+            write_row(val)
             if progress:
                 print(f"step {st['step']} img {st['images']} {st['seconds']/60:.1f}min "
                       f"loss {acc['loss_bpd']/n_acc:.4f}" + (f" val {val['bpd']:.4f}±{val['se']:.4f}" if val else ""),
@@ -202,17 +285,19 @@ def train(opts: TrainOptions, config: dict | None = None, progress=True) -> Path
         if time.time() - last_ckpt > opts.ckpt_every_min * 60:
             save()
             last_ckpt = time.time()
-    if st["step"] and (n_acc or time.time() - last_val > 60):
-        # close the stretch with a validation point, so every stretch's end is on the curve
-        val = validate()
-        g0, g1 = float(model.gamma.gamma_min), float(model.gamma.gamma_max)
-        log.writerow([st["step"], st["images"], round(st["seconds"], 1)]
-                     + [round(acc[k] / max(n_acc, 1), 5) for k in acc] + [round(g0, 4), round(g1, 4)]
-                     + [round(val["bpd"], 5), round(val["se"], 5), _lr(opts, st["step"])])
-        if progress:
-            print(f"end of stretch: step {st['step']} img {st['images']} val {val['bpd']:.4f}±{val['se']:.4f}", flush=True)
-    save()
-    logf.close()
+    if rank == 0:
+        if st["step"] and (n_acc or time.time() - last_val > 60):
+            # close the stretch with a validation point, so every stretch's end is on the curve
+            val = validate()
+            write_row(val)
+            if progress:
+                print(f"end of stretch: step {st['step']} img {st['images']} val {val['bpd']:.4f}±{val['se']:.4f}",
+                      flush=True)
+        save()
+        logf.close()
+    if world > 1:
+        import torch.distributed as dist
+        dist.barrier()
     return run
 
 

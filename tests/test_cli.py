@@ -65,6 +65,11 @@ def test_compress_decompress_file(work):
     assert a[:2] == b[:2] and np.array_equal(a[2], b[2])
     info = json.loads(run("info", d / "a.bbc", "--json").stdout)
     assert info["bytes"] == rep["bytes"] and info["images"][0]["width"] == 40
+    # outputs get the usual permissions, not the private mode of a temporary file
+    mask = os.umask(0)
+    os.umask(mask)
+    for f in ("a.bbc", "a2.png"):
+        assert os.stat(d / f).st_mode & 0o777 == 0o666 & ~mask
 
 
 def test_archive_restores_names(work):

@@ -47,3 +47,26 @@ def test_evaluate_nelbo_is_repeatable(tmp_path):
     x = np.random.default_rng(1).integers(0, 256, (6, 3, 32, 32), dtype=np.uint8)
     a, b = evaluate_nelbo(m, x, batch=3), evaluate_nelbo(m, x, batch=3)
     assert a == b and a["n"] == 6 and np.isfinite(a["bpd"])
+
+
+def test_ddp_two_cpu_processes_on_gloo(tmp_path):
+    """torchrun with two CPU processes: one log and one checkpoint (rank 0), global batch 2 x batch,
+    and the run resumes in a single process afterwards."""
+    import subprocess
+    import sys
+    data = _data(tmp_path)
+    run = tmp_path / "ddp"
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text(json.dumps(TINY))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+           "-m", "bbcodec.cli", "train", "--data", data, "--run-dir", str(run), "--minutes", "0.1", "--batch", "4",
+           "--val-images", "8", "--config", str(cfg)]
+    env = dict(__import__("os").environ, OMP_NUM_THREADS="1")
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert p.returncode == 0, p.stderr[-2000:]
+    meta = json.loads(torch.load(run / "state.pt", weights_only=True)["meta"])
+    assert meta["step"] > 0 and meta["images"] == 8 * meta["step"]
+    rows = list(csv.DictReader(open(run / "log.csv")))
+    assert rows[-1]["val_bpd"]  # the stretch ends with a validation point
+    train(TrainOptions(data=data, run=str(run), minutes=0.01, batch=4, val_images=8, threads=1), progress=False)
+    assert json.loads(torch.load(run / "state.pt", weights_only=True)["meta"])["step"] > meta["step"]
