@@ -57,8 +57,8 @@ def perfile_scatter(res: dict, out_png: Path) -> None:
     ref = [p["model_nelbo_k_bits"] / p["subpixels"] for p in pi]
     fig, ax = plt.subplots(figsize=(4.6, 4))
     ax.scatter(ref, [p["bpd"] for p in pi], s=14, label="whole file")
-    ax.scatter(ref, [(8 * p["bytes"] - p["initial_bits"]) / p["subpixels"] for p in pi], s=14,
-               label="without initial bits")
+    ax.scatter(ref, [p.get("bootstrap_bits", 0) / p["subpixels"] for p in pi], s=14,
+               label="of which the JPEG XL tile")
     lo, hi = min(ref) * 0.95, max(p["bpd"] for p in pi) * 1.02
     ax.plot([lo, hi], [lo, hi], "k--", lw=0.8, label="= model NELBO_K")
     ax.set_xlabel("model NELBO_K (bits/dim)")
@@ -106,22 +106,119 @@ def k_sweep_section() -> str:
             "same with `--grid opt1`.\n\n" + "\n".join(rows) + "\n\n![rate vs steps](bench/results/rate_vs_steps.png)\n")
 
 
+def classical_on(classical: dict, names: list[str]) -> list[str]:
+    """Rows of the classical codecs restricted to the named images (bits/dim over those images)."""
+    rows = []
+    for r in classical["runs"]:
+        pi = {p["name"]: p for p in r["per_image"]}
+        sel = [pi[n] for n in names if n in pi]
+        if len(sel) == len(names):
+            bits = sum(8 * p["bytes"] for p in sel)
+            sub = sum(8 * p["bytes"] / p["bpd"] for p in sel)
+            rows.append(f"| {r['codec']} | {bits / sub:.4f} |")
+    return rows
+
+
+def photos_section() -> str | None:
+    classical = _load("photos_full_classical.json")
+    learned = [r for f in sorted(RES.glob("photos_full_vdm_*.json")) for r in json.loads(f.read_text())["runs"]
+               if "summary" in r]
+    if not classical and not learned:
+        return None
+    out = ["### Full-size photos (`photos-full`, one file each)\n"]
+    if learned:
+        names = [p["name"] for r in learned for p in r["per_image"]]
+        rows = ["| photo | size | bits/dim (file) | tiles: JPEG XL / model | model NELBO_K | file / NELBO_K | "
+                "JPEG XL file | encode s/MP | decode s/MP |", "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+        jxl = {p["name"]: p["bpd"] for r in (classical or {"runs": []})["runs"] if r["codec"] == "jxl"
+               for p in r["per_image"]}
+        for r in learned:
+            s, p = r["summary"], r["per_image"][0]
+            side = int(round((s["subpixels"] / 3) ** 0.5))
+            rows.append(f"| {p['name']} | {s['subpixels'] // 3:,} px | {s['bpd']:.4f} | {s['bootstrap_tiles']} / "
+                        f"{s['model_tiles']} | {s['model_nelbo_k_bpd']:.4f} | {s['ratio_to_model_nelbo_k']:.4f} | "
+                        f"{jxl.get(p['name'], float('nan')):.4f} | {s['encode_s_per_megapixel']:.0f} | "
+                        f"{s['decode_s_per_megapixel']:.0f} |")
+        o = learned[0]["options"]
+        out.append(f"bbcodec `{learned[0]['model']}` at the default settings (K={o['steps']}, grid {o['grid']}, "
+                   f"grid_bits {o['grid_bits']}, first tiles by JPEG XL) with --parallel {o['parallel']}, one CPU "
+                   f"thread; the model NELBO_K is estimated with "
+                   f"{learned[0]['summary'].get('model_nelbo_k_sampled_steps')} sampled steps per tile. The CIFAR-10 "
+                   "model has never seen a photo; these two photos only, for CPU time. "
+                   "Command: `bash bench/run_issue6.sh`.\n\n" + "\n".join(rows) + "\n")
+        if classical:
+            out.append("Classical codecs on the same photos (bits/dim over both):\n\n| codec | bits/dim |\n|---|---:|\n"
+                       + "\n".join(classical_on(classical, names)) + "\n")
+    if classical:
+        out.append("All nine photos, classical codecs:\n\n" + markdown(classical)
+                   + "\nCommand: `bbcodec bench photos-full --codec png --codec webp --codec jxl --codec jpegls "
+                     "--codec jp2k --out bench/results/photos_full_classical.json` (`bbcodec photos` rebuilds the set "
+                     "from Debian's wallpaper packages and the scikit-image wheel, pixel-checked).\n")
+    return "\n".join(out)
+
+
+def profile_section() -> str | None:
+    pr = _load("profile.json")
+    if not pr:
+        return None
+    rows = ["| phase | wall s | network s | ANS s | glue s | coder side / network |", "|---|---:|---:|---:|---:|---:|"]
+    for ph, r in pr["phases"].items():
+        rows.append(f"| {ph} | {r['wall_s']:.1f} | {r['network_s']:.1f} | {r['ans_s']:.2f} | {r['glue_s']:.2f} | "
+                    f"{100 * r['coder_side_over_network']:.1f}% |")
+    return (f"### Where the time goes\n\n`{pr['model']}`, K={pr['steps']} ({pr['grid']}), {pr['images']} CIFAR-10 "
+            f"images, every tile coded by the model, --parallel {pr['parallel']}, {pr['threads']} thread, torch "
+            f"{pr['torch']}. Command: `{pr['command']}`.\n\n" + "\n".join(rows) + "\n")
+
+
+def arch_section() -> str | None:
+    md = RES / "arch" / "arch_compare.md"
+    if not md.exists():
+        return None
+    return ("### Architecture comparison (issue 7)\n\n" + md.read_text()
+            + "\nCommand: `python bench/arch_compare.py` (logs in bench/results/arch/; the runs: "
+              "`bbcodec train --data ../shared/data/cifar10/train.npz --run runs/NAME --config CFG --minutes 45 "
+              "--threads 1`).\n\n![architectures](bench/results/arch/arch_compare.png)\n")
+
+
+def k_sweep_coded_section() -> str | None:
+    files = sorted((RES / "k_sweep_coded").glob("*.json")) if (RES / "k_sweep_coded").exists() else []
+    runs = {}
+    for f in files:
+        r = json.loads(f.read_text())
+        for run in r["runs"]:
+            if "summary" in run:
+                runs[(run["options"]["grid"], run["options"]["steps"])] = run["summary"]
+    if not runs:
+        return None
+    ks = sorted({k for _, k in runs})
+    rows = ["| K | images | uniform: file bits/dim | opt1: file bits/dim | uniform: NELBO_K | opt1: NELBO_K | "
+            "opt1 encode s/img | opt1 decode s/img |", "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for k in ks:
+        u, o = runs.get(("uniform", k)), runs.get(("opt1", k))
+        f = lambda d, key, fmt=".4f": format(d[key], fmt) if d and key in d else "–"  # noqa: E731
+        rows.append(f"| {k} | {(o or u)['images']} | {f(u, 'bpd')} | {f(o, 'bpd')} | {f(u, 'model_nelbo_k_bpd')} | "
+                    f"{f(o, 'model_nelbo_k_bpd')} | {f(o, 'encode_s_per_image', '.2f')} | "
+                    f"{f(o, 'decode_s_per_image', '.2f')} |")
+    return ("### Rate against steps (coded)\n\nOne archive per row (first tiles by JPEG XL), --parallel 8, one "
+            "thread. Command: `bash bench/k_sweep_coded.sh`.\n\n" + "\n".join(rows) + "\n")
+
+
 def main() -> None:
     parts = []
     vdm_runs = {"runs": []}
-    for name in ("cifar10_test_vdm_archive100.json", "cifar10_test_vdm_perfile20.json"):
+    for name in ("cifar10_test_vdm_archive100.json", "cifar10_test_vdm_perfile100_boot.json"):
         r = _load(name)
         if r:
-            vdm_runs["runs"] += r["runs"]
+            vdm_runs["runs"] += [x for x in r["runs"] if "summary" in x]
     classical = _load("cifar10_test_classical.json")
     if vdm_runs["runs"] or classical:
         both = {"runs": vdm_runs["runs"] + (classical["runs"] if classical else [])}
-        parts.append("### CIFAR-10 test set\n\nbbcodec rows: first 100 test images in one archive, and the first "
-                     "20 as one file each; classical rows: all 10,000 images, one file each.\n\n"
+        parts.append("### CIFAR-10 test set\n\nbbcodec rows: the first 100 test images, in one archive and as one "
+                     "file each; classical rows: all 10,000 images, one file each.\n\n"
                      + markdown(both)
-                     + "\nCommands: `bash bench/run_issue2.sh` (bbcodec rows), `bbcodec bench cifar10-test --codec png "
-                       "--codec webp --codec jxl --codec jpegls --codec jp2k --out bench/results/cifar10_test_classical.json` "
-                       "(classical rows).\n")
+                     + "\nCommands: `bash bench/run_issue2.sh` (archive row), `bash bench/run_issue6.sh` (per-file "
+                       "row), `bbcodec bench cifar10-test --codec png --codec webp --codec jxl --codec jpegls "
+                       "--codec jp2k --out bench/results/cifar10_test_classical.json` (classical rows).\n")
         if classical:
             rows = ["| codec (one file per image) | first 20 | first 100 | all 10,000 |", "|---|---:|---:|---:|"]
             for r in classical["runs"]:
@@ -130,19 +227,14 @@ def main() -> None:
                             f"{sum(p['bpd'] for p in pi[:100]) / 100:.4f} | {r['summary']['bpd']:.4f} |")
             parts.append("Classical codecs on the same images as the bbcodec rows (bits/dim, from the same JSON):\n\n"
                          + "\n".join(rows) + "\n")
-        pf = _load("cifar10_test_vdm_perfile20.json")
-        if pf:
+        pf = _load("cifar10_test_vdm_perfile100_boot.json")
+        if pf and any("summary" in r for r in pf["runs"]):
             perfile_scatter(pf, RES / "cifar10_perfile_achieved_vs_nelbo.png")
             parts.append("![achieved vs NELBO](bench/results/cifar10_perfile_achieved_vs_nelbo.png)\n")
-    ks = k_sweep_section()
-    if ks:
-        parts.append(ks)
-    photos = _load("photos_full_classical.json")
-    if photos:
-        parts.append("### Full-size photos (`photos-full`, 9 images, classical codecs, one file each)\n\n"
-                     + markdown(photos)
-                     + "\nCommand: `bbcodec bench photos-full --codec png --codec webp --codec jxl --codec jpegls "
-                       "--codec jp2k --out bench/results/photos_full_classical.json`.\n")
+    for section in (k_sweep_section, k_sweep_coded_section, photos_section, profile_section, arch_section):
+        text = section()
+        if text:
+            parts.append(text)
     reg = json.loads((ROOT / "models" / "registry.json").read_text())
     mdir = ROOT / "models" / reg["default"]
     card = json.loads((mdir / "card.json").read_text())
