@@ -203,6 +203,50 @@ def k_sweep_coded_section() -> str | None:
             "thread. Command: `bash bench/k_sweep_coded.sh`.\n\n" + "\n".join(rows) + "\n")
 
 
+def rate_vs_seconds(out_png: Path) -> str | None:
+    """bits/dim against encode+decode seconds per image on CIFAR-10: every coded run we have."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pts = []
+    folder = RES / "k_sweep_coded"
+    for f in sorted(folder.glob("*.json")) if folder.exists() else []:
+        for r in json.loads(f.read_text())["runs"]:
+            if "summary" in r:
+                s = r["summary"]
+                pts.append((f"bbcodec K={r['options']['steps']} {r['options']['grid']}", r["options"]["grid"],
+                            s["encode_s_per_image"] + s["decode_s_per_image"], s["bpd"]))
+    for name in ("cifar10_test_vdm_archive100.json",):
+        r = _load(name)
+        for run in (r or {"runs": []})["runs"]:
+            if "summary" in run:
+                s = run["summary"]
+                pts.append((f"bbcodec default ({run['model']})", "default", s["encode_s_per_image"] + s["decode_s_per_image"],
+                            s["bpd"]))
+    classical = _load("cifar10_test_classical.json")
+    for run in (classical or {"runs": []})["runs"]:
+        s = run["summary"]
+        pts.append((run["codec"], "classical", s["encode_s_per_image"] + s["decode_s_per_image"], s["bpd"]))
+    if not pts:
+        return None
+    fig, ax = plt.subplots(figsize=(6, 4))
+    colors = {"uniform": "tab:blue", "opt1": "tab:orange", "default": "tab:red", "classical": "tab:gray"}
+    for label, kind, sec, bpd in pts:
+        ax.scatter(sec, bpd, color=colors.get(kind, "k"), s=18)
+        ax.annotate(label.replace("bbcodec ", ""), (sec, bpd), fontsize=6, xytext=(3, 2), textcoords="offset points")
+    ax.set_xscale("log")
+    ax.set_xlabel("encode + decode seconds per 32x32 image (one CPU thread)")
+    ax.set_ylabel("bits/dim (whole files)")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=110)
+    plt.close(fig)
+    return ("### Rate against seconds\n\nEvery coded CIFAR-10 run above (bbcodec archives of the first 100 or 20 "
+            "images, classical codecs over all 10,000, one file each).\n\n"
+            "![rate vs seconds](bench/results/rate_vs_seconds.png)\n")
+
+
 def main() -> None:
     parts = []
     vdm_runs = {"runs": []}
@@ -231,7 +275,8 @@ def main() -> None:
         if pf and any("summary" in r for r in pf["runs"]):
             perfile_scatter(pf, RES / "cifar10_perfile_achieved_vs_nelbo.png")
             parts.append("![achieved vs NELBO](bench/results/cifar10_perfile_achieved_vs_nelbo.png)\n")
-    for section in (k_sweep_section, k_sweep_coded_section, photos_section, profile_section, arch_section):
+    for section in (k_sweep_section, k_sweep_coded_section, lambda: rate_vs_seconds(RES / "rate_vs_seconds.png"),
+                    photos_section, profile_section, arch_section):
         text = section()
         if text:
             parts.append(text)
