@@ -38,10 +38,11 @@ def run_demo(model_name, steps, grid, grid_bits, device, progress):
     n = rep.subpixels
     click.echo(f"archive             {rep.bytes:8d} bytes  {rep.bpd:.4f} bits/dim (everything included: header, "
                f"first tiles, initial bits)")
-    click.echo(f"  first tiles       {rep.bootstrap_tiles:8d} tiles  {rep.bootstrap_bits / n:.4f} bits/dim, coded "
-               f"classically: their bytes are the chain's initial bits")
-    click.echo(f"  by the model      {rep.model_tiles:8d} tiles  {rep.nelbo_bits / n:.4f} bits/dim of NELBO along "
-               f"the coded chain")
+    tile = 3 * model.tile ** 2  # the samples are whole RGB tiles
+    click.echo(f"  first tiles       {rep.bootstrap_tiles:8d} tiles  {rep.bootstrap_bits / 8:8.0f} bytes of JPEG XL "
+               f"({rep.bootstrap_bits / (max(1, rep.bootstrap_tiles) * tile):.4f} bits/dim on them): the chain's initial bits")
+    click.echo(f"  by the model      {rep.model_tiles:8d} tiles  {rep.nelbo_bits / 8:8.0f} bytes of NELBO along the "
+               f"coded chain ({rep.nelbo_bits / (max(1, rep.model_tiles) * tile):.4f} bits/dim on them)")
     click.echo(f"  seed bits drawn   {rep.initial_bits:8d} bits   {rep.initial_bits / n:.4f} bits/dim")
     click.echo(f"model NELBO_K       {ref / n:17.4f} bits/dim   (all images, fresh latents, no coder)")
     click.echo(f"file / NELBO_K      {8 * rep.bytes / ref:17.4f}")
