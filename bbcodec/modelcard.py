@@ -108,7 +108,8 @@ def render_card(c: dict) -> str:
         k = c["coded"]
         o = k["options"]
         coded = (f"- **Coded** (first {k['images']} CIFAR-10 test images in one archive, K={o['steps']}, "
-                 f"grid {o['grid']}, grid_bits {o['grid_bits']}): **{k['bpd']:.4f} bits/dim** for the whole file, "
+                 f"grid {o['grid']}, grid_bits {o['grid_bits']}, bootstrap {o.get('bootstrap') or 'none'}): "
+                 f"**{k['bpd']:.4f} bits/dim** for the whole file, "
                  f"{k['bpd_without_initial']:.4f} without the initial bits; the model's NELBO_K on the same images "
                  f"{k['model_nelbo_k_bpd']:.4f} (`bench/results/{k['bench']}`).\n")
     return f"""# {c['name']}
