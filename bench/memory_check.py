@@ -1,7 +1,8 @@
 """Peak memory of a 4096x4096 RGB round trip through the CLI (issue 6: within 4 GiB).
 
 Memory does not depend on K or on the network's size beyond its weights, so this uses K=1 and,
-by default, the shipped model at --parallel 8 (about 16k tiles each way: minutes on one core).
+by default, the shipped model at --parallel 8 (about 16k tiles each way). `--model tiny` uses a
+random-weight two-level network instead (the pipeline's memory without the wait).
 The image is synthetic and photo-like (smooth fields plus noise). Each of compress and
 decompress runs as its own process; its peak resident set size is read from the kernel.
 
@@ -31,6 +32,17 @@ def photo_like(size: int, seed: int = 0) -> np.ndarray:
     return np.clip(base + rng.normal(0, 6, base.shape), 0, 255).astype(np.uint8)
 
 
+def tiny_model(folder: Path) -> str:
+    import torch
+    from bbcodec.diffusion.net import DEFAULT_CONFIG, VDM
+    cfg = dict(DEFAULT_CONFIG, channels=[8, 8], attn_levels=[1])
+    folder.mkdir(parents=True)
+    torch.manual_seed(0)
+    torch.save(VDM(cfg).state_dict(), folder / "weights.pt")
+    (folder / "config.json").write_text(json.dumps(cfg))
+    return str(folder)
+
+
 def peak_rss_mib(cmd: list[str]) -> tuple[float, float]:
     """Run cmd as a child; (peak RSS of that child in MiB, seconds)."""
     t = time.time()
@@ -50,8 +62,8 @@ def main():
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "memory_4096.json"))
     a = ap.parse_args()
     bb = [sys.executable, "-m", "bbcodec.cli"]
-    model = ["--model", a.model] if a.model else []
     with tempfile.TemporaryDirectory() as d:
+        model = ["--model", tiny_model(Path(d) / "tiny") if a.model == "tiny" else a.model] if a.model else []
         src, bbc, back = Path(d) / "big.png", Path(d) / "big.bbc", Path(d) / "back.png"
         img = photo_like(a.size)
         Image.fromarray(img).save(src)
