@@ -186,7 +186,7 @@ def compress(images: list[ImageData], model: LoadedModel, params: CodingParams =
             boot_data = _choose_bootstrap(tiles, boot_codec, model, params, spec, eps_fn)
     n_boot = len(boot_data)
     batches = _batches(len(tiles) - n_boot, parallel, start=n_boot)
-    n_words = 64 + math.ceil(max([len(b) for b in batches] + [1]) * 3 * T * T * (8 + params.grid_bits) / 32)
+    n_words = _seed_size(max([len(b) for b in batches] + [1]), T, params.grid_bits)
     with torch.inference_mode(), _progress(len(batches) * spec.K, progress, "encode") as bar:
         for _ in range(MAX_SEED_RETRIES):
             bar.reset()
@@ -239,6 +239,11 @@ def compress(images: list[ImageData], model: LoadedModel, params: CodingParams =
     return data, rep
 
 
+def _seed_size(tiles_in_flight: int, T: int, grid_bits: int) -> int:
+    """Seed words to start a stack with: more than a batch's deficit can draw (retried if not)."""
+    return 64 + math.ceil(tiles_in_flight * 3 * T * T * (8 + grid_bits) / 32)
+
+
 # Deficit per coded subpixel of a first chain, by (model, K, grid, b): measured once per process.
 _DEFICIT: dict[tuple, float] = {}
 
@@ -254,7 +259,7 @@ def _deficit_per_subpixel(model: LoadedModel, params: CodingParams, spec: ChainS
         T = model.tile
         x = np.full((1, 3, T, T), 128, dtype=np.uint8)
         mask = np.ones(x.shape, dtype=bool)
-        n_words = 64 + math.ceil(3 * T * T * (8 + params.grid_bits) / 32)
+        n_words = _seed_size(1, T, params.grid_bits)
         seed = seed_words(n_words)
         stack = Stack(seed)
         tile_batch_codec(spec, eps_fn, mask).push(stack, x[mask])

@@ -75,26 +75,28 @@ def _run(cmd: list[str], cwd: Path, what: str) -> bytes:
     return r.stdout
 
 
+def _fetch(find, cmd: list[str], cache: Path, what: str, mismatch: str) -> Path:
+    """The cached file `find()` returns, else download it with cmd and look again."""
+    found = find()
+    if not found:
+        _run(cmd, cache, f"downloading {what}")
+        found = find()
+        if not found:
+            raise BbcError(f"{what}: {mismatch}")
+    return found[0]
+
+
 def _deb(package: str, cache: Path) -> Path:
     version, sha = DEBS[package]
-    found = [p for p in cache.glob(f"{package}_*.deb") if hashlib.sha256(p.read_bytes()).hexdigest() == sha]
-    if not found:
-        _run(["apt-get", "download", f"{package}={version}"], cache, f"downloading {package} {version}")
-        found = [p for p in cache.glob(f"{package}_*.deb") if hashlib.sha256(p.read_bytes()).hexdigest() == sha]
-        if not found:
-            raise BbcError(f"{package} {version}: the downloaded .deb does not match the pinned sha256")
-    return found[0]
+    return _fetch(lambda: [p for p in cache.glob(f"{package}_*.deb") if hashlib.sha256(p.read_bytes()).hexdigest() == sha],
+                  ["apt-get", "download", f"{package}={version}"], cache, f"{package} {version}",
+                  "the downloaded .deb does not match the pinned sha256")
 
 
 def _wheel(cache: Path) -> Path:
-    found = sorted(cache.glob("scikit_image-0.26.0-*.whl"))
-    if not found:
-        _run([sys.executable, "-m", "pip", "download", SKIMAGE, "--no-deps", "--only-binary=:all:", "-d", str(cache)],
-             cache, f"downloading {SKIMAGE}")
-        found = sorted(cache.glob("scikit_image-0.26.0-*.whl"))
-        if not found:
-            raise BbcError(f"{SKIMAGE}: no wheel was downloaded")
-    return found[0]
+    return _fetch(lambda: sorted(cache.glob("scikit_image-0.26.0-*.whl")),
+                  [sys.executable, "-m", "pip", "download", SKIMAGE, "--no-deps", "--only-binary=:all:", "-d", str(cache)],
+                  cache, SKIMAGE, "no wheel was downloaded")
 
 
 def _member(source: str, member: str, cache: Path) -> bytes:
