@@ -85,17 +85,22 @@ def k_sweep_section() -> str:
         rows.append(f"| {r['K']} | {r['nelbo_k_bpd']:.4f} ± {r['se']:.4f} | "
                     + (f"{q['nelbo_k_bpd']:.4f} ± {q['se']:.4f} |" if q else " |"))
     fig, ax = plt.subplots(figsize=(5.2, 3.6))
-    for res, lab in ((u, "uniform"), (o, "opt1 (ELBO-optimal)")):
+    for res, lab, c in ((u, "uniform", "C0"), (o, "opt1 (ELBO-optimal)", "C1")):
         ks = [r["K"] for r in res["rows"]]
         ax.errorbar(ks, [r["nelbo_k_bpd"] for r in res["rows"]], yerr=[r["se"] for r in res["rows"]],
-                    marker="o", capsize=2, label=lab)
+                    marker="o", capsize=2, color=c, label=f"{lab}: NELBO_K, first {res['images']}")
+    coded = _coded_sweep_runs()
+    for g, c in (("uniform", "C0"), ("opt1", "C1")):
+        pts = sorted((k, s["bpd"]) for (n, gg, k), (_, s) in coded.items() if n == 100 and gg == g)
+        if pts:
+            ax.plot(*zip(*pts), "s--", color=c, ms=4, alpha=0.8, label=f"{g}: coded file, first 100")
     ax.set_xscale("log")
     ax.set_xlabel("diffusion steps K")
-    ax.set_ylabel("NELBO_K (bits/dim)")
+    ax.set_ylabel("bits/dim")
     ax.set_ylim(top=min(ax.get_ylim()[1], 6.0))
     ax.grid(alpha=0.3)
     ax.legend()
-    ax.set_title(f"{u['model']}: first {u['images']} CIFAR-10 test images", fontsize=10)
+    ax.set_title(f"{u['model']}: CIFAR-10 test images", fontsize=10)
     fig.tight_layout()
     fig.savefig(RES / "rate_vs_steps.png", dpi=110)
     plt.close(fig)
@@ -104,6 +109,54 @@ def k_sweep_section() -> str:
             "of the K steps sampled per image (unbiased; ± standard error over images, sampling noise included). "
             "Commands: `python bench/k_sweep.py --grid uniform --out bench/results/k_sweep_uniform.json` and the "
             "same with `--grid opt1`.\n\n" + "\n".join(rows) + "\n\n![rate vs steps](bench/results/rate_vs_steps.png)\n")
+
+
+def k_sweep_paired_section() -> str | None:
+    """opt1 against uniform on the same images and noise draws, stratified steps (the close rows)."""
+    u, o = _load("k_sweep_strat_uniform.json"), _load("k_sweep_strat_opt1.json")
+    if not (u and o):
+        return None
+    import numpy as np
+    ou = {r["K"]: r for r in o["rows"]}
+    rows = ["| K | uniform NELBO_K | opt1 NELBO_K | opt1 − uniform (paired) |", "|---:|---:|---:|---:|"]
+    for r in u["rows"]:
+        q = ou.get(r["K"])
+        if not q:
+            continue
+        d = np.array(q["per_image_bpd"]) - np.array(r["per_image_bpd"])
+        rows.append(f"| {r['K']} | {r['nelbo_k_bpd']:.4f} ± {r['se']:.4f} | {q['nelbo_k_bpd']:.4f} ± {q['se']:.4f} | "
+                    f"{d.mean():+.4f} ± {d.std(ddof=1) / np.sqrt(len(d)):.4f} |")
+    return ("Where the two grids are close (K ≥ 128), the same images re-estimated with stratified steps "
+            f"({u['sampled_steps_per_image']} per image, one from each quarter of the K steps; same seed for both "
+            "grids, so the difference is paired): "
+            f"`python bench/k_sweep.py --grid opt1 --sampled 4 --stratified --ks 128,256,512,1000 --out "
+            "bench/results/k_sweep_strat_opt1.json`, and the same with `--grid uniform`.\n\n" + "\n".join(rows) + "\n")
+
+
+def grid_bits_section() -> str | None:
+    """Coded rate against the latent bins' resolution (bench/grid_bits.sh), next to the b=0 sweep rows."""
+    folder = RES / "grid_bits"
+    found = {}
+    for f in sorted(folder.glob("n*/*.json")) if folder.exists() else []:
+        for run in json.loads(f.read_text())["runs"]:
+            if run.get("complete") and "summary" in run:
+                o = run["options"]
+                found[(run["summary"]["images"], o["steps"], o["grid_bits"])] = run["summary"]
+    if not found:
+        return None
+    for (n, g, k), (run, s) in _coded_sweep_runs().items():
+        if g == "opt1" and any(key[:2] == (n, k) for key in found):
+            found[(n, k, run["options"]["grid_bits"])] = s
+    rows = ["| images | K | grid_bits | file bits/dim | coded chain's own NELBO + JPEG XL tiles | file / that | "
+            "encode s/img |", "|---:|---:|---:|---:|---:|---:|---:|"]
+    for (n, k, b), s in sorted(found.items(), key=lambda t: (-t[0][0], t[0][1], t[0][2])):
+        rows.append(f"| first {n} | {k} | {b} | {s['bpd']:.4f} | {s['expected_bpd']:.4f} | {s['ratio_to_expected']:.3f} | "
+                    f"{s['encode_s_per_image']:.2f} |")
+    return ("### Latent bin width against steps\n\nopt1 grid, archive, --parallel 8, one thread, model "
+            "`cifar10-vdm-s1`. Bins are 2^-grid_bits of the smallest step std. The middle column is what the "
+            "coded chain's continuous NELBO (along the latents it actually drew) plus the JPEG XL tiles would "
+            "cost: the ratio isolates the coder. Command: `bash bench/grid_bits.sh` (N=100 RUNS=\"256:1\" for "
+            "the 100-image row).\n\n" + "\n".join(rows) + "\n")
 
 
 def classical_on(classical: dict, names: list[str]) -> list[str]:
@@ -279,7 +332,7 @@ def main() -> None:
         if pf and any("summary" in r for r in pf["runs"]):
             perfile_scatter(pf, RES / "cifar10_perfile_achieved_vs_nelbo.png")
             parts.append("![achieved vs NELBO](bench/results/cifar10_perfile_achieved_vs_nelbo.png)\n")
-    for section in (k_sweep_section, k_sweep_coded_section, lambda: rate_vs_seconds(RES / "rate_vs_seconds.png"),
+    for section in (k_sweep_section, k_sweep_paired_section, k_sweep_coded_section, grid_bits_section, lambda: rate_vs_seconds(RES / "rate_vs_seconds.png"),
                     photos_section, profile_section, arch_section):
         text = section()
         if text:
