@@ -156,6 +156,18 @@ def _progress(total: int, enabled: bool, desc: str):
     return tqdm(total=total, disable=not enabled, desc=desc, unit="step", leave=False, dynamic_ncols=True)
 
 
+def coding_params(model: LoadedModel, steps: int, grid: str | None = None, grid_bits: int = 0,
+                  latents: int | None = None) -> CodingParams:
+    """CodingParams with the model's defaults for what is not given (latents: version 2 where the model
+    has its mse curve; grid: the model's ELBO-optimal grid for that version, opt2 or opt1, where shipped)."""
+    latents = model.default_latents if latents is None else latents
+    if latents == 2 and model.mse_curve is None:
+        raise BbcError(f"--latents 2 needs the model's mse curve; model {model.name} has none (use --latents 1)")
+    if grid is None:
+        grid = "opt2" if latents == 2 and "opt2" in model.grids else model.default_grid
+    return CodingParams(steps=steps, grid=grid, grid_bits=grid_bits, latents=latents)
+
+
 def compress(images: list[ImageData], model: LoadedModel, params: CodingParams = CodingParams(),
              parallel: int = 1, progress: bool = False, bootstrap: str | None = "auto") -> tuple[bytes, Report]:
     """Code images into one .bbc archive on one ANS stack.
@@ -171,7 +183,7 @@ def compress(images: list[ImageData], model: LoadedModel, params: CodingParams =
         raise BbcError("--parallel must be >= 1")
     t0 = time.time()
     T = model.tile
-    spec = ChainSpec(model.schedule, params, model.time_grid(params.grid, params.steps))
+    spec = ChainSpec(model.schedule, params, model.time_grid(params.grid, params.steps), model.mse_curve)
     eps_fn = EpsFn(model.vdm.net, model.device)
     tiles = [t for i, d in enumerate(images)
              for t in make_tiles(i, d.main, d.height, d.width, d.main.shape[0], T)]
@@ -217,7 +229,8 @@ def compress(images: list[ImageData], model: LoadedModel, params: CodingParams =
     header = {
         "codec": CODEC_ID,
         "model": {"name": model.name, "sha256": model.sha256},
-        "coding": {"steps": params.steps, "grid": params.grid, "grid_bits": params.grid_bits, "tile": T,
+        "coding": {"steps": params.steps, "grid": params.grid, "grid_bits": params.grid_bits,
+                   **({"latents": params.latents} if params.latents != 1 else {}), "tile": T,
                    "parallel": parallel, "seed_words": n_words, "seed_kept": kept, "threads": threads,
                    "device": model.device, "boot_codec": boot_codec if n_boot else None, "boot_tiles": n_boot},
         "images": container.image_table(
@@ -254,7 +267,7 @@ def _deficit_per_subpixel(model: LoadedModel, params: CodingParams, spec: ChainS
     Measured on a fixed mid-grey tile, so a file's bytes depend only on its inputs: a flat tile
     has the smallest per-step KLs, i.e. pushes the fewest bits back, so this errs on the high side.
     """
-    key = (model.sha256, params.steps, params.grid, params.grid_bits, model.device, torch.get_num_threads())
+    key = (model.sha256, params, model.device, torch.get_num_threads())
     if key not in _DEFICIT:
         T = model.tile
         x = np.full((1, 3, T, T), 128, dtype=np.uint8)
@@ -303,8 +316,9 @@ def decompress(data: bytes, model: LoadedModel, progress: bool = False) -> tuple
     if cod["tile"] != model.tile:
         raise FormatError("corrupted header (tile size does not match the model)")
     try:
-        params = CodingParams(steps=cod["steps"], grid=cod["grid"], grid_bits=cod["grid_bits"])
-        spec = ChainSpec(model.schedule, params, model.time_grid(params.grid, params.steps))
+        params = CodingParams(steps=cod["steps"], grid=cod["grid"], grid_bits=cod["grid_bits"],
+                              latents=cod.get("latents", 1))
+        spec = ChainSpec(model.schedule, params, model.time_grid(params.grid, params.steps), model.mse_curve)
     except ValueError as e:
         raise FormatError(f"unsupported coding parameters ({e})")
     T = model.tile

@@ -7,6 +7,8 @@ Every coded image is decoded and compared before anything is reported. Counting,
   analytic at the latents the coder drew);
 - `model_nelbo_k_bpd` is the model's NELBO_K with fresh continuous latents at every step, no coder
   involved (`diffusion.vdm.nelbo_k_bits`): the reference the coder's overhead is measured against;
+- `model_nelbo_k_fitted_bpd` (latent coding version 2 runs): the same with the reverse variances
+  version 2 codes with (fitted to the model's error curve), on the same steps and noise draws;
 - archive mode: all images in one .bbc on one ANS stack; per-file mode: one .bbc per image.
 JSON is the source of truth; markdown tables are generated from it.
 """
@@ -76,20 +78,23 @@ def _image_data(name: str, a: np.ndarray):
     return from_pil(Image.fromarray(a), name)
 
 
-def model_nelbo_k(model, params, imgs, sampled_steps: int | None = None) -> np.ndarray:
+def model_nelbo_k(model, params, imgs, sampled_steps: int | None = None, fitted: bool = False) -> np.ndarray:
     """The model's NELBO_K (bits per image) with fresh continuous samples at every step: the
     reference the coder is judged against. Images are cut into the coder's tiles; padding and
-    missing channels are held at the coder's fixed noise and do not count."""
+    missing channels are held at the coder's fixed noise and do not count. With fitted, the reverse
+    steps use the fitted variances of latent coding version 2 (the model's mse curve)."""
     from .api import make_tiles
     from .diffusion.codec import pad_noise
-    from .diffusion.vdm import nelbo_k_bits
+    from .diffusion.vdm import fitted_push_var, nelbo_k_bits
 
     T = model.tile
     tiles = [t for i, d in enumerate(imgs) for t in make_tiles(i, d.main, d.height, d.width, d.main.shape[0], T)]
     x = np.stack([t.x for t in tiles])
     mask = np.stack([t.mask for t in tiles])
-    bits = nelbo_k_bits(model.vdm.net, model.schedule, x, model.time_grid(params.grid, params.steps),
-                        sampled_steps=sampled_steps, mask=None if mask.all() else mask, pad=pad_noise(x.shape[1:]))
+    times = model.time_grid(params.grid, params.steps)
+    var = fitted_push_var(model.schedule, times, model.mse_curve) if fitted else None
+    bits = nelbo_k_bits(model.vdm.net, model.schedule, x, times, sampled_steps=sampled_steps,
+                        mask=None if mask.all() else mask, pad=pad_noise(x.shape[1:]), push_var=var)
     return np.bincount([t.image for t in tiles], weights=bits, minlength=len(imgs))
 
 
@@ -172,6 +177,12 @@ def summarize_vdm(records: list[dict], imgs, model, params, nelbo_steps: int | N
         summary["ratio_to_model_nelbo_k_without_initial"] = summary["bpd_without_initial"] / summary["model_nelbo_k_bpd"]
         for p, v in zip(per_image, ref):
             p["model_nelbo_k_bits"] = float(v)
+    if params.latents == 2:  # the reference of the model version 2 codes with: same steps and noise draws
+        fit = model_nelbo_k(model, params, imgs, nelbo_steps, fitted=True)
+        summary["model_nelbo_k_fitted_bpd"] = float(fit.sum() / s)
+        summary["ratio_to_model_nelbo_k_fitted"] = summary["bpd"] / summary["model_nelbo_k_fitted_bpd"]
+        for p, v in zip(per_image, fit):
+            p["model_nelbo_k_fitted_bits"] = float(v)
     return {"summary": summary, "per_image": per_image, "records": records}
 
 
@@ -216,7 +227,8 @@ def environment() -> dict:
 def run(dataset: str, codecs: list[str], limit: int | None, offset: int, out: str | None,
         model_name: str | None, steps: int, grid: str | None, grid_bits: int, parallel: int,
         modes: list[str], resume: bool = False, device: str = "cpu", show_progress: bool = True,
-        bootstrap: str | None = "auto", chunk: int | None = None, nelbo_steps: int | None = None) -> dict:
+        bootstrap: str | None = "auto", chunk: int | None = None, nelbo_steps: int | None = None,
+        latents: int | None = None) -> dict:
     """Run every (codec, mode) on the dataset; with `out`, the JSON is rewritten after every coded
     file, and `resume` continues a partial JSON: finished runs are kept, an unfinished one goes on
     after its last complete file."""
@@ -239,21 +251,23 @@ def run(dataset: str, codecs: list[str], limit: int | None, offset: int, out: st
     runs = {r["key"]: r for r in result["runs"]}
     for codec in codecs:
         if codec == "vdm":
-            from .diffusion.codec import CodingParams
+            from .api import coding_params
             from .registry import load_model
             model = load_model(model_name, device)
-            g = grid or model.default_grid
-            params = CodingParams(steps=steps, grid=g, grid_bits=grid_bits)
+            params = coding_params(model, steps, grid, grid_bits, latents)
+            g = params.grid
+            lv = "" if params.latents == 1 else f":v{params.latents}"  # version 1 keys predate the field
             for mode in modes:
                 size = "" if mode == "per-file" or not chunk else f":chunk{chunk}"
-                key = f"vdm:{model.name}:K{steps}:{g}:b{grid_bits}:p{parallel}:boot-{bootstrap or 'none'}:{mode}{size}"
+                key = f"vdm:{model.name}:K{steps}:{g}:b{grid_bits}{lv}:p{parallel}:boot-{bootstrap or 'none'}:{mode}{size}"
                 if key in runs and runs[key].get("complete", True):
                     continue
                 entry = runs.get(key)
                 if entry is None:
                     entry = {"key": key, "codec": "vdm", "mode": mode, "model": model.name,
                              "model_sha256": model.sha256, "complete": False,
-                             "options": {"steps": steps, "grid": g, "grid_bits": grid_bits, "parallel": parallel,
+                             "options": {"steps": steps, "grid": g, "grid_bits": grid_bits, "latents": params.latents,
+                                         "parallel": parallel,
                                          "bootstrap": bootstrap, "chunk": chunk if mode == "archive" else 1}}
                     result["runs"].append(entry)
                     runs[key] = entry
@@ -300,9 +314,13 @@ def markdown(result: dict) -> str:
             o = r["options"]
             boot = o.get("bootstrap", "none") or "none"
             chunk = f", {o['chunk']} per archive" if r["mode"] == "archive" and o.get("chunk") else ""
-            name = f"bbcodec {r['model']} K={o['steps']} {o['grid']} b={o['grid_bits']} p={o['parallel']} boot={boot}"
+            name = (f"bbcodec {r['model']} K={o['steps']} {o['grid']} b={o['grid_bits']} v{o.get('latents', 1)} "
+                    f"p={o['parallel']} boot={boot}")
             ref = s.get("model_nelbo_k_bpd")
             refs = f"{ref:.4f} ± {s['model_nelbo_k_se']:.4f} | {s['ratio_to_model_nelbo_k']:.4f}" if ref else " | "
+            if s.get("model_nelbo_k_fitted_bpd"):
+                refs = (f"{ref:.4f} ± {s['model_nelbo_k_se']:.4f}; fitted variances {s['model_nelbo_k_fitted_bpd']:.4f} | "
+                        f"{s['ratio_to_model_nelbo_k']:.4f}; {s['ratio_to_model_nelbo_k_fitted']:.4f}")
             tiles = f"{s.get('bootstrap_tiles', 0)} / {s.get('model_tiles', '')}"
             rows.append(f"| {name} | {r['mode']}{chunk} | {s['images']} | {s['bpd']:.4f} | {s['bpd_without_initial']:.4f} | "
                         f"{tiles} | {refs} | {s['encode_s_per_image']:.2f} | {s['decode_s_per_image']:.2f} |")

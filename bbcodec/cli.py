@@ -56,6 +56,10 @@ def _bootstrap_opt(f):
                              "initial bits: auto (jxl, else webp), jxl, webp, or none (random seed bits)")(f)
 
 
+def _latents_arg(v: str) -> int | None:
+    return None if v == "auto" else int(v)
+
+
 def _bootstrap_arg(v: str) -> str | None:
     return None if v == "none" else v
 
@@ -78,9 +82,13 @@ def cli():
 @click.option("--steps", type=click.IntRange(1, 100_000), default=DEFAULT_STEPS, show_default=True,
               help="diffusion steps K")
 @click.option("--grid", default=None, help="time grid: 'uniform' or one shipped with the model "
-              "(default: the model's ELBO-optimal 'opt1' when it has one)")
+              "(default: the model's ELBO-optimal grid for the latent coding version: 'opt2' for 2, 'opt1' "
+              "for 1, when it has one)")
 @click.option("--grid-bits", type=click.IntRange(0, 8), default=DEFAULT_GRID_BITS, show_default=True,
               help="latent bin = step std / 2^b")
+@click.option("--latents", type=click.Choice(["auto", "1", "2"]), default="auto", show_default=True,
+              help="latent coding version: 2 = push variances fitted to the model's error curve, "
+                   "1 = the schedule's posterior variances (auto: 2 where the model ships its curve)")
 @click.option("--parallel", type=click.IntRange(1, 65536), default=1, show_default=True,
               help="tiles in flight (more is faster, costs more initial bits)")
 @_bootstrap_opt
@@ -89,8 +97,8 @@ def cli():
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object with the figures")
 @click.option("--quiet", is_flag=True, help="no progress bar")
 @_guard
-def compress(inputs, output, model_name, steps, grid, grid_bits, parallel, bootstrap, device, force, as_json,
-             quiet):
+def compress(inputs, output, model_name, steps, grid, grid_bits, latents, parallel, bootstrap, device, force,
+             as_json, quiet):
     """Compress images (files, folders of PNGs, or '-' for stdin) into one .bbc file."""
     from . import api, fileio
     from .diffusion.codec import CodingParams
@@ -103,12 +111,14 @@ def compress(inputs, output, model_name, steps, grid, grid_bits, parallel, boots
         output = str(Path(inputs[0]).with_suffix(".bbc"))
     fileio.check_output(output, force, sources)
     model = load_model(model_name, device)
-    grid = grid or model.default_grid
-    data, rep = api.compress(images, model, CodingParams(steps=steps, grid=grid, grid_bits=grid_bits),
+    params = api.coding_params(model, steps, grid, grid_bits, _latents_arg(latents))
+    grid = params.grid
+    data, rep = api.compress(images, model, params,
                              parallel=parallel, progress=_show_progress(quiet), bootstrap=_bootstrap_arg(bootstrap))
     fileio.write_atomic(output, data, force)
     d = rep.as_dict()
-    d.update(model=model.name, steps=steps, grid=grid, grid_bits=grid_bits, parallel=parallel, images=len(images))
+    d.update(model=model.name, steps=steps, grid=grid, grid_bits=grid_bits, latents=params.latents, parallel=parallel,
+             images=len(images))
     if as_json:
         click.echo(json.dumps(d), err=(output == "-"))
     elif not quiet:
@@ -185,14 +195,15 @@ def models(as_json):
 @click.option("--steps", type=click.IntRange(1, 100_000), default=DEFAULT_STEPS, show_default=True)
 @click.option("--grid", default=None)
 @click.option("--grid-bits", type=click.IntRange(0, 8), default=DEFAULT_GRID_BITS, show_default=True)
+@click.option("--latents", type=click.Choice(["auto", "1", "2"]), default="auto", show_default=True)
 @_device_opt
 @click.option("--quiet", is_flag=True)
 @_guard
-def demo(model_name, steps, grid, grid_bits, device, quiet):
+def demo(model_name, steps, grid, grid_bits, latents, device, quiet):
     """Compress and decompress the bundled CIFAR-10 samples; check bit-exactness; print bits vs NELBO."""
     from .demo import run_demo
 
-    run_demo(model_name, steps, grid, grid_bits, device, progress=_show_progress(quiet))
+    run_demo(model_name, steps, grid, grid_bits, device, progress=_show_progress(quiet), latents=_latents_arg(latents))
 
 
 @cli.command()
@@ -243,9 +254,11 @@ def schedule(model_name, data, n_images, batch, points, out, threads):
     g = build_grids(model.vdm.net, model.schedule, x, n_curve=points, batch=batch,
                     source=f"{Path(data).name}[:{len(x)}]")
     click.echo(f"continuous diffusion term: {g['continuous_diffusion_bpd']:.4f} bits/dim (expected, from the curve)")
-    click.echo("   K   uniform    opt1   (expected diffusion bits/dim)")
+    click.echo("expected diffusion bits/dim; posterior variances (latents 1): uniform, opt1; "
+               "fitted variances (latents 2): uniform, opt2")
     for k, row in g["expected_diffusion_bpd"].items():
-        click.echo(f"{int(k):5d}  {row['uniform_bpd']:.4f}  {row['opt1_bpd']:.4f}")
+        click.echo(f"{int(k):5d}  {row['uniform_bpd']:.4f}  {row['opt1_bpd']:.4f}   "
+                   f"{row['uniform_fitted_bpd']:.4f}  {row['opt2_bpd']:.4f}")
     if out:
         from .fileio import write_atomic
         write_atomic(out, (json.dumps(g, indent=1) + "\n").encode(), force=True)
@@ -261,6 +274,7 @@ def schedule(model_name, data, n_images, batch, points, out, threads):
 @click.option("--steps", type=click.IntRange(1, 100_000), default=DEFAULT_STEPS, show_default=True)
 @click.option("--grid", default=None)
 @click.option("--grid-bits", type=click.IntRange(0, 8), default=DEFAULT_GRID_BITS, show_default=True)
+@click.option("--latents", type=click.Choice(["auto", "1", "2"]), default="auto", show_default=True)
 @click.option("--parallel", type=click.IntRange(1, 65536), default=1, show_default=True)
 @click.option("--mode", "modes", multiple=True, type=click.Choice(["archive", "per-file"]),
               default=["archive", "per-file"], show_default=True)
@@ -276,7 +290,7 @@ def schedule(model_name, data, n_images, batch, points, out, threads):
 @_device_opt
 @click.option("--quiet", is_flag=True)
 @_guard
-def bench(dataset, codecs, limit, offset, model_name, steps, grid, grid_bits, parallel, modes, out, resume,
+def bench(dataset, codecs, limit, offset, model_name, steps, grid, grid_bits, latents, parallel, modes, out, resume,
           bootstrap, chunk, nelbo_steps, threads, device, quiet):
     """Benchmark codecs on a dataset: decoded and compared, then bits, NELBO and seconds."""
     import torch
@@ -286,7 +300,8 @@ def bench(dataset, codecs, limit, offset, model_name, steps, grid, grid_bits, pa
         torch.set_num_threads(threads)
     res = B.run(dataset, list(codecs), limit, offset, out, model_name, steps, grid, grid_bits, parallel,
                 list(modes), resume=resume, device=device, show_progress=_show_progress(quiet),
-                bootstrap=_bootstrap_arg(bootstrap), chunk=chunk, nelbo_steps=nelbo_steps)
+                bootstrap=_bootstrap_arg(bootstrap), chunk=chunk, nelbo_steps=nelbo_steps,
+                latents=_latents_arg(latents))
     md = B.markdown(res)
     if out:
         Path(out).with_suffix(".md").write_text(md)

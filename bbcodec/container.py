@@ -18,7 +18,8 @@
 Header fields (JSON, no pickle):
     codec           "vdm-bitswap"
     model           {"name": str, "sha256": first 16 hex digits of the weights file's sha256}
-    coding          {"steps": K, "grid": time-grid id, "grid_bits": b, "tile": T, "parallel": tiles in
+    coding          {"steps": K, "grid": time-grid id, "grid_bits": b, "latents": latent coding version
+                     (absent: 1; 2 = push variances from the model's mse curve), "tile": T, "parallel": tiles in
                      flight, "seed_words": W, "seed_kept": m, "threads": torch intra-op threads of the
                      encoder (the decoder uses the same: CPU float results depend on it),
                      "device": "cpu" or "cuda" (where the encoder ran the network),
@@ -165,6 +166,7 @@ def validate_header(h: dict) -> None:
     _int(c, "steps", 1, 100_000)
     _need(isinstance(c.get("grid"), str), "invalid header field 'grid'")
     _int(c, "grid_bits", 0, 8)
+    _int({"latents": c.get("latents", 1)}, "latents", 1, 1 << 16)  # an unknown version: "unsupported coding"
     _int(c, "tile", 4, 1024)
     _int(c, "parallel", 1, 1 << 16)
     _int(c, "seed_words", 1, 1 << 28)

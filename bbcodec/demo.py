@@ -6,25 +6,24 @@ from pathlib import Path
 
 import click
 
-from .diffusion.codec import CodingParams
 from .errors import BbcError
 from .images import read_image, same_image
 
 SAMPLES = Path(__file__).resolve().parent / "samples"
 
 
-def run_demo(model_name, steps, grid, grid_bits, device, progress):
+def run_demo(model_name, steps, grid, grid_bits, device, progress, latents=None):
     from . import api
     from .registry import load_model
 
     files = sorted(SAMPLES.glob("*.png"))
     images = [read_image(str(f), name=f.name) for f in files]
     model = load_model(model_name, device)
-    grid = grid or model.default_grid
+    params = api.coding_params(model, steps, grid, grid_bits, latents)
+    grid = params.grid
     click.echo(f"model {model.name} ({model.sha256}) on {model.device}; {len(images)} CIFAR-10 test images "
-               f"(32x32 RGB) as one archive, K={steps}, grid={grid}, grid_bits={grid_bits}")
-    data, rep = api.compress(images, model, CodingParams(steps=steps, grid=grid, grid_bits=grid_bits),
-                             progress=progress)
+               f"(32x32 RGB) as one archive, K={steps}, grid={grid}, grid_bits={grid_bits}, latents v{params.latents}")
+    data, rep = api.compress(images, model, params, progress=progress)
     t0 = time.time()
     out, _ = api.decompress(data, model, progress=progress)
     t_dec = time.time() - t0
@@ -34,7 +33,7 @@ def run_demo(model_name, steps, grid, grid_bits, device, progress):
     png_bits = sum(f.stat().st_size for f in files) * 8
     click.echo(f"bit-exact round trip: yes ({len(images)} images)")
     from .bench import model_nelbo_k
-    ref = float(model_nelbo_k(model, CodingParams(steps=steps, grid=grid, grid_bits=grid_bits), images).sum())
+    ref = float(model_nelbo_k(model, params, images).sum())
     n = rep.subpixels
     click.echo(f"archive             {rep.bytes:8d} bytes  {rep.bpd:.4f} bits/dim (everything included: header, "
                f"first tiles, initial bits)")

@@ -34,6 +34,7 @@ class LoadedModel:
     device: str
     card: dict
     grids: dict          # name -> {str(K): [t_0 .. t_K]}, frozen with the model (grids.json)
+    mse_curve: tuple | None = None  # (t, E (s(x) - x_hat(z_t))^2 per dim) on training images (grids.json)
 
     def time_grid(self, name: str, steps: int):
         """The K+1 times of a named grid: 'uniform', or a grid shipped with this model."""
@@ -55,6 +56,11 @@ class LoadedModel:
     @property
     def default_grid(self) -> str:
         return "opt1" if "opt1" in self.grids else "uniform"
+
+    @property
+    def default_latents(self) -> int:
+        """Latent coding version 2 (analytic push variances) needs the model's mse curve."""
+        return 2 if self.mse_curve is not None else 1
 
 
 def _registry() -> dict:
@@ -147,14 +153,18 @@ def load_model(name_or_path: str | None = None, device: str = "cpu") -> LoadedMo
     vdm.eval().to(device)
     card_path = folder / "card.json"
     card = json.loads(card_path.read_text()) if card_path.exists() else {}
-    grids = {}
+    grids, mse_curve = {}, None
     grids_path = folder / "grids.json"
     if grids_path.exists():
         want = reg["models"].get(name, {}).get("grids_sha256") if expected is not None else None
         if want is not None and file_sha256(grids_path) != want:
             raise ModelError(f"model {name}: grids.json fails its sha256 check")
-        grids = json.loads(grids_path.read_text())["grids"]
+        gj = json.loads(grids_path.read_text())
+        grids = gj["grids"]
+        if "curve" in gj:
+            import numpy as np
+            mse_curve = (np.array(gj["curve"]["t"], dtype=np.float64), np.array(gj["curve"]["mse_per_dim"], dtype=np.float64))
     m = LoadedModel(name=name, sha256=sha[:16], config=config, vdm=vdm, schedule=vdm.gamma.frozen(),
-                    tile=int(config.get("tile", 32)), device=device, card=card, grids=grids)
+                    tile=int(config.get("tile", 32)), device=device, card=card, grids=grids, mse_curve=mse_curve)
     _CACHE[key] = m
     return m

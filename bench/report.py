@@ -93,7 +93,12 @@ def k_sweep_section() -> str:
     for g, c in (("uniform", "C0"), ("opt1", "C1")):
         pts = sorted((k, s["bpd"]) for (n, gg, k), (_, s) in coded.items() if n == 100 and gg == g)
         if pts:
-            ax.plot(*zip(*pts), "s--", color=c, ms=4, alpha=0.8, label=f"{g}: coded file, first 100")
+            ax.plot(*zip(*pts), "s--", color=c, ms=4, alpha=0.8, label=f"{g}: coded (v1), first 100")
+    for g, c in (("uniform", "C2"), ("opt1", "C3")):
+        pts = sorted((k, s["bpd"]) for (n, gg, k), (_, s) in _coded_sweep_runs("k_sweep_coded_v2").items()
+                     if n == 100 and gg == g)
+        if pts:
+            ax.plot(*zip(*pts), "^-", color=c, ms=5, label=f"{g}: coded (v2, default), first 100")
     ax.set_xscale("log")
     ax.set_xlabel("diffusion steps K")
     ax.set_ylabel("bits/dim")
@@ -152,11 +157,27 @@ def grid_bits_section() -> str | None:
     for (n, k, b), s in sorted(found.items(), key=lambda t: (-t[0][0], t[0][1], t[0][2])):
         rows.append(f"| first {n} | {k} | {b} | {s['bpd']:.4f} | {s['expected_bpd']:.4f} | {s['ratio_to_expected']:.3f} | "
                     f"{s['encode_s_per_image']:.2f} |")
-    return ("### Latent bin width against steps\n\nopt1 grid, archive, --parallel 8, one thread, model "
+    return ("### Latent bin width against steps\n\nopt1 grid, latent coding version 1, archive, --parallel 8, one thread, model "
             "`cifar10-vdm-s1`. Bins are 2^-grid_bits of the smallest step std. The middle column is what the "
             "coded chain's continuous NELBO (along the latents it actually drew) plus the JPEG XL tiles would "
             "cost: the ratio isolates the coder. Command: `bash bench/grid_bits.sh` (N=100 RUNS=\"256:1\" for "
             "the 100-image row).\n\n" + "\n".join(rows) + "\n")
+
+
+def toy_bins_section() -> str | None:
+    r = _load("toy_bins.json")
+    if not r:
+        return None
+    by = {(x["K"], x["grid_bits"], x["latents"]): x for x in r["rows"]}
+    rows = ["| K | grid_bits | version 1: excess bits/subpixel | version 2 | version 1 per step |", "|---:|---:|---:|---:|---:|"]
+    for (k, b) in sorted({(k, b) for k, b, _ in by}):
+        v1, v2 = by.get((k, b, 1)), by.get((k, b, 2))
+        if v1 and v2:
+            rows.append(f"| {k} | {b} | {v1['excess']:.4f} | {v2['excess']:.4f} | {v1['excess_per_step']:.5f} |")
+    return ("What binning costs with the network taken out (an exact denoiser in 1-D, the coder's own grids and "
+            f"stds for `{r['model']}`'s schedule, {r['subpixels']:,} simulated subpixels): the code length beyond "
+            "the continuous chain's. Command: `python bench/toy_bins.py --out bench/results/toy_bins.json`.\n\n"
+            + "\n".join(rows) + "\n")
 
 
 def classical_on(classical: dict, names: list[str]) -> list[str]:
@@ -233,10 +254,10 @@ def arch_section() -> str | None:
               "--threads 1`).\n\n![architectures](bench/results/arch/arch_compare.png)\n")
 
 
-def _coded_sweep_runs():
-    """{(images, grid, K): summary} of every finished coded-sweep run."""
+def _coded_sweep_runs(name: str = "k_sweep_coded"):
+    """{(images, grid, K): (run, summary)} of every finished coded-sweep run in bench/results/NAME."""
     runs = {}
-    folder = RES / "k_sweep_coded"
+    folder = RES / name
     for f in sorted(folder.glob("n*/*.json")) if folder.exists() else []:
         for run in json.loads(f.read_text())["runs"]:
             if "summary" in run:
@@ -244,23 +265,34 @@ def _coded_sweep_runs():
     return runs
 
 
-def k_sweep_coded_section() -> str | None:
-    runs = _coded_sweep_runs()
+def k_sweep_coded_section(name: str = "k_sweep_coded") -> str | None:
+    runs = _coded_sweep_runs(name)
     if not runs:
         return None
+    v2 = name == "k_sweep_coded_v2"
+    fit_head = "uniform: fitted NELBO_K | opt1: fitted NELBO_K | " if v2 else ""
     rows = ["| images | K | uniform: file bits/dim | opt1: file bits/dim | uniform: NELBO_K | opt1: NELBO_K | "
-            "opt1 encode s/img | opt1 decode s/img |", "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+            + fit_head + "opt1 encode s/img | opt1 decode s/img |", "|---:" * (10 if v2 else 8) + "|"]
     for n, k in sorted({(n, k) for n, _, k in runs}, key=lambda t: (-t[0], t[1])):
         u, o = (runs.get((n, g, k), (None, None))[1] for g in ("uniform", "opt1"))
         f = lambda d, key, fmt=".4f": format(d[key], fmt) if d and key in d else "–"  # noqa: E731
+        fit = f"{f(u, 'model_nelbo_k_fitted_bpd')} | {f(o, 'model_nelbo_k_fitted_bpd')} | " if v2 else ""
         rows.append(f"| first {n} | {k} | {f(u, 'bpd')} | {f(o, 'bpd')} | {f(u, 'model_nelbo_k_bpd')} | "
-                    f"{f(o, 'model_nelbo_k_bpd')} | {f(o, 'encode_s_per_image', '.2f')} | "
+                    f"{f(o, 'model_nelbo_k_bpd')} | {fit}{f(o, 'encode_s_per_image', '.2f')} | "
                     f"{f(o, 'decode_s_per_image', '.2f')} |")
     model = next(iter(runs.values()))[0]["model"]
-    return ("### Rate against steps (coded)\n\nOne archive per row (first tiles by JPEG XL), --parallel 8, one "
-            f"thread, model `{model}`. The first 20 images are harder than the first 100 (JPEG XL: 4.36 against "
-            "4.13 bits/dim): compare rows of the same subset. NELBO_K here samples 8 of the K steps per image (the "
-            "model-side table above has 1000 images). Command: `bash bench/k_sweep_coded.sh`.\n\n"
+    if name == "k_sweep_coded_v2":
+        return ("### Rate against steps (coded, latent coding version 2: the default)\n\nOne archive per row (first "
+                f"tiles by JPEG XL), --parallel 8, one thread, model `{model}`. NELBO_K is the model's standard "
+                "discrete-time NELBO (posterior variances), fitted NELBO_K the same with the variances version 2 "
+                "codes with; both sample 8 of the K steps per image, on the same draws. Missing cells were not run "
+                "yet (CPU time). Commands: `bash bench/k_sweep_coded.sh`, then `python bench/add_fitted_reference.py "
+                "bench/results/k_sweep_coded_v2/n100/*.json` for runs that predate the fitted column.\n\n"
+                + "\n".join(rows) + "\n")
+    return ("### Rate against steps (coded, latent coding version 1)\n\nOne archive per row (first tiles by JPEG XL), "
+            f"--parallel 8, one thread, model `{model}`. The first 20 images are harder than the first 100 (JPEG XL: "
+            "4.36 against 4.13 bits/dim): compare rows of the same subset. NELBO_K here samples 8 of the K steps per "
+            "image (the model-side table above has 1000 images). Command: `LATENTS=1 bash bench/k_sweep_coded.sh`.\n\n"
             + "\n".join(rows) + "\n")
 
 
@@ -271,9 +303,11 @@ def rate_vs_seconds(out_png: Path) -> str | None:
     import matplotlib.pyplot as plt
 
     pts = []
-    for (n, grid, k), (r, s) in sorted(_coded_sweep_runs().items()):
-        if n == 100:
-            pts.append((f"bbcodec K={k} {grid}", grid, s["encode_s_per_image"] + s["decode_s_per_image"], s["bpd"]))
+    for name, tag in (("k_sweep_coded", "v1"), ("k_sweep_coded_v2", "v2")):
+        for (n, grid, k), (r, s) in sorted(_coded_sweep_runs(name).items()):
+            if n == 100:
+                pts.append((f"bbcodec K={k} {grid} {tag}", grid + tag, s["encode_s_per_image"] + s["decode_s_per_image"],
+                            s["bpd"]))
     for name in ("cifar10_test_vdm_archive100.json",):
         r = _load(name)
         for run in (r or {"runs": []})["runs"]:
@@ -288,7 +322,8 @@ def rate_vs_seconds(out_png: Path) -> str | None:
     if not pts:
         return None
     fig, ax = plt.subplots(figsize=(6, 4))
-    colors = {"uniform": "tab:blue", "opt1": "tab:orange", "default": "tab:red", "classical": "tab:gray"}
+    colors = {"uniformv1": "tab:blue", "opt1v1": "tab:orange", "uniformv2": "tab:green", "opt1v2": "tab:purple",
+              "default": "tab:red", "classical": "tab:gray"}
     for label, kind, sec, bpd in pts:
         ax.scatter(sec, bpd, color=colors.get(kind, "k"), s=18)
         ax.annotate(label.replace("bbcodec ", ""), (sec, bpd), fontsize=6, xytext=(3, 2), textcoords="offset points")
@@ -332,7 +367,8 @@ def main() -> None:
         if pf and any("summary" in r for r in pf["runs"]):
             perfile_scatter(pf, RES / "cifar10_perfile_achieved_vs_nelbo.png")
             parts.append("![achieved vs NELBO](bench/results/cifar10_perfile_achieved_vs_nelbo.png)\n")
-    for section in (k_sweep_section, k_sweep_paired_section, k_sweep_coded_section, grid_bits_section, lambda: rate_vs_seconds(RES / "rate_vs_seconds.png"),
+    for section in (k_sweep_section, k_sweep_paired_section, lambda: k_sweep_coded_section("k_sweep_coded_v2"),
+                    k_sweep_coded_section, grid_bits_section, toy_bins_section, lambda: rate_vs_seconds(RES / "rate_vs_seconds.png"),
                     photos_section, profile_section, arch_section):
         text = section()
         if text:

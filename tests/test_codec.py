@@ -12,7 +12,8 @@ from conftest import cifar_samples, image_data
 def _round_trip(images, model, boots=(None, "auto"), **kw):
     """Round trip with every tile coded by the prior (bootstrap None) and with the first tiles
     coded classically (auto): both code paths, every time."""
-    params = CodingParams(steps=kw.pop("steps", 4), grid_bits=kw.pop("grid_bits", 1), grid=kw.pop("grid", "uniform"))
+    params = CodingParams(steps=kw.pop("steps", 4), grid_bits=kw.pop("grid_bits", 1), grid=kw.pop("grid", "uniform"),
+                          latents=kw.pop("latents", 1))
     for boot in boots:
         data, rep = api.compress(images, model, params, bootstrap=boot, **kw)
         out, header = api.decompress(data, model)
@@ -224,3 +225,60 @@ def test_a_missing_bootstrap_library_is_a_clean_error(tiny_model, monkeypatch):
     monkeypatch.setattr(bootstrap, "get_baseline", lambda n: Missing(real(n)))
     with pytest.raises(BbcError, match="not installed"):
         api.decompress(data, tiny_model)
+
+
+@pytest.fixture
+def curve_model(tiny_model):
+    """The tiny model with an mse curve, as shipped models have one (grids.json): latent coding v2."""
+    import dataclasses
+    t = np.linspace(0, 1, 11)
+    return dataclasses.replace(tiny_model, mse_curve=(t, 0.02 + 0.3 * t))
+
+
+@pytest.mark.parametrize("steps,grid_bits,parallel", [(1, 0, 1), (4, 0, 2), (10, 1, 1), (6, 2, 3)])
+def test_latent_version_2_round_trips(curve_model, steps, grid_bits, parallel):
+    imgs = [image_data("RGB", 40, 33, 1, "a.png"), image_data("L", 32, 32, 2, "b.png")]
+    data, _ = _round_trip(imgs, curve_model, steps=steps, grid_bits=grid_bits, latents=2, parallel=parallel)
+    from bbcodec import container
+    assert container.parse(data).header["coding"]["latents"] == 2
+
+
+def test_latent_version_is_chosen_by_the_model_and_checked(tiny_model, curve_model):
+    from bbcodec.errors import BbcError
+    assert api.coding_params(curve_model, 10).latents == 2
+    assert api.coding_params(tiny_model, 10).latents == 1
+    assert api.coding_params(curve_model, 10, latents=1).latents == 1
+    with pytest.raises(BbcError, match="mse curve"):
+        api.coding_params(tiny_model, 10, latents=2)
+    # version 1 files stay version 1: no field in the header, decoded as before
+    data, _ = api.compress([image_data("RGB", 20, 20)], curve_model, CodingParams(steps=3), bootstrap=None)
+    from bbcodec import container
+    assert "latents" not in container.parse(data).header["coding"]
+    with pytest.raises(ValueError):
+        ChainSpec(tiny_model.schedule, CodingParams(steps=3, latents=2))  # no curve
+    with pytest.raises(ValueError):
+        ChainSpec(tiny_model.schedule, CodingParams(steps=3, latents=3), mse_curve=curve_model.mse_curve)
+
+
+def test_version_2_push_variance():
+    """With an exact network (M = 0) version 2 pushes s_p^2 - delta^2/12 (the binning's widening
+    removed, as for the pops); a larger network error widens the push by c_x^2 M."""
+    from bbcodec.diffusion.schedule import Schedule
+    sc = Schedule(-10.0, 5.0)
+    t = np.linspace(0, 1, 5)
+    p = CodingParams(steps=50, latents=2)
+    exact = ChainSpec(sc, p, mse_curve=(t, np.zeros(5)))
+    v1 = ChainSpec(sc, CodingParams(steps=50))
+    assert np.allclose(exact.push_std[1:] ** 2, v1.s_p[1:] ** 2 - v1.delta[:-1] ** 2 / 12)
+    noisy = ChainSpec(sc, p, mse_curve=(t, np.full(5, 0.1)))
+    assert np.allclose(noisy.push_std[1:] ** 2 - exact.push_std[1:] ** 2, 0.1 * v1.c_x[1:] ** 2)
+    assert np.array_equal(v1.push_std, v1.s_p, equal_nan=True)
+
+
+def test_default_grid_follows_the_latent_version(curve_model):
+    import dataclasses
+    m = dataclasses.replace(curve_model, grids={"opt1": {"4": [0, .2, .5, .8, 1]}, "opt2": {"4": [0, .3, .6, .9, 1]}})
+    assert api.coding_params(m, 4).grid == "opt2"
+    assert api.coding_params(m, 4, latents=1).grid == "opt1"
+    assert api.coding_params(m, 4, grid="uniform").grid == "uniform"
+    _round_trip([image_data("RGB", 20, 20)], m, steps=4, grid="opt2", latents=2)

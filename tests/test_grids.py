@@ -31,3 +31,25 @@ def test_optimal_never_worse_than_uniform():
     for k, g in grids.items():
         assert len(g) == k + 1 and g[0] == 0 and g[-1] == 1 and np.all(np.diff(g) > 0)
         assert grid_cost(SC, t, m, g) <= grid_cost(SC, t, m, np.linspace(0, 1, k + 1)) + 1e-12
+
+
+def test_fitted_grids_opt2():
+    """opt2 minimises the fitted-variance cost 1/2 log(1 + dSNR M): never worse than uniform or opt1
+    under it, and that cost never exceeds the posterior-variance one. Frozen grids are not rebuilt."""
+    import pytest
+    from bbcodec.diffusion.grids import add_grid
+    tc = np.linspace(0, 1, 41)
+    gj = {"curve": {"t": tc.tolist(), "mse_per_dim": _curve(tc).tolist()}, "grids": {}}
+    ks = (4, 8, 16, 32)
+    add_grid(gj, SC, "opt1", n_fine=401, ks=ks)
+    add_grid(gj, SC, "opt2", n_fine=401, ks=ks)
+    tf = np.linspace(0, 1, 401)
+    mf = np.exp(np.interp(tf, tc, np.log(_curve(tc))))
+    for k in ks:
+        row = gj["expected_diffusion_bpd"][str(k)]
+        o1, o2 = (np.array(gj["grids"][n][str(k)]) for n in ("opt1", "opt2"))
+        assert row["opt2_bpd"] <= row["uniform_fitted_bpd"] + 1e-12
+        assert grid_cost(SC, tf, mf, o2, fitted=True) <= grid_cost(SC, tf, mf, o1, fitted=True) + 1e-12
+        assert row["opt2_bpd"] <= row["opt1_bpd"] and row["uniform_fitted_bpd"] <= row["uniform_bpd"]
+    with pytest.raises(ValueError, match="frozen"):
+        add_grid(gj, SC, "opt1", n_fine=401, ks=ks)

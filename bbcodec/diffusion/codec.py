@@ -38,11 +38,18 @@ def time_grid(name: str, steps: int) -> np.ndarray:
     raise ValueError(f"unknown time grid {name!r}")
 
 
+LATENT_VERSIONS = (1, 2)
+
+
 @dataclass(frozen=True)
 class CodingParams:
+    """steps K, time grid name, bins of 2^-grid_bits step std, and the latent coding version:
+    1 pushes p(z_s | z_t) with the schedule's reverse std; 2 with the model's expected-cost-optimal
+    variance, corrected for binning (see ChainSpec.push_std)."""
     steps: int = 100
     grid: str = "uniform"
     grid_bits: int = 0
+    latents: int = 1
 
 
 class ChainSpec:
@@ -62,11 +69,14 @@ class ChainSpec:
     symbols absorbs float rounding.
     """
 
-    def __init__(self, sched: Schedule, params: CodingParams, times: np.ndarray | None = None):
+    def __init__(self, sched: Schedule, params: CodingParams, times: np.ndarray | None = None,
+                 mse_curve: tuple | None = None):
         if params.steps < 1:
             raise ValueError("steps must be >= 1")
         if not 0 <= params.grid_bits <= 8:
             raise ValueError("grid_bits must be in 0..8")
+        if params.latents not in LATENT_VERSIONS:
+            raise ValueError(f"latent coding version must be one of {LATENT_VERSIONS}")
         K = params.steps
         self.params = params
         self.K = K
@@ -103,6 +113,20 @@ class ChainSpec:
         # with the model's NELBO_K.) delta <= the step std, so the difference stays positive.
         self.pop_std0 = math.sqrt(self.sigma[0] ** 2 - self.delta[0] ** 2 / 12)
         self.pop_std = np.sqrt(self.s_q ** 2 - self.delta ** 2 / 12)
+        # Push stds.  Version 1: the schedule's posterior std s_p.  Version 2: the variance that
+        # minimizes the expected cost of a Gaussian with the network's mean (Bao et al. 2022,
+        # Analytic-DPM): s_p^2 + c_x^2 M(t), M(t) = E (s(x) - x_hat(z_t))^2 per dimension, the model's
+        # own curve on training images (grids.json, frozen with the model), less delta_s^2/12, because
+        # pushing bin masses on grid s already widens the Gaussian by about that much.  With an exact
+        # network this is s_p^2 - delta^2/12, the pops' correction; version 1 then over-disperses by
+        # ~1/12 per step (~0.002 bits per subpixel and step at bins of one std).
+        self.push_std = self.s_p.copy()
+        if params.latents >= 2:
+            if mse_curve is None:
+                raise ValueError("latent coding version 2 needs the model's mse curve (grids.json)")
+            m = np.interp(tt, mse_curve[0], mse_curve[1])
+            v = self.s_p[1:] ** 2 + self.c_x[1:] ** 2 * m - self.delta[:-1] ** 2 / 12
+            self.push_std[1:] = np.sqrt(np.maximum(v, 0.5 * self.s_p[1:] ** 2))
 
         E = np.empty(K + 1)
         E[0] = (rq[0] + 0.5) * self.delta[0]
@@ -202,7 +226,7 @@ def tile_batch_codec(spec: ChainSpec, eps_fn, mask: np.ndarray, x_true: np.ndarr
         if on_step is not None:
             on_step()
         mean = spec.c_z[i] * z_i + spec.c_x[i] * x_hat
-        return grid_gaussian(spec.delta[i - 1], mean, spec.s_p[i], int(spec.rp[i]))
+        return grid_gaussian(spec.delta[i - 1], mean, spec.push_std[i], int(spec.rp[i]))
 
     top = grid_gaussian(spec.delta[spec.K], np.zeros(n_real), 1.0, int(spec.r_top))
     if stats is not None:

@@ -43,18 +43,27 @@ def mse_curve(net, sched: Schedule, images: np.ndarray, t: np.ndarray, batch: in
     return np.array(means), np.array(ses)
 
 
-def step_costs(sched: Schedule, t: np.ndarray, m: np.ndarray) -> np.ndarray:
+def _cost(d_snr, m, fitted: bool):
+    """A step's expected KL per dimension (nats): with the posterior's variance (grid opt1, latent
+    coding version 1) 1/2 dSNR M(t); with the fitted variance s_p^2 + c_x^2 M(t) (grid opt2, version 2)
+    the KL collapses to 1/2 log(1 + dSNR M(t)), because c_x^2 / s_p^2 = SNR_s - SNR_t."""
+    return 0.5 * np.log1p(d_snr * m) if fitted else 0.5 * d_snr * m
+
+
+def step_costs(sched: Schedule, t: np.ndarray, m: np.ndarray, fitted: bool = False) -> np.ndarray:
     """L[i, j] in nats per dimension for fine-grid points i < j (inf elsewhere)."""
     snr = np.exp(-sched.gamma(t))
-    L = 0.5 * (snr[:, None] - snr[None, :]) * m[None, :]
+    with np.errstate(invalid="ignore"):
+        L = _cost(snr[:, None] - snr[None, :], m[None, :], fitted)
     L[np.tril_indices(len(t))] = np.inf
     return L
 
 
-def optimal_grids(sched: Schedule, t: np.ndarray, m: np.ndarray, ks: list[int]) -> dict[int, np.ndarray]:
+def optimal_grids(sched: Schedule, t: np.ndarray, m: np.ndarray, ks: list[int],
+                  fitted: bool = False) -> dict[int, np.ndarray]:
     """Best grid for each K in ks (each a subset of the fine grid t, which must start at 0 and end at 1)."""
     assert t[0] == 0.0 and t[-1] == 1.0
-    L = step_costs(sched, t, m)
+    L = step_costs(sched, t, m, fitted)
     n = len(t)
     kmax = max(ks)
     cost = np.full(n, np.inf)
@@ -78,11 +87,11 @@ def optimal_grids(sched: Schedule, t: np.ndarray, m: np.ndarray, ks: list[int]) 
     return out
 
 
-def grid_cost(sched: Schedule, t_fine: np.ndarray, m: np.ndarray, grid: np.ndarray) -> float:
+def grid_cost(sched: Schedule, t_fine: np.ndarray, m: np.ndarray, grid: np.ndarray, fitted: bool = False) -> float:
     """Expected diffusion cost (nats per dimension) of a grid, M interpolated from the fine curve."""
     mg = np.interp(grid, t_fine, m)
     snr = np.exp(-sched.gamma(grid))
-    return float(np.sum(0.5 * (snr[:-1] - snr[1:]) * mg[1:]))
+    return float(np.sum(_cost(snr[:-1] - snr[1:], mg[1:], fitted)))
 
 
 GRID_KS = (8, 16, 25, 32, 50, 64, 100, 128, 200, 256, 400, 500, 512, 1000)
@@ -96,20 +105,38 @@ def build_grids(net, sched: Schedule, images: np.ndarray, n_curve: int = 81, bat
     """
     tc = np.linspace(0.0, 1.0, n_curve)
     m, se = mse_curve(net, sched, images, tc, batch=batch, seed=seed)
+    gj = {
+        "version": 1,
+        "curve": {"t": tc.tolist(), "mse_per_dim": m.tolist(), "se": se.tolist(), "images": source,
+                  "batch_per_time": batch, "seed": seed},
+        "grids": {},
+    }
+    for name in ("opt1", "opt2"):
+        add_grid(gj, sched, name, n_fine=n_fine, ks=ks)
+    return gj
+
+
+def add_grid(gj: dict, sched: Schedule, name: str, n_fine: int = 2001, ks=GRID_KS) -> dict:
+    """Add grid 'opt1' (best for the posterior's variances) or 'opt2' (best for the fitted variances of
+    latent coding version 2) to a grids.json dict, from its stored curve alone: M is interpolated
+    log-linearly onto n_fine points for the DP.  Existing grids are never changed (they are frozen)."""
+    if name in gj["grids"]:
+        raise ValueError(f"grid {name!r} exists and is frozen")
+    fitted = {"opt1": False, "opt2": True}[name]
+    tc, m = np.array(gj["curve"]["t"]), np.array(gj["curve"]["mse_per_dim"])
     tf = np.linspace(0.0, 1.0, n_fine)
     mf = np.exp(np.interp(tf, tc, np.log(np.maximum(m, 1e-30))))
-    grids = optimal_grids(sched, tf, mf, [k for k in ks if k < n_fine])
+    grids = optimal_grids(sched, tf, mf, [k for k in ks if k < n_fine], fitted)
     for k in ks:
         if k >= n_fine:
             grids[k] = np.linspace(0.0, 1.0, k + 1)
     ln2 = np.log(2.0)
-    table = {str(k): {"uniform_bpd": grid_cost(sched, tf, mf, np.linspace(0, 1, k + 1)) / ln2,
-                      "opt1_bpd": grid_cost(sched, tf, mf, grids[k]) / ln2} for k in ks}
-    return {
-        "version": 1,
-        "curve": {"t": tc.tolist(), "mse_per_dim": m.tolist(), "se": se.tolist(), "images": source,
-                  "batch_per_time": batch, "seed": seed},
-        "expected_diffusion_bpd": table,
-        "continuous_diffusion_bpd": grid_cost(sched, tf, mf, tf) / ln2,
-        "grids": {"opt1": {str(k): [float(v) for v in grids[k]] for k in ks}},
-    }
+    table = gj.setdefault("expected_diffusion_bpd", {})
+    suffix = "_fitted" if fitted else ""
+    for k in ks:
+        row = table.setdefault(str(k), {})
+        row["uniform" + suffix + "_bpd"] = grid_cost(sched, tf, mf, np.linspace(0, 1, k + 1), fitted) / ln2
+        row[name + "_bpd"] = grid_cost(sched, tf, mf, grids[k], fitted) / ln2
+    gj.setdefault("continuous_diffusion_bpd", grid_cost(sched, tf, mf, tf) / ln2)
+    gj["grids"][name] = {str(k): [float(v) for v in grids[k]] for k in ks}
+    return gj

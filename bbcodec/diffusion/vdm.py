@@ -115,6 +115,14 @@ def reverse_coefficients(sched: Schedule, s: np.ndarray, t: np.ndarray):
     return c_z, c_x, std
 
 
+def fitted_push_var(sched: Schedule, times: np.ndarray, mse_curve: tuple) -> np.ndarray:
+    """Reverse variances that minimise the expected KL of each step for a network whose error is
+    M(t) = E (s(x) - x_hat(z_t))^2 per dimension (Bao et al. 2022): s_p^2 + c_x^2 M(t).  float [K]
+    (The coder's version 2 pushes this less delta^2/12, the binning's own widening: diffusion/codec.py.)"""
+    _, c_x, s_p = reverse_coefficients(sched, times[:-1], times[1:])
+    return s_p ** 2 + c_x ** 2 * np.interp(times[1:], mse_curve[0], mse_curve[1])
+
+
 def step_kl_bits(snr_s: float, snr_t: float, f: np.ndarray, x_hat: np.ndarray) -> np.ndarray:
     """KL(q(z_s|z_t,x) || p(z_s|z_t)) in bits per dimension (elementwise):
     1/2 (SNR_s - SNR_t) (s(x) - x_hat)^2, with SNR = exp(-gamma)."""
@@ -129,7 +137,8 @@ def prior_kl_bits(alpha1: float, sigma1: float, f: np.ndarray) -> np.ndarray:
 @torch.no_grad()
 def nelbo_k_bits(net, sched: Schedule, x: np.ndarray, times: np.ndarray, sampled_steps: int | None = None,
                  seed: int = 0, batch: int = 50, mask: np.ndarray | None = None,
-                 pad: np.ndarray | None = None, stratified: bool = False) -> np.ndarray:
+                 pad: np.ndarray | None = None, stratified: bool = False,
+                 push_var: np.ndarray | None = None) -> np.ndarray:
     """The model's discrete-time NELBO_K in bits per image, independent of any coder.  x: uint8 [B, C, H, W].
 
     recon (one z_0 sample) + KL(q(z_1|x) || N(0, I)) + sum_i 1/2 (SNR_{i-1} - SNR_i) ||s(x) - x_hat(z_{t_i})||^2
@@ -138,6 +147,8 @@ def nelbo_k_bits(net, sched: Schedule, x: np.ndarray, times: np.ndarray, sampled
     by K/m: an unbiased estimate at m/K of the network cost.  With stratified, steps 1..K are split
     into m contiguous runs of near-equal length and one step is drawn from each, weighted by its
     run's length: also unbiased, and far less noisy, because a step's cost varies mostly with t.
+    With push_var (float [K], step i's reverse variance), the steps' KLs are those of a reverse model
+    with these variances instead of the posterior's (`fitted_push_var`: latent coding version 2).
     With mask (bool, x's shape), only the True subpixels count; the others are held at the
     fixed noise sigma_t * pad (pad: float [C, H, W]), as the coder holds uncoded subpixels.
     """
@@ -166,6 +177,9 @@ def nelbo_k_bits(net, sched: Schedule, x: np.ndarray, times: np.ndarray, sampled
     else:
         steps = np.stack([rng.choice(np.arange(1, K + 1), size=m, replace=False) for _ in range(B)])  # [B, m]
         weight = np.full(m, K / m)
+    if push_var is not None:
+        _, c_x, s_p = reverse_coefficients(sched, times[:-1], times[1:])
+        c_x, v0, v = (np.concatenate([[np.nan], arr]) for arr in (c_x, s_p ** 2, push_var))  # index = step
     for j in range(m):
         for lo in range(0, B, batch):
             idx = np.arange(lo, min(B, lo + batch))
@@ -177,6 +191,10 @@ def nelbo_k_bits(net, sched: Schedule, x: np.ndarray, times: np.ndarray, sampled
                 z = np.where(mask[idx], z, si * pad)
             e_hat = net(torch.from_numpy(z.astype(np.float32)), torch.from_numpy(g[st].astype(np.float32)))
             x_hat = np.clip((z - si * e_hat.double().numpy()) / al, -1.0, 1.0)
-            kl = step_kl_bits(snr[st - 1][:, None, None, None], snr[st][:, None, None, None], f[idx], x_hat)
+            if push_var is None:
+                kl = step_kl_bits(snr[st - 1][:, None, None, None], snr[st][:, None, None, None], f[idx], x_hat)
+            else:  # KL(N(mu_q, v0) || N(mu_p, v)) with mu_q - mu_p = c_x (s(x) - x_hat)
+                cx, r, vv = (arr[st][:, None, None, None] for arr in (c_x, v0 / v, v))
+                kl = 0.5 * (cx ** 2 * np.square(f[idx] - x_hat) / vv + r - 1.0 - np.log(r)) / LN2
             total[idx] += (kl * w[idx]).reshape(len(idx), -1).sum(1) * weight[j]
     return total
