@@ -95,7 +95,8 @@ def add_coded_figures(name: str, bench_json: str) -> dict:
     card = json.loads((folder / "card.json").read_text())
     card["coded"] = {"bench": Path(bench_json).name, "images": s["images"], "options": run["options"],
                      "bpd": s["bpd"], "bpd_without_initial": s["bpd_without_initial"],
-                     "model_nelbo_k_bpd": s.get("model_nelbo_k_bpd")}
+                     "model_nelbo_k_bpd": s.get("model_nelbo_k_bpd"),
+                     "model_nelbo_k_fitted_bpd": s.get("model_nelbo_k_fitted_bpd")}
     (folder / "card.json").write_text(json.dumps(card, indent=1) + "\n")
     (folder / "MODEL_CARD.md").write_text(render_card(card))
     return card
@@ -107,11 +108,13 @@ def render_card(c: dict) -> str:
     if "coded" in c:
         k = c["coded"]
         o = k["options"]
+        fitted = (f", {k['model_nelbo_k_fitted_bpd']:.4f} with the fitted variances it codes with"
+                  if k.get("model_nelbo_k_fitted_bpd") else "")
         coded = (f"- **Coded** (first {k['images']} CIFAR-10 test images in one archive, K={o['steps']}, "
-                 f"grid {o['grid']}, grid_bits {o['grid_bits']}, bootstrap {o.get('bootstrap') or 'none'}): "
-                 f"**{k['bpd']:.4f} bits/dim** for the whole file, "
+                 f"grid {o['grid']}, grid_bits {o['grid_bits']}, latent coding version {o.get('latents', 1)}, "
+                 f"bootstrap {o.get('bootstrap') or 'none'}): **{k['bpd']:.4f} bits/dim** for the whole file, "
                  f"{k['bpd_without_initial']:.4f} without the initial bits; the model's NELBO_K on the same images "
-                 f"{k['model_nelbo_k_bpd']:.4f} (`bench/results/{k['bench']}`).\n")
+                 f"{k['model_nelbo_k_bpd']:.4f}{fitted} (`bench/results/{k['bench']}`).\n")
     return f"""# {c['name']}
 
 - **What**: VDM prior (learned linear noise schedule, eps-prediction U-Net with Fourier features)

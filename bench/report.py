@@ -94,7 +94,7 @@ def k_sweep_section() -> str:
         pts = sorted((k, s["bpd"]) for (n, gg, k), (_, s) in coded.items() if n == 100 and gg == g)
         if pts:
             ax.plot(*zip(*pts), "s--", color=c, ms=4, alpha=0.8, label=f"{g}: coded (v1), first 100")
-    for g, c in (("uniform", "C2"), ("opt1", "C3")):
+    for g, c in (("uniform", "C2"), ("opt2", "C3")):
         pts = sorted((k, s["bpd"]) for (n, gg, k), (_, s) in _coded_sweep_runs("k_sweep_coded_v2").items()
                      if n == 100 and gg == g)
         if pts:
@@ -131,10 +131,10 @@ def k_sweep_paired_section() -> str | None:
         d = np.array(q["per_image_bpd"]) - np.array(r["per_image_bpd"])
         rows.append(f"| {r['K']} | {r['nelbo_k_bpd']:.4f} ± {r['se']:.4f} | {q['nelbo_k_bpd']:.4f} ± {q['se']:.4f} | "
                     f"{d.mean():+.4f} ± {d.std(ddof=1) / np.sqrt(len(d)):.4f} |")
-    return ("Where the two grids are close (K ≥ 128), the same images re-estimated with stratified steps "
+    return ("Where the two grids are closest (K ≥ 512), the same images re-estimated with stratified steps "
             f"({u['sampled_steps_per_image']} per image, one from each quarter of the K steps; same seed for both "
             "grids, so the difference is paired): "
-            f"`python bench/k_sweep.py --grid opt1 --sampled 4 --stratified --ks 128,256,512,1000 --out "
+            f"`python bench/k_sweep.py --grid opt1 --sampled 4 --stratified --ks 512,1000 --out "
             "bench/results/k_sweep_strat_opt1.json`, and the same with `--grid uniform`.\n\n" + "\n".join(rows) + "\n")
 
 
@@ -265,35 +265,50 @@ def _coded_sweep_runs(name: str = "k_sweep_coded"):
     return runs
 
 
-def k_sweep_coded_section(name: str = "k_sweep_coded") -> str | None:
-    runs = _coded_sweep_runs(name)
+def k_sweep_coded_section() -> str | None:
+    runs = _coded_sweep_runs("k_sweep_coded")
     if not runs:
         return None
-    v2 = name == "k_sweep_coded_v2"
-    fit_head = "uniform: fitted NELBO_K | opt1: fitted NELBO_K | " if v2 else ""
     rows = ["| images | K | uniform: file bits/dim | opt1: file bits/dim | uniform: NELBO_K | opt1: NELBO_K | "
-            + fit_head + "opt1 encode s/img | opt1 decode s/img |", "|---:" * (10 if v2 else 8) + "|"]
+            "opt1 encode s/img | opt1 decode s/img |", "|---:" * 8 + "|"]
     for n, k in sorted({(n, k) for n, _, k in runs}, key=lambda t: (-t[0], t[1])):
         u, o = (runs.get((n, g, k), (None, None))[1] for g in ("uniform", "opt1"))
-        f = lambda d, key, fmt=".4f": format(d[key], fmt) if d and key in d else "–"  # noqa: E731
-        fit = f"{f(u, 'model_nelbo_k_fitted_bpd')} | {f(o, 'model_nelbo_k_fitted_bpd')} | " if v2 else ""
-        rows.append(f"| first {n} | {k} | {f(u, 'bpd')} | {f(o, 'bpd')} | {f(u, 'model_nelbo_k_bpd')} | "
-                    f"{f(o, 'model_nelbo_k_bpd')} | {fit}{f(o, 'encode_s_per_image', '.2f')} | "
-                    f"{f(o, 'decode_s_per_image', '.2f')} |")
+        rows.append(f"| first {n} | {k} | {_f(u, 'bpd')} | {_f(o, 'bpd')} | {_f(u, 'model_nelbo_k_bpd')} | "
+                    f"{_f(o, 'model_nelbo_k_bpd')} | {_f(o, 'encode_s_per_image', '.2f')} | "
+                    f"{_f(o, 'decode_s_per_image', '.2f')} |")
     model = next(iter(runs.values()))[0]["model"]
-    if name == "k_sweep_coded_v2":
-        return ("### Rate against steps (coded, latent coding version 2: the default)\n\nOne archive per row (first "
-                f"tiles by JPEG XL), --parallel 8, one thread, model `{model}`. NELBO_K is the model's standard "
-                "discrete-time NELBO (posterior variances), fitted NELBO_K the same with the variances version 2 "
-                "codes with; both sample 8 of the K steps per image, on the same draws. Missing cells were not run "
-                "yet (CPU time). Commands: `bash bench/k_sweep_coded.sh`, then `python bench/add_fitted_reference.py "
-                "bench/results/k_sweep_coded_v2/n100/*.json` for runs that predate the fitted column.\n\n"
-                + "\n".join(rows) + "\n")
     return ("### Rate against steps (coded, latent coding version 1)\n\nOne archive per row (first tiles by JPEG XL), "
             f"--parallel 8, one thread, model `{model}`. The first 20 images are harder than the first 100 (JPEG XL: "
             "4.36 against 4.13 bits/dim): compare rows of the same subset. NELBO_K here samples 8 of the K steps per "
             "image (the model-side table above has 1000 images). Command: `LATENTS=1 bash bench/k_sweep_coded.sh`.\n\n"
             + "\n".join(rows) + "\n")
+
+
+def _f(d, key, fmt=".4f"):
+    return format(d[key], fmt) if d and key in d else "–"
+
+
+def k_sweep_coded_v2_section() -> str | None:
+    runs = _coded_sweep_runs("k_sweep_coded_v2")
+    if not runs:
+        return None
+    rows = ["| images | K | uniform: file bits/dim | opt1: file | **opt2**: file | opt2: fitted NELBO_K | opt2: file / "
+            "fitted NELBO_K | opt2: standard NELBO_K | opt2 encode s/img | opt2 decode s/img |", "|---:" * 10 + "|"]
+    for n, k in sorted({(n, k) for n, _, k in runs}, key=lambda t: (-t[0], t[1])):
+        u, o1, o2 = (runs.get((n, g, k), (None, None))[1] for g in ("uniform", "opt1", "opt2"))
+        rows.append(f"| first {n} | {k} | {_f(u, 'bpd')} | {_f(o1, 'bpd')} | {_f(o2, 'bpd')} | "
+                    f"{_f(o2, 'model_nelbo_k_fitted_bpd')} | {_f(o2, 'ratio_to_model_nelbo_k_fitted', '.3f')} | "
+                    f"{_f(o2, 'model_nelbo_k_bpd')} | {_f(o2, 'encode_s_per_image', '.2f')} | "
+                    f"{_f(o2, 'decode_s_per_image', '.2f')} |")
+    model = next(iter(runs.values()))[0]["model"]
+    return ("### Rate against steps (coded, latent coding version 2: the default)\n\nOne archive per row (first "
+            f"tiles by JPEG XL), --parallel 8, one thread, model `{model}`. opt2 is the ELBO-optimal grid for version "
+            "2's fitted variances (the default with them), opt1 the one for the posterior's. Fitted NELBO_K is the "
+            "model's discrete-time NELBO with the variances version 2 codes with, standard NELBO_K the same with the "
+            "posterior's; both sample 8 of the K steps per image, on the same draws (a few percent of noise on 100 "
+            "images). Cells marked – were not run yet (CPU time). Commands: `bash bench/k_sweep_coded.sh`, "
+            "`python bench/add_fitted_reference.py bench/results/k_sweep_coded_v2/n100/*.json` "
+            "for runs that predate the fitted column.\n\n" + "\n".join(rows) + "\n")
 
 
 def rate_vs_seconds(out_png: Path) -> str | None:
@@ -306,7 +321,7 @@ def rate_vs_seconds(out_png: Path) -> str | None:
     for name, tag in (("k_sweep_coded", "v1"), ("k_sweep_coded_v2", "v2")):
         for (n, grid, k), (r, s) in sorted(_coded_sweep_runs(name).items()):
             if n == 100:
-                pts.append((f"bbcodec K={k} {grid} {tag}", grid + tag, s["encode_s_per_image"] + s["decode_s_per_image"],
+                pts.append((f"K={k} {grid} {tag}", grid + tag, s["encode_s_per_image"] + s["decode_s_per_image"],
                             s["bpd"]))
     for name in ("cifar10_test_vdm_archive100.json",):
         r = _load(name)
@@ -322,7 +337,8 @@ def rate_vs_seconds(out_png: Path) -> str | None:
     if not pts:
         return None
     fig, ax = plt.subplots(figsize=(6, 4))
-    colors = {"uniformv1": "tab:blue", "opt1v1": "tab:orange", "uniformv2": "tab:green", "opt1v2": "tab:purple",
+    colors = {"uniformv1": "tab:blue", "opt1v1": "tab:orange", "uniformv2": "tab:green", "opt1v2": "tab:olive",
+              "opt2v2": "tab:purple",
               "default": "tab:red", "classical": "tab:gray"}
     for label, kind, sec, bpd in pts:
         ax.scatter(sec, bpd, color=colors.get(kind, "k"), s=18)
@@ -367,7 +383,7 @@ def main() -> None:
         if pf and any("summary" in r for r in pf["runs"]):
             perfile_scatter(pf, RES / "cifar10_perfile_achieved_vs_nelbo.png")
             parts.append("![achieved vs NELBO](bench/results/cifar10_perfile_achieved_vs_nelbo.png)\n")
-    for section in (k_sweep_section, k_sweep_paired_section, lambda: k_sweep_coded_section("k_sweep_coded_v2"),
+    for section in (k_sweep_section, k_sweep_paired_section, k_sweep_coded_v2_section,
                     k_sweep_coded_section, grid_bits_section, toy_bins_section, lambda: rate_vs_seconds(RES / "rate_vs_seconds.png"),
                     photos_section, profile_section, arch_section):
         text = section()
