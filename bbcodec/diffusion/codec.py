@@ -24,7 +24,8 @@ import torch
 from ..bitsback import bitswap_chain
 from ..codecs import Codec, categorical, grid_gaussian
 from .schedule import Schedule
-from .vdm import pixel_to_model_np, prior_kl_bits, recon_probs_np, reverse_coefficients, step_kl_bits
+from .vdm import (fitted_push_var, pixel_to_model_np, prior_kl_bits, recon_probs_np, reverse_coefficients,
+                  step_kl_bits)
 
 # Format constants of latent coding version 1. Frozen: change them only under a new version.
 Q_RADIUS_STDS = 8.0      # q pops cover +-8 std (the edge bins take the tails)
@@ -113,10 +114,9 @@ class ChainSpec:
         # with the model's NELBO_K.) delta <= the step std, so the difference stays positive.
         self.pop_std0 = math.sqrt(self.sigma[0] ** 2 - self.delta[0] ** 2 / 12)
         self.pop_std = np.sqrt(self.s_q ** 2 - self.delta ** 2 / 12)
-        # Push stds.  Version 1: the schedule's posterior std s_p.  Version 2: the variance that
-        # minimizes the expected cost of a Gaussian with the network's mean (Bao et al. 2022,
-        # Analytic-DPM): s_p^2 + c_x^2 M(t), M(t) = E (s(x) - x_hat(z_t))^2 per dimension, the model's
-        # own curve on training images (grids.json, frozen with the model), less delta_s^2/12, because
+        # Push stds.  Version 1: the schedule's posterior std s_p.  Version 2: the fitted variance
+        # (`vdm.fitted_push_var`, Analytic-DPM: s_p^2 + c_x^2 M(t) from the model's own error curve in
+        # grids.json, frozen with the model), less delta_s^2/12, because
         # pushing bin masses on grid s already widens the Gaussian by about that much.  With an exact
         # network this is s_p^2 - delta^2/12, the pops' correction; version 1 then over-disperses by
         # ~1/12 per step (~0.002 bits per subpixel and step at bins of one std).
@@ -124,8 +124,7 @@ class ChainSpec:
         if params.latents >= 2:
             if mse_curve is None:
                 raise ValueError("latent coding version 2 needs the model's mse curve (grids.json)")
-            m = np.interp(tt, mse_curve[0], mse_curve[1])
-            v = self.s_p[1:] ** 2 + self.c_x[1:] ** 2 * m - self.delta[:-1] ** 2 / 12
+            v = fitted_push_var(sched, t, mse_curve) - self.delta[:-1] ** 2 / 12
             self.push_std[1:] = np.sqrt(np.maximum(v, 0.5 * self.s_p[1:] ** 2))
 
         E = np.empty(K + 1)
