@@ -81,8 +81,9 @@ def _image_data(name: str, a: np.ndarray):
 def model_nelbo_k(model, params, imgs, sampled_steps: int | None = None, fitted: bool = False) -> np.ndarray:
     """The model's NELBO_K (bits per image) with fresh continuous samples at every step: the
     reference the coder is judged against. Images are cut into the coder's tiles; padding and
-    missing channels are held at the coder's fixed noise and do not count. With fitted, the reverse
-    steps use the fitted variances of latent coding version 2 (the model's mse curve)."""
+    missing channels are held at the coder's fixed noise and do not count. [len(imgs)]; with fitted,
+    [2, len(imgs)]: this reference and the one with the fitted variances of latent coding version 2
+    (the model's mse curve), from the same draws and network evaluations."""
     from .api import make_tiles
     from .diffusion.codec import pad_noise
     from .diffusion.vdm import fitted_push_var, nelbo_k_bits
@@ -92,10 +93,11 @@ def model_nelbo_k(model, params, imgs, sampled_steps: int | None = None, fitted:
     x = np.stack([t.x for t in tiles])
     mask = np.stack([t.mask for t in tiles])
     times = model.time_grid(params.grid, params.steps)
-    var = fitted_push_var(model.schedule, times, model.mse_curve) if fitted else None
+    push_vars = [None, fitted_push_var(model.schedule, times, model.mse_curve)] if fitted else None
     bits = nelbo_k_bits(model.vdm.net, model.schedule, x, times, sampled_steps=sampled_steps,
-                        mask=None if mask.all() else mask, pad=pad_noise(x.shape[1:]), push_var=var)
-    return np.bincount([t.image for t in tiles], weights=bits, minlength=len(imgs))
+                        mask=None if mask.all() else mask, pad=pad_noise(x.shape[1:]), push_vars=push_vars)
+    per_image = lambda b: np.bincount([t.image for t in tiles], weights=b, minlength=len(imgs))  # noqa: E731
+    return np.stack([per_image(b) for b in bits]) if fitted else per_image(bits)
 
 
 def bench_vdm(names, arrays, model, params, parallel: int, mode: str, progress=None, bootstrap: str | None = "auto",
@@ -167,7 +169,9 @@ def summarize_vdm(records: list[dict], imgs, model, params, nelbo_steps: int | N
                                      initial_bits=r["initial_bits"])
     for d, p in zip(imgs, per_image):
         p["name"] = d.name
-    ref = model_nelbo_k(model, params, imgs, nelbo_steps)
+    fitted = params.latents == 2
+    refs = model_nelbo_k(model, params, imgs, nelbo_steps, fitted=fitted)
+    ref, fit = (refs[0], refs[1]) if fitted else (refs, None)
     summary["model_nelbo_k_sampled_steps"] = nelbo_steps or params.steps
     if ref is not None:
         per = ref / np.array([d.subpixels for d in imgs])
@@ -177,8 +181,7 @@ def summarize_vdm(records: list[dict], imgs, model, params, nelbo_steps: int | N
         summary["ratio_to_model_nelbo_k_without_initial"] = summary["bpd_without_initial"] / summary["model_nelbo_k_bpd"]
         for p, v in zip(per_image, ref):
             p["model_nelbo_k_bits"] = float(v)
-    if params.latents == 2:  # the reference of the model version 2 codes with: same steps and noise draws
-        fit = model_nelbo_k(model, params, imgs, nelbo_steps, fitted=True)
+    if fit is not None:  # the reference of the model version 2 codes with: same steps and noise draws
         summary["model_nelbo_k_fitted_bpd"] = float(fit.sum() / s)
         summary["ratio_to_model_nelbo_k_fitted"] = summary["bpd"] / summary["model_nelbo_k_fitted_bpd"]
         for p, v in zip(per_image, fit):

@@ -33,7 +33,7 @@ def main() -> None:
                 continue
             model = load_model(run["model"])
             params = CodingParams(steps=o["steps"], grid=o["grid"], grid_bits=o["grid_bits"], latents=2)
-            fit = model_nelbo_k(model, params, imgs, s.get("model_nelbo_k_sampled_steps"), fitted=True)
+            fit = model_nelbo_k(model, params, imgs, s.get("model_nelbo_k_sampled_steps"), fitted=True)[1]
             s["model_nelbo_k_fitted_bpd"] = float(fit.sum() / s["subpixels"])
             s["ratio_to_model_nelbo_k_fitted"] = s["bpd"] / s["model_nelbo_k_fitted_bpd"]
             for p, v in zip(run["per_image"], fit):

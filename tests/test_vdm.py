@@ -84,7 +84,9 @@ def test_push_variance_nelbo():
     t = np.linspace(0, 1, 9)
     std = nelbo_k_bits(net, sc, x, t, seed=3)
     _, _, s_p = reverse_coefficients(sc, t[:-1], t[1:])
-    assert np.allclose(nelbo_k_bits(net, sc, x, t, seed=3, push_var=s_p ** 2), std)
+    assert np.allclose(nelbo_k_bits(net, sc, x, t, seed=3, push_vars=[s_p ** 2])[0], std)
     m = np.full(2, 0.5)  # a flat error curve
-    fitted = nelbo_k_bits(net, sc, x, t, seed=3, push_var=fitted_push_var(sc, t, (np.array([0.0, 1.0]), m)))
+    both = nelbo_k_bits(net, sc, x, t, seed=3, push_vars=[None, fitted_push_var(sc, t, (np.array([0.0, 1.0]), m))])
+    assert np.array_equal(both[0], std)  # one pass gives every reverse model, on the same draws
+    fitted = both[1]
     assert fitted.mean() < std.mean()

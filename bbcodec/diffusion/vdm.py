@@ -138,7 +138,7 @@ def prior_kl_bits(alpha1: float, sigma1: float, f: np.ndarray) -> np.ndarray:
 def nelbo_k_bits(net, sched: Schedule, x: np.ndarray, times: np.ndarray, sampled_steps: int | None = None,
                  seed: int = 0, batch: int = 50, mask: np.ndarray | None = None,
                  pad: np.ndarray | None = None, stratified: bool = False,
-                 push_var: np.ndarray | None = None) -> np.ndarray:
+                 push_vars: list | None = None) -> np.ndarray:
     """The model's discrete-time NELBO_K in bits per image, independent of any coder.  x: uint8 [B, C, H, W].
 
     recon (one z_0 sample) + KL(q(z_1|x) || N(0, I)) + sum_i 1/2 (SNR_{i-1} - SNR_i) ||s(x) - x_hat(z_{t_i})||^2
@@ -147,8 +147,9 @@ def nelbo_k_bits(net, sched: Schedule, x: np.ndarray, times: np.ndarray, sampled
     by K/m: an unbiased estimate at m/K of the network cost.  With stratified, steps 1..K are split
     into m contiguous runs of near-equal length and one step is drawn from each, weighted by its
     run's length: also unbiased, and far less noisy, because a step's cost varies mostly with t.
-    With push_var (float [K], step i's reverse variance), the steps' KLs are those of a reverse model
-    with these variances instead of the posterior's (`fitted_push_var`: latent coding version 2).
+    With push_vars (a list whose entries are None, the posterior's variances, or float [K], step i's
+    reverse variance, e.g. `fitted_push_var` of latent coding version 2), the result is [len, B]: one
+    NELBO_K per reverse model, all from the same draws and network evaluations.
     With mask (bool, x's shape), only the True subpixels count; the others are held at the
     fixed noise sigma_t * pad (pad: float [C, H, W]), as the coder holds uncoded subpixels.
     """
@@ -161,14 +162,15 @@ def nelbo_k_bits(net, sched: Schedule, x: np.ndarray, times: np.ndarray, sampled
     g = sched.gamma(times)
     snr = np.exp(-g)
     w = np.ones(f.shape) if mask is None else mask.astype(np.float64)
-    total = np.zeros(B)
+    variances = [None] if push_vars is None else list(push_vars)
+    total = np.zeros((len(variances), B))
     # recon + prior
     z0 = a[0] * f + s[0] * rng.standard_normal(f.shape)
     for lo in range(0, B, 8):  # 256 probabilities per subpixel: a few images at a time
         p0 = recon_probs_np(z0[lo:lo + 8].reshape(-1), a[0], s[0])
         xs = x[lo:lo + 8].reshape(-1)
         nll = -np.log2(np.maximum(p0[np.arange(len(xs)), xs], 1e-300)).reshape(-1, f[0].size)
-        total[lo:lo + 8] += (nll * w[lo:lo + 8].reshape(nll.shape)).sum(1)
+        total[:, lo:lo + 8] += (nll * w[lo:lo + 8].reshape(nll.shape)).sum(1)
     total += (prior_kl_bits(a[K], s[K], f) * w).reshape(B, -1).sum(1)
     if stratified:
         runs = np.array_split(np.arange(1, K + 1), m)
@@ -177,9 +179,8 @@ def nelbo_k_bits(net, sched: Schedule, x: np.ndarray, times: np.ndarray, sampled
     else:
         steps = np.stack([rng.choice(np.arange(1, K + 1), size=m, replace=False) for _ in range(B)])  # [B, m]
         weight = np.full(m, K / m)
-    if push_var is not None:
-        _, c_x, s_p = reverse_coefficients(sched, times[:-1], times[1:])
-        c_x, v0, v = (np.concatenate([[np.nan], arr]) for arr in (c_x, s_p ** 2, push_var))  # index = step
+    _, c_x, s_p = reverse_coefficients(sched, times[:-1], times[1:])
+    c_x, v0 = (np.concatenate([[np.nan], arr]) for arr in (c_x, s_p ** 2))  # index = step
     for j in range(m):
         for lo in range(0, B, batch):
             idx = np.arange(lo, min(B, lo + batch))
@@ -191,10 +192,12 @@ def nelbo_k_bits(net, sched: Schedule, x: np.ndarray, times: np.ndarray, sampled
                 z = np.where(mask[idx], z, si * pad)
             e_hat = net(torch.from_numpy(z.astype(np.float32)), torch.from_numpy(g[st].astype(np.float32)))
             x_hat = np.clip((z - si * e_hat.double().numpy()) / al, -1.0, 1.0)
-            if push_var is None:
-                kl = step_kl_bits(snr[st - 1][:, None, None, None], snr[st][:, None, None, None], f[idx], x_hat)
-            else:  # KL(N(mu_q, v0) || N(mu_p, v)) with mu_q - mu_p = c_x (s(x) - x_hat)
-                cx, r, vv = (arr[st][:, None, None, None] for arr in (c_x, v0 / v, v))
-                kl = 0.5 * (cx ** 2 * np.square(f[idx] - x_hat) / vv + r - 1.0 - np.log(r)) / LN2
-            total[idx] += (kl * w[idx]).reshape(len(idx), -1).sum(1) * weight[j]
-    return total
+            for row, var in enumerate(variances):
+                if var is None:
+                    kl = step_kl_bits(snr[st - 1][:, None, None, None], snr[st][:, None, None, None], f[idx], x_hat)
+                else:  # KL(N(mu_q, v0) || N(mu_p, v)) with mu_q - mu_p = c_x (s(x) - x_hat)
+                    v = np.concatenate([[np.nan], var])
+                    cx, r, vv = (arr[st][:, None, None, None] for arr in (c_x, v0 / v, v))
+                    kl = 0.5 * (cx ** 2 * np.square(f[idx] - x_hat) / vv + r - 1.0 - np.log(r)) / LN2
+                total[row, idx] += (kl * w[idx]).reshape(len(idx), -1).sum(1) * weight[j]
+    return total[0] if push_vars is None else total
