@@ -56,8 +56,11 @@ def _bootstrap_opt(f):
                              "initial bits: auto (jxl, else webp), jxl, webp, or none (random seed bits)")(f)
 
 
-def _latents_arg(v: str) -> int | None:
-    return None if v == "auto" else int(v)
+def _latents_opt(f):
+    return click.option("--latents", type=click.Choice(["auto", "1", "2"]), default="auto", show_default=True,
+                        callback=lambda ctx, param, v: None if v == "auto" else int(v),
+                        help="latent coding version: 2 = push variances fitted to the model's error curve, "
+                             "1 = the schedule's posterior variances (auto: 2 where the model ships its curve)")(f)
 
 
 def _bootstrap_arg(v: str) -> str | None:
@@ -86,9 +89,7 @@ def cli():
               "for 1, when it has one)")
 @click.option("--grid-bits", type=click.IntRange(0, 8), default=DEFAULT_GRID_BITS, show_default=True,
               help="latent bin = step std / 2^b")
-@click.option("--latents", type=click.Choice(["auto", "1", "2"]), default="auto", show_default=True,
-              help="latent coding version: 2 = push variances fitted to the model's error curve, "
-                   "1 = the schedule's posterior variances (auto: 2 where the model ships its curve)")
+@_latents_opt
 @click.option("--parallel", type=click.IntRange(1, 65536), default=1, show_default=True,
               help="tiles in flight (more is faster, costs more initial bits)")
 @_bootstrap_opt
@@ -111,7 +112,7 @@ def compress(inputs, output, model_name, steps, grid, grid_bits, latents, parall
         output = str(Path(inputs[0]).with_suffix(".bbc"))
     fileio.check_output(output, force, sources)
     model = load_model(model_name, device)
-    params = api.coding_params(model, steps, grid, grid_bits, _latents_arg(latents))
+    params = api.coding_params(model, steps, grid, grid_bits, latents)
     grid = params.grid
     data, rep = api.compress(images, model, params,
                              parallel=parallel, progress=_show_progress(quiet), bootstrap=_bootstrap_arg(bootstrap))
@@ -195,7 +196,7 @@ def models(as_json):
 @click.option("--steps", type=click.IntRange(1, 100_000), default=DEFAULT_STEPS, show_default=True)
 @click.option("--grid", default=None)
 @click.option("--grid-bits", type=click.IntRange(0, 8), default=DEFAULT_GRID_BITS, show_default=True)
-@click.option("--latents", type=click.Choice(["auto", "1", "2"]), default="auto", show_default=True)
+@_latents_opt
 @_device_opt
 @click.option("--quiet", is_flag=True)
 @_guard
@@ -203,7 +204,7 @@ def demo(model_name, steps, grid, grid_bits, latents, device, quiet):
     """Compress and decompress the bundled CIFAR-10 samples; check bit-exactness; print bits vs NELBO."""
     from .demo import run_demo
 
-    run_demo(model_name, steps, grid, grid_bits, device, progress=_show_progress(quiet), latents=_latents_arg(latents))
+    run_demo(model_name, steps, grid, grid_bits, device, progress=_show_progress(quiet), latents=latents)
 
 
 @cli.command()
@@ -274,7 +275,7 @@ def schedule(model_name, data, n_images, batch, points, out, threads):
 @click.option("--steps", type=click.IntRange(1, 100_000), default=DEFAULT_STEPS, show_default=True)
 @click.option("--grid", default=None)
 @click.option("--grid-bits", type=click.IntRange(0, 8), default=DEFAULT_GRID_BITS, show_default=True)
-@click.option("--latents", type=click.Choice(["auto", "1", "2"]), default="auto", show_default=True)
+@_latents_opt
 @click.option("--parallel", type=click.IntRange(1, 65536), default=1, show_default=True)
 @click.option("--mode", "modes", multiple=True, type=click.Choice(["archive", "per-file"]),
               default=["archive", "per-file"], show_default=True)
@@ -301,7 +302,7 @@ def bench(dataset, codecs, limit, offset, model_name, steps, grid, grid_bits, la
     res = B.run(dataset, list(codecs), limit, offset, out, model_name, steps, grid, grid_bits, parallel,
                 list(modes), resume=resume, device=device, show_progress=_show_progress(quiet),
                 bootstrap=_bootstrap_arg(bootstrap), chunk=chunk, nelbo_steps=nelbo_steps,
-                latents=_latents_arg(latents))
+                latents=latents)
     md = B.markdown(res)
     if out:
         Path(out).with_suffix(".md").write_text(md)
