@@ -271,8 +271,7 @@ def k_sweep_coded_section() -> str | None:
         return None
     rows = ["| images | K | uniform: file bits/dim | opt1: file bits/dim | uniform: NELBO_K | opt1: NELBO_K | "
             "opt1 encode s/img | opt1 decode s/img |", "|---:" * 8 + "|"]
-    for n, k in sorted({(n, k) for n, _, k in runs}, key=lambda t: (-t[0], t[1])):
-        u, o = (runs.get((n, g, k), (None, None))[1] for g in ("uniform", "opt1"))
+    for n, k, (u, o) in _sweep_cells(runs, ("uniform", "opt1")):
         rows.append(f"| first {n} | {k} | {_f(u, 'bpd')} | {_f(o, 'bpd')} | {_f(u, 'model_nelbo_k_bpd')} | "
                     f"{_f(o, 'model_nelbo_k_bpd')} | {_f(o, 'encode_s_per_image', '.2f')} | "
                     f"{_f(o, 'decode_s_per_image', '.2f')} |")
@@ -282,6 +281,12 @@ def k_sweep_coded_section() -> str | None:
             "4.36 against 4.13 bits/dim): compare rows of the same subset. NELBO_K here samples 8 of the K steps per "
             "image (the model-side table above has 1000 images). Command: `LATENTS=1 bash bench/k_sweep_coded.sh`.\n\n"
             + "\n".join(rows) + "\n")
+
+
+def _sweep_cells(runs: dict, grids: tuple):
+    """(images, K, one summary or None per grid) for every (images, K) of a coded sweep: more images first."""
+    for n, k in sorted({(n, k) for n, _, k in runs}, key=lambda t: (-t[0], t[1])):
+        yield n, k, tuple(runs.get((n, g, k), (None, None))[1] for g in grids)
 
 
 def _f(d, key, fmt=".4f"):
@@ -294,8 +299,7 @@ def k_sweep_coded_v2_section() -> str | None:
         return None
     rows = ["| images | K | uniform: file bits/dim | opt1: file | **opt2**: file | opt2: fitted NELBO_K | opt2: file / "
             "fitted NELBO_K | opt2: standard NELBO_K | opt2 encode s/img | opt2 decode s/img |", "|---:" * 10 + "|"]
-    for n, k in sorted({(n, k) for n, _, k in runs}, key=lambda t: (-t[0], t[1])):
-        u, o1, o2 = (runs.get((n, g, k), (None, None))[1] for g in ("uniform", "opt1", "opt2"))
+    for n, k, (u, o1, o2) in _sweep_cells(runs, ("uniform", "opt1", "opt2")):
         rows.append(f"| first {n} | {k} | {_f(u, 'bpd')} | {_f(o1, 'bpd')} | {_f(o2, 'bpd')} | "
                     f"{_f(o2, 'model_nelbo_k_fitted_bpd')} | {_f(o2, 'ratio_to_model_nelbo_k_fitted', '.3f')} | "
                     f"{_f(o2, 'model_nelbo_k_bpd')} | {_f(o2, 'encode_s_per_image', '.2f')} | "
