@@ -159,12 +159,14 @@ def _progress(total: int, enabled: bool, desc: str):
 def coding_params(model: LoadedModel, steps: int, grid: str | None = None, grid_bits: int = 0,
                   latents: int | None = None) -> CodingParams:
     """CodingParams with the model's defaults for what is not given (latents: version 2 where the model
-    has its mse curve; grid: the model's ELBO-optimal grid for that version, opt2 or opt1, where shipped)."""
+    has its mse curve; grid: the model's ELBO-optimal grid for that version, where shipped: opt3, else
+    opt2, for version 2; opt1 for version 1)."""
     latents = model.default_latents if latents is None else latents
     if latents == 2 and model.mse_curve is None:
         raise BbcError(f"--latents 2 needs the model's mse curve; model {model.name} has none (use --latents 1)")
     if grid is None:
-        grid = "opt2" if latents == 2 and "opt2" in model.grids else model.default_grid
+        fitted = [g for g in ("opt3", "opt2") if g in model.grids] if latents == 2 else []
+        grid = fitted[0] if fitted else model.default_grid
     return CodingParams(steps=steps, grid=grid, grid_bits=grid_bits, latents=latents)
 
 

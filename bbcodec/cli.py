@@ -85,8 +85,8 @@ def cli():
 @click.option("--steps", type=click.IntRange(1, 100_000), default=DEFAULT_STEPS, show_default=True,
               help="diffusion steps K")
 @click.option("--grid", default=None, help="time grid: 'uniform' or one shipped with the model "
-              "(default: the model's ELBO-optimal grid for the latent coding version: 'opt2' for 2, 'opt1' "
-              "for 1, when it has one)")
+              "(default: the model's ELBO-optimal grid for the latent coding version: 'opt3' (else 'opt2') "
+              "for 2, 'opt1' for 1, when it has one)")
 @click.option("--grid-bits", type=click.IntRange(0, 8), default=DEFAULT_GRID_BITS, show_default=True,
               help="latent bin = step std / 2^b")
 @_latents_opt
@@ -234,20 +234,35 @@ def train(data, run_dir, minutes, config_json, batch, lr, ema, threads, val_imag
 
 @cli.command()
 @_model_opt
-@click.option("--data", required=True, help="TRAINING images (.npz with x uint8 [N, H, W, C]); never the test set")
+@click.option("--data", default=None, help="TRAINING images (.npz with x uint8 [N, H, W, C]); never the test set")
 @click.option("--images", "n_images", type=int, default=10000, show_default=True, help="use the first N images")
 @click.option("--batch", type=int, default=64, show_default=True, help="images per curve point")
 @click.option("--points", type=int, default=81, show_default=True, help="curve points in [0, 1]")
 @click.option("--out", default=None, help="where to write grids.json (default: print only)")
+@click.option("--add", "add", default=None, type=click.Choice(["opt1", "opt2", "opt3"]),
+              help="instead: add this grid to the registered model's grids.json, from its frozen curve "
+                   "(no --data; existing grids are unchanged)")
 @click.option("--threads", type=int, default=None)
 @_guard
-def schedule(model_name, data, n_images, batch, points, out, threads):
+def schedule(model_name, data, n_images, batch, points, out, add, threads):
     """Measure the model's per-step rates and compute ELBO-optimal K-step time grids (Watson et al.)."""
     import torch
     from .diffusion.grids import build_grids
     from .registry import load_model
     from .train import load_images
 
+    if add:
+        from .modelcard import add_shipped_grid
+        from .registry import default_model_name
+        name = model_name or default_model_name()
+        try:
+            add_shipped_grid(name, add)
+        except ValueError as e:
+            raise BbcError(f"model {name}: {e}")
+        click.echo(f"added grid {add} to {name}")
+        return
+    if data is None:
+        raise BbcError("schedule needs --data (training images), or --add GRID")
     if threads:
         torch.set_num_threads(threads)
     model = load_model(model_name, "cpu")
@@ -256,10 +271,11 @@ def schedule(model_name, data, n_images, batch, points, out, threads):
                     source=f"{Path(data).name}[:{len(x)}]")
     click.echo(f"continuous diffusion term: {g['continuous_diffusion_bpd']:.4f} bits/dim (expected, from the curve)")
     click.echo("expected diffusion bits/dim; posterior variances (latents 1): uniform, opt1; "
-               "fitted variances (latents 2): uniform, opt2")
+               "fitted variances (latents 2): uniform, opt2; on the smoothed curve: uniform, opt3")
     for k, row in g["expected_diffusion_bpd"].items():
         click.echo(f"{int(k):5d}  {row['uniform_bpd']:.4f}  {row['opt1_bpd']:.4f}   "
-                   f"{row['uniform_fitted_bpd']:.4f}  {row['opt2_bpd']:.4f}")
+                   f"{row['uniform_fitted_bpd']:.4f}  {row['opt2_bpd']:.4f}   "
+                   f"{row['uniform_smooth_bpd']:.4f}  {row['opt3_bpd']:.4f}")
     if out:
         from .fileio import write_atomic
         write_atomic(out, (json.dumps(g, indent=1) + "\n").encode(), force=True)

@@ -86,6 +86,30 @@ def ship(run: str, name: str, test_npz: str, train_npz: str, n_test: int = 1000,
     return card
 
 
+def add_shipped_grid(name: str, grid: str) -> dict:
+    """Add a grid to a shipped model's grids.json, computed from its frozen curve alone (no images, no
+    network); the grids already there are unchanged.  The registry's grids_sha256 and the card's
+    expected-cost table follow."""
+    from .diffusion.grids import add_grid
+    from .registry import load_model
+
+    folder = MODELS_DIR / name
+    model = load_model(name)  # checks the weights and the current grids.json
+    gj = json.loads((folder / "grids.json").read_text())
+    add_grid(gj, model.schedule, grid)
+    (folder / "grids.json").write_text(json.dumps(gj, indent=1) + "\n")
+    reg_path = MODELS_DIR / "registry.json"
+    reg = json.loads(reg_path.read_text())
+    reg["models"][name]["grids_sha256"] = file_sha256(folder / "grids.json")
+    reg_path.write_text(json.dumps(reg, indent=1) + "\n")
+    card_path = folder / "card.json"
+    if card_path.exists():
+        card = json.loads(card_path.read_text())
+        card["expected_diffusion_bpd_by_K"] = gj["expected_diffusion_bpd"]
+        card_path.write_text(json.dumps(card, indent=1) + "\n")
+    return gj
+
+
 def add_coded_figures(name: str, bench_json: str) -> dict:
     """Put the measured coded rate (archive mode, from a committed bench JSON) on a model's card."""
     res = json.loads(Path(bench_json).read_text())

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Issue 5, coder side: coded bits/dim and seconds per image against K, uniform vs opt1 grid.
+# Issue 5, coder side: coded bits/dim and seconds per image against K, uniform vs the optimal grids.
+# GRIDS="opt3" runs only those grids (--resume skips finished runs anyway).
 # Archive mode (one .bbc per run, first tiles bootstrapped with JPEG XL), --parallel 8, one
 # thread, first 100 CIFAR-10 test images; the model's NELBO_K reference samples 8 steps per image
 # (the 1000-image model-side sweep is bench/k_sweep.py). MODEL defaults to the model the sweep was run with.
-#   LATENTS=2 (default): latent coding version 2, grids opt1, uniform and opt2 (the default grid with
-#     version 2) -> bench/results/k_sweep_coded_v2/n100/GRID_KK.json
+#   LATENTS=2 (default): latent coding version 2, grids opt1, uniform, opt2 and opt3 (the default grid
+#     with version 2) -> bench/results/k_sweep_coded_v2/n100/GRID_KK.json
 #   LATENTS=1: version 1 -> bench/results/k_sweep_coded/nN/GRID_KK.json (plus first-20 rows for K 32..256)
 # bench/report.py folds both into the README.
 set -euo pipefail
@@ -17,7 +18,7 @@ run() {  # N K GRID
   .venv/bin/bbcodec bench cifar10-test --model $MODEL --limit $1 --mode archive --steps $2 --grid $3 --parallel 8 \
       --latents $LATENTS --threads 1 --quiet --resume --nelbo-steps 8 --out $DIR/n$1/$3_K$2.json > /dev/null
 }
-GRIDS=$([ "$LATENTS" = 1 ] && echo "opt1 uniform" || echo "opt1 uniform opt2")
+GRIDS=${GRIDS:-$([ "$LATENTS" = 1 ] && echo "opt1 uniform" || echo "opt1 uniform opt2 opt3")}
 for G in $GRIDS; do for K in 8 16 32 64 128 256; do run 100 $K $G; done; done
 if [ "$LATENTS" = 1 ]; then
   for K in 32 64 100 128 256; do for G in uniform opt1; do run 20 $K $G; done; done

@@ -282,3 +282,7 @@ def test_default_grid_follows_the_latent_version(curve_model):
     assert api.coding_params(m, 4, latents=1).grid == "opt1"
     assert api.coding_params(m, 4, grid="uniform").grid == "uniform"
     _round_trip([image_data("RGB", 20, 20)], m, steps=4, grid="opt2", latents=2)
+    m.grids["opt3"] = {"4": [0, .25, .55, .85, 1]}  # the smoothed-curve grid wins where shipped
+    assert api.coding_params(m, 4).grid == "opt3"
+    assert api.coding_params(m, 4, latents=1).grid == "opt1"
+    _round_trip([image_data("RGB", 20, 20)], m, steps=4, grid="opt3", latents=2)
