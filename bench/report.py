@@ -315,7 +315,18 @@ def k_sweep_coded_v2_section() -> str | None:
             "steps per image (a few percent of noise on 100 images). Cells marked – were not run (CPU time). "
             "Commands: `bash bench/k_sweep_coded.sh`, `python bench/add_fitted_reference.py "
             "bench/results/k_sweep_coded_v2/n100/*.json` for runs that predate the fitted column.\n\n"
-            + "\n".join(rows) + "\n")
+            + "\n".join(rows) + "\n" + _k1000_reference(model))
+
+
+def _k1000_reference(model: str) -> str:
+    """The model's K = 1000 uniform NELBO on the same first 100 images, for the K = 64 comparison."""
+    ref = _load("k_sweep_strat_uniform_n100.json")
+    if not ref or ref["model"] != model:
+        return ""
+    r = next(r for r in ref["rows"] if r["K"] == 1000)
+    return (f"\nFor comparison, `{model}`'s K = 1000 uniform NELBO on the same {ref['images']} images is "
+            f"{r['nelbo_k_bpd']:.4f} ± {r['se']:.4f} bits/dim ({ref['sampled_steps_per_image']} stratified steps per "
+            f"image; the ± is mostly the spread between images, which the rows above share): `{ref['command']}`.\n")
 
 
 def grid_check_section() -> str | None:
@@ -336,7 +347,8 @@ def grid_check_section() -> str | None:
     return ("### Which grid codes best: measured on test images\n\nThe diffusion term (bits/dim; the recon and "
             "prior terms do not depend on the grid) that latent coding version 2 pays in expectation with each grid, "
             "computed in closed form from the network's error at each step's time on the first test images, with "
-            "the coder's own variances; in brackets what the dynamic program expected from the training curve. "
+            "the coder's own variances; in brackets the cost the measured training curve predicts (the curve opt1 "
+            "and opt2 were optimised on; opt3 was optimised on its smooth fit). "
             "opt2 is predicted best everywhere but measures worst from K = 64 up: the DP placed steps where the "
             "measured curve happened to be low. opt3 runs the same DP on a smooth fit of the curve and measures best. Command: `python bench/grid_check.py "
             "--model MODEL --steps K --images 32`.\n\n" + "\n".join(rows) + "\n")
