@@ -354,6 +354,27 @@ def grid_check_section() -> str | None:
             "--model MODEL --steps K --images 32`.\n\n" + "\n".join(rows) + "\n")
 
 
+def memory_section() -> str | None:
+    """Peak memory of large-image round trips (bench/memory_check.py)."""
+    files = sorted(RES.glob("memory_*.json"))
+    if not files:
+        return None
+    rows = ["| image | model | K | --parallel | .bbc bytes | bit-exact | encode peak RSS | decode peak RSS | "
+            "encode s | decode s |", "|---|---|---:|---:|---:|---|---:|---:|---:|---:|"]
+    cmds = []
+    for f in files:
+        r = json.loads(f.read_text())
+        w, h = r["size"]
+        rows.append(f"| {w}×{h} RGB | {r['model']} | {r['steps']} | {r['parallel']} | {r['bbc_bytes']:,} | "
+                    f"{'yes' if r['bit_exact'] else 'NO'} | {r['encode_peak_rss_mib']:.0f} MiB | "
+                    f"{r['decode_peak_rss_mib']:.0f} MiB | {r['encode_s']:.0f} | {r['decode_s']:.0f} |")
+        cmds.append(f"`{r['command']}`")
+    return ("### Memory on large images\n\nPeak resident memory of `bbcodec compress` and `decompress`, each in its "
+            "own process, on a synthetic photo-like image. Tiles are streamed, so memory does not grow with K or "
+            "with the network beyond its weights; `tiny` is a random-weight two-level network that keeps the run "
+            "short (K = 1). Commands: " + ", ".join(cmds) + ".\n\n" + "\n".join(rows) + "\n")
+
+
 def rate_vs_seconds(out_png: Path) -> str | None:
     """bits/dim against encode+decode seconds per image on CIFAR-10: every coded run we have."""
     import matplotlib
@@ -428,7 +449,7 @@ def main() -> None:
             parts.append("![achieved vs NELBO](bench/results/cifar10_perfile_achieved_vs_nelbo.png)\n")
     for section in (k_sweep_section, k_sweep_paired_section, k_sweep_coded_v2_section, grid_check_section,
                     k_sweep_coded_section, grid_bits_section, toy_bins_section, lambda: rate_vs_seconds(RES / "rate_vs_seconds.png"),
-                    photos_section, profile_section, arch_section):
+                    photos_section, profile_section, memory_section, arch_section):
         text = section()
         if text:
             parts.append(text)
