@@ -300,9 +300,8 @@ def k_sweep_coded_v2_section() -> str | None:
     rows = ["| images | K | uniform: file bits/dim | opt1: file | opt2: file | **opt3**: file | opt3: fitted NELBO_K | "
             "opt3: file / fitted NELBO_K | opt3 encode s/img | opt3 decode s/img |", "|---:" * 10 + "|"]
     for n, k, (u, o1, o2, o3) in _sweep_cells(runs, ("uniform", "opt1", "opt2", "opt3")):
-        cells = [_f(u, "bpd"), _f(o1, "bpd"), _f(o2, "bpd"), _f(o3, "bpd")]
-        best = min((c for c in cells if c != "–"), default=None)
-        cells = [f"**{c}**" if c == best else c for c in cells]
+        found = [d["bpd"] for d in (u, o1, o2, o3) if d]
+        cells = [f"**{_f(d, 'bpd')}**" if d and d["bpd"] == min(found) else _f(d, "bpd") for d in (u, o1, o2, o3)]
         rows.append(f"| first {n} | {k} | " + " | ".join(cells) + f" | {_f(o3, 'model_nelbo_k_fitted_bpd')} | "
                     f"{_f(o3, 'ratio_to_model_nelbo_k_fitted', '.3f')} | {_f(o3, 'encode_s_per_image', '.2f')} | "
                     f"{_f(o3, 'decode_s_per_image', '.2f')} |")
