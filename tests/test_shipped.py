@@ -3,7 +3,6 @@ import numpy as np
 import pytest
 
 from bbcodec import api
-from bbcodec.diffusion.codec import CodingParams
 from bbcodec.images import ImageData
 from bbcodec.registry import list_models, load_model
 
@@ -22,13 +21,16 @@ def test_registry_verifies_the_shipped_weights():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("grid_bits,parallel,boot", [(1, 1, None), (0, 2, None), (0, 1, "auto")])
-def test_shipped_model_round_trip_on_cifar(grid_bits, parallel, boot):
+@pytest.mark.parametrize("grid_bits,parallel,boot,latents", [(1, 1, None, None), (0, 2, None, None), (0, 1, "auto", None),
+                                                              (0, 2, "auto", 1)])
+def test_shipped_model_round_trip_on_cifar(grid_bits, parallel, boot, latents):
     m = load_model()
     x = cifar_samples()[:3]
     imgs = [ImageData(f"{i}.png", "RGB", 32, 32, np.ascontiguousarray(a.transpose(2, 0, 1))) for i, a in enumerate(x)]
-    data, rep = api.compress(imgs, m, CodingParams(steps=25, grid=m.default_grid, grid_bits=grid_bits),
-                             parallel=parallel, bootstrap=boot)
+    # the model's own defaults (latent coding version 2 on its fitted grid), and version 1 on its grid
+    params = api.coding_params(m, 25, None, grid_bits, latents)
+    assert params.latents == (latents or m.default_latents)
+    data, rep = api.compress(imgs, m, params, parallel=parallel, bootstrap=boot)
     out, _ = api.decompress(data, m)
     for a, b in zip(imgs, out):
         assert np.array_equal(a.main, b.main)
