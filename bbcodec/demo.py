@@ -12,7 +12,7 @@ from .images import read_image, same_image
 SAMPLES = Path(__file__).resolve().parent / "samples"
 
 
-def run_demo(model_name, steps, grid, grid_bits, device, progress, latents=None):
+def run_demo(model_name, steps, grid, grid_bits, device, progress, latents=None, parallel=1):
     from . import api
     from .registry import load_model
 
@@ -22,8 +22,9 @@ def run_demo(model_name, steps, grid, grid_bits, device, progress, latents=None)
     params = api.coding_params(model, steps, grid, grid_bits, latents)
     grid = params.grid
     click.echo(f"model {model.name} ({model.sha256}) on {model.device}; {len(images)} CIFAR-10 test images "
-               f"(32x32 RGB) as one archive, K={steps}, grid={grid}, grid_bits={grid_bits}, latents v{params.latents}")
-    data, rep = api.compress(images, model, params, progress=progress)
+               f"(32x32 RGB) as one archive, K={steps}, grid={grid}, grid_bits={grid_bits}, latents v{params.latents}, "
+               f"parallel {parallel}")
+    data, rep = api.compress(images, model, params, parallel=parallel, progress=progress)
     t0 = time.time()
     out, _ = api.decompress(data, model, progress=progress)
     t_dec = time.time() - t0

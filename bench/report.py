@@ -193,35 +193,61 @@ def classical_on(classical: dict, names: list[str]) -> list[str]:
     return rows
 
 
+def _photo_rows(run: dict, jxl: dict) -> list[str]:
+    """One row per photo of a per-file run (its records are the files, in order), then the total."""
+    rows = []
+    for rec, p in zip(run["records"], run["per_image"]):
+        px = rec["subpixels"] // 3
+        ref = p.get("model_nelbo_k_fitted_bits") or p.get("model_nelbo_k_bits")
+        rows.append(f"| {p['name']} | {px:,} px | {p['bpd']:.4f} | {rec['initial_bits']} | {rec['bootstrap_tiles']} / "
+                    f"{rec['model_tiles']} | {ref / rec['subpixels']:.4f} | {8 * rec['bytes'] / ref:.4f} | "
+                    f"{jxl.get(p['name'], float('nan')):.4f} | {rec['encode_s'] / px * 1e6:.0f} | "
+                    f"{rec['decode_s'] / px * 1e6:.0f} |")
+    s = run["summary"]
+    if len(rows) > 1:
+        ref = s.get("model_nelbo_k_fitted_bpd") or s["model_nelbo_k_bpd"]
+        names = [p["name"] for p in run["per_image"]]
+        bits = sum(8 * jxl_b for n, jxl_b in jxl.get("_bytes", {}).items() if n in names)
+        jx = bits / s["subpixels"] if len(set(names) & set(jxl.get("_bytes", {}))) == len(names) else float("nan")
+        rows.append(f"| **all {len(rows)}** | {s['subpixels'] // 3:,} px | **{s['bpd']:.4f}** | {s['initial_bits']} | "
+                    f"{s['bootstrap_tiles']} / {s['model_tiles']} | {ref:.4f} | {s['bpd'] / ref:.4f} | {jx:.4f} | "
+                    f"{s['encode_s_per_megapixel']:.0f} | {s['decode_s_per_megapixel']:.0f} |")
+    return rows
+
+
 def photos_section() -> str | None:
     classical = _load("photos_full_classical.json")
-    learned = [r for f in sorted(RES.glob("photos_full_vdm_*.json")) for r in json.loads(f.read_text())["runs"]
-               if "summary" in r]
+    allnine = _load("photos_full_vdm.json")  # every photo at the version 2 defaults (bench/run_issue6.sh)
+    learned = ([r for r in allnine["runs"] if "summary" in r] if allnine else
+               [r for f in sorted(RES.glob("photos_full_vdm_*.json")) for r in json.loads(f.read_text())["runs"]
+                if "summary" in r])
     if not classical and not learned:
         return None
     out = ["### Full-size photos (`photos-full`, one file each)\n"]
     if learned:
         names = [p["name"] for r in learned for p in r["per_image"]]
-        rows = ["| photo | size | bits/dim (file) | tiles: JPEG XL / model | model NELBO_K | file / NELBO_K | "
-                "JPEG XL file | encode s/MP | decode s/MP |", "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
-        jxl = {p["name"]: p["bpd"] for r in (classical or {"runs": []})["runs"] if r["codec"] == "jxl"
-               for p in r["per_image"]}
+        rows = ["| photo | size | bits/dim (file) | seed bits | tiles: JPEG XL / model | model NELBO_K | "
+                "file / NELBO_K | JPEG XL file | encode s/MP | decode s/MP |",
+                "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        jxl = {}
+        for r in (classical or {"runs": []})["runs"]:
+            if r["codec"] == "jxl":
+                jxl = {p["name"]: p["bpd"] for p in r["per_image"]}
+                jxl["_bytes"] = {p["name"]: p["bytes"] for p in r["per_image"]}
         for r in learned:
-            s, p = r["summary"], r["per_image"][0]
-            side = int(round((s["subpixels"] / 3) ** 0.5))
-            rows.append(f"| {p['name']} | {s['subpixels'] // 3:,} px | {s['bpd']:.4f} | {s['bootstrap_tiles']} / "
-                        f"{s['model_tiles']} | {s['model_nelbo_k_bpd']:.4f} | {s['ratio_to_model_nelbo_k']:.4f} | "
-                        f"{jxl.get(p['name'], float('nan')):.4f} | {s['encode_s_per_megapixel']:.0f} | "
-                        f"{s['decode_s_per_megapixel']:.0f} |")
-        o = learned[0]["options"]
-        out.append(f"bbcodec `{learned[0]['model']}` at the default settings (K={o['steps']}, grid {o['grid']}, "
-                   f"grid_bits {o['grid_bits']}, first tiles by JPEG XL) with --parallel {o['parallel']}, one CPU "
-                   f"thread; the model NELBO_K is estimated with "
-                   f"{learned[0]['summary'].get('model_nelbo_k_sampled_steps')} sampled steps per tile. The CIFAR-10 "
-                   "model has never seen a photo; these two photos only, for CPU time. "
-                   "Command: `bash bench/run_issue6.sh`.\n\n" + "\n".join(rows) + "\n")
+            rows += _photo_rows(r, jxl)
+        o, s0 = learned[0]["options"], learned[0]["summary"]
+        fitted = "with the fitted variances it codes with, " if s0.get("model_nelbo_k_fitted_bpd") else ""
+        out.append(f"bbcodec `{learned[0]['model']}` at the {'' if allnine else 'then-'}default settings (K={o['steps']}, grid {o['grid']}, "
+                   f"latent coding version {o.get('latents', 1)}, grid_bits {o['grid_bits']}, first tiles by JPEG XL, "
+                   f"--parallel {o['parallel']}), one CPU thread; every file decoded and compared. The model NELBO_K "
+                   f"is its discrete-time NELBO {fitted}estimated with {s0.get('model_nelbo_k_sampled_steps')} sampled "
+                   "steps per tile. The CIFAR-10 model has never seen a photo. "
+                   + ("Command: `bash bench/run_issue6.sh`.\n\n" if allnine else
+                      "Two photos only, for CPU time (version 1, before the current defaults). Command: "
+                      "`git show 7139157:bench/run_issue6.sh`.\n\n") + "\n".join(rows) + "\n")
         if classical:
-            out.append("Classical codecs on the same photos (bits/dim over both):\n\n| codec | bits/dim |\n|---|---:|\n"
+            out.append("Classical codecs on the same photos (bits/dim over them):\n\n| codec | bits/dim |\n|---|---:|\n"
                        + "\n".join(classical_on(classical, names)) + "\n")
     if classical:
         out.append("All nine photos, classical codecs:\n\n" + markdown(classical)
@@ -235,13 +261,42 @@ def profile_section() -> str | None:
     pr = _load("profile.json")
     if not pr:
         return None
-    rows = ["| phase | wall s | network s | ANS s | glue s | coder side / network |", "|---|---:|---:|---:|---:|---:|"]
+    rows = ["| phase | wall s | network s | ANS s | bootstrap s | glue s | coder side / network |",
+            "|---|---:|---:|---:|---:|---:|---:|"]
     for ph, r in pr["phases"].items():
-        rows.append(f"| {ph} | {r['wall_s']:.1f} | {r['network_s']:.1f} | {r['ans_s']:.2f} | {r['glue_s']:.2f} | "
-                    f"{100 * r['coder_side_over_network']:.1f}% |")
-    return (f"### Where the time goes\n\n`{pr['model']}`, K={pr['steps']} ({pr['grid']}), {pr['images']} CIFAR-10 "
-            f"images, every tile coded by the model, --parallel {pr['parallel']}, {pr['threads']} thread, torch "
-            f"{pr['torch']}. Command: `{pr['command']}`.\n\n" + "\n".join(rows) + "\n")
+        rows.append(f"| {ph} | {r['wall_s']:.1f} | {r['network_s']:.1f} | {r['ans_s']:.2f} | "
+                    f"{r.get('bootstrap_s', 0.0):.2f} | {r['glue_s']:.2f} | {100 * r['coder_side_over_network']:.1f}% |")
+    boot = pr.get("bootstrap")
+    tiles = (f"{pr.get('tiles_bootstrapped', 0)} tiles by {boot} and {pr['tiles_coded_by_model']} by the model"
+             if boot else "every tile coded by the model")
+    return (f"### Where the time goes\n\n`{pr['model']}`, K={pr['steps']} ({pr['grid']}, latent coding version "
+            f"{pr.get('latents', 1)}), {pr['images']} CIFAR-10 images, {tiles}, --parallel {pr['parallel']}, "
+            f"{pr['threads']} thread, torch {pr['torch']}. The coder side is the ANS calls, the classical "
+            f"codec of the first tiles and the Python glue. Command: `{pr['command']}`.\n\n" + "\n".join(rows) + "\n")
+
+
+def parallel_section() -> str | None:
+    """File size and seconds against --parallel on full-size photos (bench/parallel_table.sh)."""
+    out = []
+    for f in sorted((RES / "parallel").glob("photos_full_*.json")):
+        res = json.loads(f.read_text())
+        runs = sorted((r for r in res["runs"] if "summary" in r), key=lambda r: r["options"]["parallel"])
+        if not runs:
+            continue
+        s0, o = runs[0]["summary"], runs[0]["options"]
+        rows = ["| --parallel | bits/dim (file) | seed bits drawn | tiles: JPEG XL / model | "
+                "file / NELBO_K (fitted variances) | encode s/MP | decode s/MP |", "|---:|---:|---:|---:|---:|---:|---:|"]
+        for r in runs:
+            s = r["summary"]
+            rows.append(f"| {r['options']['parallel']} | {s['bpd']:.4f} | {s['initial_bits']} | "
+                        f"{s['bootstrap_tiles']} / {s['model_tiles']} | "
+                        f"{_f(s, 'ratio_to_model_nelbo_k_fitted')} | {s['encode_s_per_megapixel']:.0f} | "
+                        f"{s['decode_s_per_megapixel']:.0f} |")
+        out.append(f"`{runs[0]['per_image'][0]['name']}` ({s0['subpixels'] // 3:,} px), `{runs[0]['model']}`, "
+                   f"K={o['steps']} ({o['grid']}, latent coding version {o.get('latents', 1)}), one file, first tiles "
+                   f"by JPEG XL, one CPU thread; NELBO_K samples {s0.get('model_nelbo_k_sampled_steps')} steps per "
+                   f"tile. Command: `OFFSETS={res['offset']} bash bench/parallel_table.sh`.\n\n" + "\n".join(rows) + "\n")
+    return "### Tiles in flight (`--parallel`)\n\n" + "\n".join(out) if out else None
 
 
 def arch_section() -> str | None:
@@ -421,25 +476,29 @@ def rate_vs_seconds(out_png: Path) -> str | None:
 def main() -> None:
     parts = []
     vdm_runs = {"runs": []}
-    for name in ("cifar10_test_vdm_archive100.json", "cifar10_test_vdm_perfile100_boot.json"):
+    for name in ("cifar10_test_vdm_archive100.json", "cifar10_test_vdm_perfile100_boot.json",
+                 "cifar10_test_vdm_1000.json"):
         r = _load(name)
         if r:
             vdm_runs["runs"] += [x for x in r["runs"] if "summary" in x]
     classical = _load("cifar10_test_classical.json")
     if vdm_runs["runs"] or classical:
         both = {"runs": vdm_runs["runs"] + (classical["runs"] if classical else [])}
-        parts.append("### CIFAR-10 test set\n\nbbcodec rows: the first 100 test images, in one archive and as one "
-                     "file each; classical rows: all 10,000 images, one file each.\n\n"
+        parts.append("### CIFAR-10 test set\n\nbbcodec rows: the first 100 or 1,000 test images (the images column), "
+                     "in archives (one of 100, or one per 100 images where it says so) and as one file each; "
+                     "classical rows: all 10,000 images, one file each.\n\n"
                      + markdown(both)
-                     + "\nCommands: `bash bench/run_issue2.sh` (archive row), `bash bench/run_issue6.sh` (per-file "
-                       "row), `bbcodec bench cifar10-test --codec png --codec webp --codec jxl --codec jpegls "
+                     + "\nCommands: `bash bench/run_issue2.sh` (archive rows of 100), `git show 7139157:bench/run_issue6.sh` "
+                       "(per-file row of 100, superseded by the rows of 1,000), `bash bench/run_issue3.sh` (rows of 1,000), `bbcodec bench cifar10-test --codec png --codec webp --codec jxl --codec jpegls "
                        "--codec jp2k --out bench/results/cifar10_test_classical.json` (classical rows).\n")
         if classical:
-            rows = ["| codec (one file per image) | first 20 | first 100 | all 10,000 |", "|---|---:|---:|---:|"]
+            rows = ["| codec (one file per image) | first 20 | first 100 | first 1,000 | all 10,000 |",
+                    "|---|---:|---:|---:|---:|"]
             for r in classical["runs"]:
                 pi = r["per_image"]
-                rows.append(f"| {r['codec']} | {sum(p['bpd'] for p in pi[:20]) / 20:.4f} | "
-                            f"{sum(p['bpd'] for p in pi[:100]) / 100:.4f} | {r['summary']['bpd']:.4f} |")
+                rows.append(f"| {r['codec']} | " + " | ".join(f"{sum(p['bpd'] for p in pi[:n]) / n:.4f}"
+                                                                for n in (20, 100, 1000))
+                            + f" | {r['summary']['bpd']:.4f} |")
             parts.append("Classical codecs on the same images as the bbcodec rows (bits/dim, from the same JSON):\n\n"
                          + "\n".join(rows) + "\n")
         pf = _load("cifar10_test_vdm_perfile100_boot.json")
@@ -448,7 +507,7 @@ def main() -> None:
             parts.append("![achieved vs NELBO](bench/results/cifar10_perfile_achieved_vs_nelbo.png)\n")
     for section in (k_sweep_section, k_sweep_paired_section, k_sweep_coded_v2_section, grid_check_section,
                     k_sweep_coded_section, grid_bits_section, toy_bins_section, lambda: rate_vs_seconds(RES / "rate_vs_seconds.png"),
-                    photos_section, profile_section, memory_section, arch_section):
+                    photos_section, parallel_section, profile_section, memory_section, arch_section):
         text = section()
         if text:
             parts.append(text)
