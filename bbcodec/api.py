@@ -10,6 +10,7 @@ picture.
 """
 from __future__ import annotations
 
+import functools
 import math
 import time
 from contextlib import contextmanager
@@ -28,6 +29,11 @@ from .registry import LoadedModel
 
 CODEC_ID = "vdm-bitswap"
 MAX_SEED_RETRIES = 4
+# batch growth divisors tried in turn while a bootstrapped encode still draws seed words beyond the
+# ANS head (see _batches)
+DEFAULT_RAMP = 2  # the format's default (not written to the header)
+RAMPS = (DEFAULT_RAMP, 4, 8, 16)
+HEAD_WORDS = 2  # the ANS head: seed words any file may draw
 
 
 @dataclass
@@ -58,17 +64,18 @@ def make_tiles(index: int, main: np.ndarray | None, height: int, width: int, cha
     return tiles
 
 
-def _batches(n: int, parallel: int, start: int = 0) -> list[range]:
+def _batches(n: int, parallel: int, start: int = 0, ramp: int = DEFAULT_RAMP) -> list[range]:
     """Consecutive tile batches, growing from 1 up to `parallel` tiles in flight.
 
     A batch pops its initial bits from what earlier batches pushed; starting with one tile and
-    growing with what is already coded (half as many tiles as are done: a tile leaves more bits
-    on the stack than one tile's deficit at the usual rates) keeps the seed words drawn, i.e. the
-    initial bits, near those of a single tile, whatever `parallel` is.
+    growing with what is already coded (1/ramp as many tiles as are done) keeps the seed words
+    drawn, i.e. the initial bits, near those of a single tile. ramp = 2 suffices up to about 8
+    tiles in flight; past that a batch can outrun what the done tiles left on the stack, and the
+    encoder retries with a slower ramp (`RAMPS`), which the header then records.
     """
     out, i = [], 0
     while i < n:
-        b = min(parallel, max(1, i // 2), n - i)
+        b = min(parallel, max(1, i // ramp), n - i)
         out.append(range(start + i, start + i + b))
         i += b
     return out
@@ -153,7 +160,7 @@ def torch_threads(n: int):
 
 def _progress(total: int, enabled: bool, desc: str):
     from tqdm import tqdm
-    return tqdm(total=total, disable=not enabled, desc=desc, unit="step", leave=False, dynamic_ncols=True)
+    return tqdm(total=total, disable=not enabled, desc=desc, unit="tile-step", leave=False, dynamic_ncols=True)
 
 
 def coding_params(model: LoadedModel, steps: int, grid: str | None = None, grid_bits: int = 0,
@@ -199,30 +206,37 @@ def compress(images: list[ImageData], model: LoadedModel, params: CodingParams =
         with torch.inference_mode():
             boot_data = _choose_bootstrap(tiles, boot_codec, model, params, spec, eps_fn)
     n_boot = len(boot_data)
-    batches = _batches(len(tiles) - n_boot, parallel, start=n_boot)
-    n_words = _seed_size(max([len(b) for b in batches] + [1]), T, params.grid_bits)
-    with torch.inference_mode(), _progress(len(batches) * spec.K, progress, "encode") as bar:
-        for _ in range(MAX_SEED_RETRIES):
-            bar.reset()
-            seed = seed_words(n_words)
-            stack = Stack(seed)
-            for j, d in enumerate(boot_data):
-                boot.tile_codec(boot_codec, tiles[j].mask, d).push(stack, tiles[j].x)
-            nelbo = np.zeros(len(images))
-            for b in batches:
-                x = np.stack([tiles[j].x for j in b])
-                mask = np.stack([tiles[j].mask for j in b])
-                stats = ChainStats(len(b))
-                codec = tile_batch_codec(spec, eps_fn, mask, x_true=x, stats=stats, on_step=bar.update)
-                codec.push(stack, x[mask])
-                np.add.at(nelbo, [tiles[j].image for j in b], stats.total)
-            words = stack.words()
-            kept = _common_prefix(words, seed)
-            if kept > 0:
+    n_model = len(tiles) - n_boot
+    n_words = _seed_size(max([len(b) for b in _batches(n_model, parallel)] + [1]), T, params.grid_bits)
+    # one progress unit per tile and step, whatever the batches
+    with torch.inference_mode(), _progress(n_model * spec.K, progress, "encode") as bar:
+        for ramp in RAMPS:
+            for _ in range(MAX_SEED_RETRIES):
+                bar.reset()
+                seed = seed_words(n_words)
+                stack = Stack(seed)
+                for j, d in enumerate(boot_data):
+                    boot.tile_codec(boot_codec, tiles[j].mask, d).push(stack, tiles[j].x)
+                nelbo = np.zeros(len(images))
+                for b in _batches(n_model, parallel, start=n_boot, ramp=ramp):
+                    x = np.stack([tiles[j].x for j in b])
+                    mask = np.stack([tiles[j].mask for j in b])
+                    stats = ChainStats(len(b))
+                    codec = tile_batch_codec(spec, eps_fn, mask, x_true=x, stats=stats,
+                                             on_step=functools.partial(bar.update, len(b)))
+                    codec.push(stack, x[mask])
+                    np.add.at(nelbo, [tiles[j].image for j in b], stats.total)
+                words = stack.words()
+                kept = _common_prefix(words, seed)
+                if kept > 0:
+                    break
+                n_words *= 4  # the seed ran dry: start again with a bigger one
+            else:
+                raise BbcError("could not seed the stack (initial bits exhausted)")
+            # with initial bits from the image, a file should draw no more than the ANS head's words
+            # from the seed; if it did, the batches grew faster than the stack: grow them more slowly
+            if n_boot == 0 or n_words - kept <= HEAD_WORDS or parallel == 1:
                 break
-            n_words *= 4  # the seed ran dry: start again with a bigger one
-        else:
-            raise BbcError("could not seed the stack (initial bits exhausted)")
     boot_bits = np.zeros(len(images))
     for j, d in enumerate(boot_data):
         boot_bits[tiles[j].image] += boot.bits(d)
@@ -233,7 +247,8 @@ def compress(images: list[ImageData], model: LoadedModel, params: CodingParams =
         "model": {"name": model.name, "sha256": model.sha256},
         "coding": {"steps": params.steps, "grid": params.grid, "grid_bits": params.grid_bits,
                    **({"latents": params.latents} if params.latents != 1 else {}), "tile": T,
-                   "parallel": parallel, "seed_words": n_words, "seed_kept": kept, "threads": threads,
+                   "parallel": parallel, **({"ramp": ramp} if ramp != DEFAULT_RAMP else {}),
+                   "seed_words": n_words, "seed_kept": kept, "threads": threads,
                    "device": model.device, "boot_codec": boot_codec if n_boot else None, "boot_tiles": n_boot},
         "images": container.image_table(
             [{"name": d.name, "width": d.width, "height": d.height, "mode": d.mode,
@@ -332,7 +347,7 @@ def decompress(data: bytes, model: LoadedModel, progress: bool = False) -> tuple
         raise FormatError("corrupted header (bootstrap tiles)")
     if boot_codec is not None:
         boot.check_codec(boot_codec)
-    batches = _batches(len(tiles) - n_boot, cod["parallel"], start=n_boot)
+    batches = _batches(len(tiles) - n_boot, cod["parallel"], start=n_boot, ramp=cod.get("ramp", DEFAULT_RAMP))
     seed = seed_words(cod["seed_words"])
     words = np.concatenate([seed[:cod["seed_kept"]], container.bytes_to_words(c.payload)])
     if len(words) == 0:
@@ -346,10 +361,10 @@ def decompress(data: bytes, model: LoadedModel, progress: bool = False) -> tuple
                 f"differed from the encoder's (encoded on {cod['device']}, decoding on {model.device}; "
                 "same model, device kind and torch build are required)")
     with torch.inference_mode(), torch_threads(cod["threads"]), \
-            _progress(len(batches) * spec.K, progress, "decode") as bar:
+            _progress((len(tiles) - n_boot) * spec.K, progress, "decode") as bar:
         for b in reversed(batches):
             mask = np.stack([tiles[j].mask for j in b])
-            codec = tile_batch_codec(spec, eps_fn, mask, on_step=bar.update)
+            codec = tile_batch_codec(spec, eps_fn, mask, on_step=functools.partial(bar.update, len(b)))
             try:
                 vals = codec.pop(stack)
             except (OverflowError, ValueError, RuntimeError):

@@ -20,7 +20,8 @@ Header fields (JSON, no pickle):
     model           {"name": str, "sha256": first 16 hex digits of the weights file's sha256}
     coding          {"steps": K, "grid": time-grid id, "grid_bits": b, "latents": latent coding version
                      (absent: 1; 2 = push variances from the model's mse curve), "tile": T, "parallel": tiles in
-                     flight, "seed_words": W, "seed_kept": m, "threads": torch intra-op threads of the
+                     flight, "ramp": batches grow to 1/ramp as many tiles as are done (absent: 2;
+                     see `api._batches`), "seed_words": W, "seed_kept": m, "threads": torch intra-op threads of the
                      encoder (the decoder uses the same: CPU float results depend on it),
                      "device": "cpu" or "cuda" (where the encoder ran the network),
                      "boot_codec": null or a `bootstrap.CODECS` name, "boot_tiles": how many leading
@@ -169,6 +170,7 @@ def validate_header(h: dict) -> None:
     _int({"latents": c.get("latents", 1)}, "latents", 1, 1 << 16)  # an unknown version: "unsupported coding"
     _int(c, "tile", 4, 1024)
     _int(c, "parallel", 1, 1 << 16)
+    _int({"ramp": c.get("ramp", 2)}, "ramp", 1, 1 << 16)
     _int(c, "seed_words", 1, 1 << 28)
     _int(c, "seed_kept", 0, c["seed_words"])
     _int(c, "threads", 1, 4096)

@@ -286,3 +286,23 @@ def test_default_grid_follows_the_latent_version(curve_model):
     assert api.coding_params(m, 4).grid == "opt3"
     assert api.coding_params(m, 4, latents=1).grid == "opt1"
     _round_trip([image_data("RGB", 20, 20)], m, steps=4, grid="opt3", latents=2)
+
+
+def test_slower_ramp_is_written_and_decoded(tiny_model, monkeypatch):
+    """A retried encode records its ramp in the header and the decoder replays those batches.
+    (Forcing the retries: with HEAD_WORDS = -1 every encode counts as having drawn seed words.)"""
+    from bbcodec import container
+    imgs = [image_data("RGB", 32, 32, s, f"{s}.png") for s in range(20)]
+    monkeypatch.setattr(api, "HEAD_WORDS", -1)
+    data, _ = api.compress(imgs, tiny_model, CodingParams(steps=4), parallel=16, bootstrap="auto")
+    assert container.parse(data).header["coding"]["ramp"] == api.RAMPS[-1]
+    assert [len(b) for b in api._batches(20, 16, ramp=16)] != [len(b) for b in api._batches(20, 16)]
+    out, _ = api.decompress(data, tiny_model)
+    assert all(np.array_equal(a.main, b.main) for a, b in zip(imgs, out))
+
+
+def test_default_ramp_is_not_written(tiny_model):
+    from bbcodec import container
+    imgs = [image_data("RGB", 32, 32, s, f"{s}.png") for s in range(3)]
+    data, _ = api.compress(imgs, tiny_model, CodingParams(steps=4), parallel=2, bootstrap=None)
+    assert "ramp" not in container.parse(data).header["coding"]

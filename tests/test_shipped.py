@@ -51,3 +51,24 @@ def test_bench_cli_small(tmp_path):
     r = CliRunner().invoke(cli, ["bench", str(npz), "--steps", "8", "--grid", "uniform", "--out", str(out), "--quiet"])
     assert r.exit_code == 0, r.output
     assert "archive" in out.with_suffix(".md").read_text()
+
+
+@pytest.mark.slow
+def test_batches_that_outgrow_the_stack_are_retried_with_a_slower_ramp(monkeypatch):
+    """A smooth image leaves few bits per tile on the stack; batches as large as what is done (ramp 1)
+    then draw seed words (5,792 bits measured), and the encoder's retry with ramp 2 draws none
+    beyond the ANS head."""
+    m = load_model()
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[0:96, 0:256] / 64
+    base = np.stack([128 + 60 * np.sin(2 * x + c) * np.cos(1.5 * y - c) for c in (0.0, 1.0, 2.0)])
+    img = ImageData("s.png", "RGB", 256, 96, np.clip(base + rng.normal(0, 2, base.shape), 0, 255).astype(np.uint8))
+    params = api.coding_params(m, 100)
+    monkeypatch.setattr(api, "RAMPS", (1,))
+    _, fast = api.compress([img], m, params, parallel=16)
+    assert fast.initial_bits > 32 * api.HEAD_WORDS
+    monkeypatch.setattr(api, "RAMPS", (1, 2))
+    data, rep = api.compress([img], m, params, parallel=16)
+    assert rep.initial_bits <= 32 * api.HEAD_WORDS and rep.bytes < fast.bytes
+    out, _ = api.decompress(data, m)
+    assert np.array_equal(out[0].main, img.main)
