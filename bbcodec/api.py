@@ -207,10 +207,17 @@ def compress(images: list[ImageData], model: LoadedModel, params: CodingParams =
             boot_data = _choose_bootstrap(tiles, boot_codec, model, params, spec, eps_fn)
     n_boot = len(boot_data)
     n_model = len(tiles) - n_boot
-    n_words = _seed_size(max([len(b) for b in _batches(n_model, parallel)] + [1]), T, params.grid_bits)
+    # the batch plans to try, slowest growth last; a slower ramp that gives the same batches (one tile
+    # in flight, or a few tiles) is not a plan of its own, so it is never coded again for nothing
+    plans: list[tuple[int, list[range]]] = []
+    for r in RAMPS:
+        batches = _batches(n_model, parallel, start=n_boot, ramp=r)
+        if not plans or batches != plans[-1][1]:
+            plans.append((r, batches))
+    n_words = _seed_size(max([len(b) for b in plans[0][1]] + [1]), T, params.grid_bits)
     # one progress unit per tile and step, whatever the batches
     with torch.inference_mode(), _progress(n_model * spec.K, progress, "encode") as bar:
-        for ramp in RAMPS:
+        for ramp, batches in plans:
             for _ in range(MAX_SEED_RETRIES):
                 bar.reset()
                 seed = seed_words(n_words)
@@ -218,7 +225,7 @@ def compress(images: list[ImageData], model: LoadedModel, params: CodingParams =
                 for j, d in enumerate(boot_data):
                     boot.tile_codec(boot_codec, tiles[j].mask, d).push(stack, tiles[j].x)
                 nelbo = np.zeros(len(images))
-                for b in _batches(n_model, parallel, start=n_boot, ramp=ramp):
+                for b in batches:
                     x = np.stack([tiles[j].x for j in b])
                     mask = np.stack([tiles[j].mask for j in b])
                     stats = ChainStats(len(b))
@@ -235,7 +242,7 @@ def compress(images: list[ImageData], model: LoadedModel, params: CodingParams =
                 raise BbcError("could not seed the stack (initial bits exhausted)")
             # with initial bits from the image, a file should draw no more than the ANS head's words
             # from the seed; if it did, the batches grew faster than the stack: grow them more slowly
-            if n_boot == 0 or n_words - kept <= HEAD_WORDS or parallel == 1:
+            if n_boot == 0 or n_words - kept <= HEAD_WORDS:
                 break
     boot_bits = np.zeros(len(images))
     for j, d in enumerate(boot_data):
