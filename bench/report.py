@@ -180,21 +180,25 @@ def toy_bins_section() -> str | None:
             + "\n".join(rows) + "\n")
 
 
+def _bpd_over(run: dict, names: list[str]) -> float | None:
+    """A classical run's bits/dim over the named images together (None unless it coded them all)."""
+    pi = {p["name"]: p for p in run["per_image"]}
+    sel = [pi[n] for n in names if n in pi]
+    if len(sel) != len(names):
+        return None
+    return sum(8 * p["bytes"] for p in sel) / sum(8 * p["bytes"] / p["bpd"] for p in sel)
+
+
 def classical_on(classical: dict, names: list[str]) -> list[str]:
     """Rows of the classical codecs restricted to the named images (bits/dim over those images)."""
-    rows = []
-    for r in classical["runs"]:
-        pi = {p["name"]: p for p in r["per_image"]}
-        sel = [pi[n] for n in names if n in pi]
-        if len(sel) == len(names):
-            bits = sum(8 * p["bytes"] for p in sel)
-            sub = sum(8 * p["bytes"] / p["bpd"] for p in sel)
-            rows.append(f"| {r['codec']} | {bits / sub:.4f} |")
-    return rows
+    return [f"| {r['codec']} | {bpd:.4f} |" for r in classical["runs"]
+            if (bpd := _bpd_over(r, names)) is not None]
 
 
-def _photo_rows(run: dict, jxl: dict) -> list[str]:
-    """One row per photo of a per-file run (its records are the files, in order), then the total."""
+def _photo_rows(run: dict, jxl_run: dict | None) -> list[str]:
+    """One row per photo of a per-file run (its records are the files, in order), then the total;
+    the JPEG XL column comes from the classical run `jxl_run`."""
+    jxl = {p["name"]: p["bpd"] for p in jxl_run["per_image"]} if jxl_run else {}
     rows = []
     for rec, p in zip(run["records"], run["per_image"]):
         px = rec["subpixels"] // 3
@@ -206,9 +210,8 @@ def _photo_rows(run: dict, jxl: dict) -> list[str]:
     s = run["summary"]
     if len(rows) > 1:
         ref = s.get("model_nelbo_k_fitted_bpd") or s["model_nelbo_k_bpd"]
-        names = [p["name"] for p in run["per_image"]]
-        bits = sum(8 * jxl_b for n, jxl_b in jxl.get("_bytes", {}).items() if n in names)
-        jx = bits / s["subpixels"] if len(set(names) & set(jxl.get("_bytes", {}))) == len(names) else float("nan")
+        jx = _bpd_over(jxl_run, [p["name"] for p in run["per_image"]]) if jxl_run else None
+        jx = float("nan") if jx is None else jx
         rows.append(f"| **all {len(rows)}** | {s['subpixels'] // 3:,} px | **{s['bpd']:.4f}** | {s['initial_bits']} | "
                     f"{s['bootstrap_tiles']} / {s['model_tiles']} | {ref:.4f} | {s['bpd'] / ref:.4f} | {jx:.4f} | "
                     f"{s['encode_s_per_megapixel']:.0f} | {s['decode_s_per_megapixel']:.0f} |")
@@ -229,13 +232,9 @@ def photos_section() -> str | None:
         rows = ["| photo | size | bits/dim (file) | seed bits | tiles: JPEG XL / model | model NELBO_K | "
                 "file / NELBO_K | JPEG XL file | encode s/MP | decode s/MP |",
                 "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
-        jxl = {}
-        for r in (classical or {"runs": []})["runs"]:
-            if r["codec"] == "jxl":
-                jxl = {p["name"]: p["bpd"] for p in r["per_image"]}
-                jxl["_bytes"] = {p["name"]: p["bytes"] for p in r["per_image"]}
+        jxl_run = next((r for r in (classical or {"runs": []})["runs"] if r["codec"] == "jxl"), None)
         for r in learned:
-            rows += _photo_rows(r, jxl)
+            rows += _photo_rows(r, jxl_run)
         o, s0 = learned[0]["options"], learned[0]["summary"]
         fitted = "with the fitted variances it codes with, " if s0.get("model_nelbo_k_fitted_bpd") else ""
         out.append(f"bbcodec `{learned[0]['model']}` at the {'' if allnine else 'then-'}default settings (K={o['steps']}, grid {o['grid']}, "
