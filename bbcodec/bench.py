@@ -298,6 +298,29 @@ def run(dataset: str, codecs: list[str], limit: int | None, offset: int, out: st
     return result
 
 
+def merge(parts: list[dict]) -> dict:
+    """One partial result from the results of consecutive slices of a dataset (`--offset`/`--limit`
+    runs in separate processes): each learned run's records are joined in order, and the joined run
+    is left unfinished, so `run(..., resume=True)` over the whole range codes whatever is missing and
+    computes the summary (NELBO reference included) over all images. A run is kept only where every
+    slice but the last has finished it; classical runs are dropped (they take seconds to redo)."""
+    parts = sorted(parts, key=lambda p: p.get("offset", 0))
+    for a, b in zip(parts, parts[1:]):
+        if a.get("dataset") != b.get("dataset") or a["offset"] + a["images"] != b["offset"]:
+            raise BbcError("bench merge: the parts are not consecutive slices of one dataset")
+    merged = {"dataset": parts[0]["dataset"], "offset": parts[0]["offset"],
+              "images": sum(p["images"] for p in parts), "runs": [], "env": parts[-1].get("env", {})}
+    for run in parts[0]["runs"]:
+        if run.get("codec") != "vdm":
+            continue
+        same = [next((r for r in p["runs"] if r["key"] == run["key"]), None) for p in parts]
+        if any(r is None for r in same) or not all(r.get("complete") for r in same[:-1]):
+            continue
+        merged["runs"].append({**{k: v for k, v in run.items() if k not in ("summary", "per_image")},
+                               "complete": False, "records": [x for r in same for x in r.get("records", [])]})
+    return merged
+
+
 def _save(result: dict, out: str | None) -> None:
     if out:
         from .fileio import write_atomic

@@ -110,3 +110,25 @@ def test_photo_set_rebuilds_from_the_package_registries(tmp_path):
         pytest.skip("needs apt-get and dpkg-deb")
     out = photos.build(tmp_path / "out", tmp_path / "cache")
     assert sorted(p.stem for p in out.glob("*.png")) == sorted(photos.PHOTOS)
+
+
+def test_slices_coded_apart_merge_into_one_resumable_run(npz, tmp_path, tiny_model_dir, monkeypatch):
+    a, b, out = tmp_path / "a.json", tmp_path / "b.json", tmp_path / "all.json"
+    assert _run(npz, a, tiny_model_dir, "--mode", "per-file", "--limit", "2").exit_code == 0
+    assert _run(npz, b, tiny_model_dir, "--mode", "per-file", "--offset", "2").exit_code == 0
+    parts = [json.loads(p.read_text()) for p in (b, a)]
+    merged = bench.merge(parts)
+    assert merged["offset"] == 0 and merged["images"] == 3 and len(merged["runs"]) == 1  # png dropped
+    assert [r["first"] for r in merged["runs"][0]["records"]] == ["00000.png", "00001.png", "00002.png"]
+    bench._save(merged, str(out))
+    calls = []
+    real = api.compress
+    monkeypatch.setattr(api, "compress", lambda imgs, *a, **k: calls.append(len(imgs)) or real(imgs, *a, **k))
+    r = _run(npz, out, tiny_model_dir, "--mode", "per-file", "--resume", "--codec", "vdm")
+    assert r.exit_code == 0, r.output
+    assert calls == []  # no image coded again by the model (png redoes its own)
+    vdm = next(x for x in json.loads(out.read_text())["runs"] if x["codec"] == "vdm")
+    assert vdm["complete"] and vdm["summary"]["images"] == 3 and [p["name"] for p in vdm["per_image"]] == [
+        "00000.png", "00001.png", "00002.png"]
+    with pytest.raises(BbcError, match="consecutive"):
+        bench.merge([parts[1], parts[1]])

@@ -1,0 +1,15 @@
+"""Join bench JSONs of consecutive slices of one dataset, coded in parallel processes, into one
+partial result; then finish it with the same bench command over the whole range and `--resume`:
+    python bench/merge.py OUT.json PART.json PART.json ...
+"""
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bbcodec.bench import _save, merge  # noqa: E402
+
+if __name__ == "__main__":
+    if len(sys.argv) < 3:
+        sys.exit(__doc__)
+    _save(merge([json.loads(Path(p).read_text()) for p in sys.argv[2:]]), sys.argv[1])
