@@ -191,6 +191,8 @@ def train(opts: TrainOptions, config: dict | None = None, progress=True) -> Path
     order = perm(st["epoch"])
     log_path = run / "log.csv"
     new_log = not log_path.exists()
+    if rank == 0 and not new_log:
+        _drop_rows_after(log_path, st["step"])  # rows an interrupted stretch logged past its last checkpoint
     logf = open(log_path, "a", newline="") if rank == 0 else None
     log = csv.writer(logf) if logf else None
     if log and new_log:
@@ -320,3 +322,12 @@ def export_model(run: str, out_dir: str, name: str, use_best: bool = True) -> Pa
     torch.save(half, out / "weights.pt")
     (out / "config.json").write_text(json.dumps(config, indent=1) + "\n")
     return out
+
+
+def _drop_rows_after(log_path: Path, step: int) -> None:
+    """Keep the header and the rows up to `step`: a stretch stopped between checkpoints resumes
+    from the last one, and would otherwise log the same steps twice."""
+    lines = log_path.read_text().splitlines(keepends=True)
+    keep = lines[:1] + [ln for ln in lines[1:] if int(ln.split(",", 1)[0]) <= step]
+    if len(keep) < len(lines):
+        log_path.write_text("".join(keep))

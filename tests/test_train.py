@@ -26,11 +26,15 @@ def test_train_resume_and_export(tmp_path):
     state = torch.load(run / "state.pt", weights_only=True)
     steps1 = json.loads(state["meta"])["step"]
     assert steps1 > 0
+    with open(run / "log.csv", "a") as f:  # a stretch killed between checkpoints logged past the last one
+        f.write(f"{steps1 + 1},0,0,9,,,,,,,,\n")
     train(opts, progress=False)  # resumes: the step counter goes on
     steps2 = json.loads(torch.load(run / "state.pt", weights_only=True)["meta"])["step"]
     assert steps2 > steps1
     rows = list(csv.DictReader(open(run / "log.csv")))
     assert rows and any(r["val_bpd"] for r in rows)
+    steps = [int(r["step"]) for r in rows]
+    assert steps == sorted(steps) and "9" not in [r["loss_bpd"] for r in rows]  # the orphan row was dropped
     out = export_model(str(run), str(tmp_path / "models"), "m")
     sd = torch.load(out / "weights.pt", weights_only=True)
     assert any(v.dtype == torch.float16 for v in sd.values())
