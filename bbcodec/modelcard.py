@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import json
 import platform
-import shutil
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from .registry import MODELS_DIR, file_sha256
-from .train import evaluate_nelbo, export_model, load_images
+from .train import evaluate_nelbo, export_model, load_images, resumed_log
 
 
 def _hardware() -> str:
@@ -40,7 +39,7 @@ def ship(run: str, name: str, test_npz: str, train_npz: str, n_test: int = 1000,
     out = export_model(run, str(MODELS_DIR), name)
     state = torch.load(run_p / "state.pt", weights_only=True)
     meta = json.loads(state["meta"])
-    shutil.copy(run_p / "log.csv", out / "train_log.csv")
+    (out / "train_log.csv").write_text(resumed_log(run_p / "log.csv"))
     sha = file_sha256(out / "weights.pt")
     # ELBO-optimal time grids from TRAINING images, frozen with the model
     from .diffusion.grids import build_grids

@@ -324,10 +324,27 @@ def export_model(run: str, out_dir: str, name: str, use_best: bool = True) -> Pa
     return out
 
 
+def _step(line: str) -> int:
+    return int(line.split(",", 1)[0])
+
+
 def _drop_rows_after(log_path: Path, step: int) -> None:
     """Keep the header and the rows up to `step`: a stretch stopped between checkpoints resumes
     from the last one, and would otherwise log the same steps twice."""
     lines = log_path.read_text().splitlines(keepends=True)
-    keep = lines[:1] + [ln for ln in lines[1:] if int(ln.split(",", 1)[0]) <= step]
+    keep = lines[:1] + [ln for ln in lines[1:] if _step(ln) <= step]
     if len(keep) < len(lines):
         log_path.write_text("".join(keep))
+
+
+def resumed_log(log_path: Path) -> str:
+    """The log as the surviving history: where a resumed stretch logs a step again, the rows its
+    interrupted predecessor wrote past the checkpoint are dropped (logs from before the resume
+    cleanup above still hold them)."""
+    lines = log_path.read_text().splitlines(keepends=True)
+    kept: list[str] = []
+    for ln in lines[1:]:
+        while kept and _step(kept[-1]) >= _step(ln):
+            kept.pop()
+        kept.append(ln)
+    return "".join(lines[:1] + kept)

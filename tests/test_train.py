@@ -74,3 +74,11 @@ def test_ddp_two_cpu_processes_on_gloo(tmp_path):
     assert rows[-1]["val_bpd"]  # the stretch ends with a validation point
     train(TrainOptions(data=data, run=str(run), minutes=0.01, batch=4, val_images=8, threads=1), progress=False)
     assert json.loads(torch.load(run / "state.pt", weights_only=True)["meta"])["step"] > meta["step"]
+
+
+def test_resumed_log_keeps_the_surviving_history(tmp_path):
+    from bbcodec.train import resumed_log
+    p = tmp_path / "log.csv"
+    # steps 30 and 40 were logged by a stretch killed after its checkpoint at 20; the next resumed there
+    p.write_text("step,images\n10,1\n20,2\n30,3\n40,4\n30,3b\n40,4b\n50,5\n")
+    assert resumed_log(p) == "step,images\n10,1\n20,2\n30,3b\n40,4b\n50,5\n"
