@@ -24,27 +24,82 @@ def _load(name):
     return json.loads(p.read_text()) if p.exists() else None
 
 
-def training_curve(model_dir: Path, out_png: Path) -> None:
+C_MIN = 0.05
+
+
+def fit_power_law(hours, val, h_min: float) -> dict:
+    """val = a + b * hours^-c by least squares over the points at hours >= h_min: a and b are linear
+    for each c, and c is searched on a fine grid (no scipy)."""
+    import numpy as np
+
+    h, y = np.asarray(hours), np.asarray(val)
+    h, y = h[h >= h_min], y[h >= h_min]
+    best = None
+    for c in np.linspace(C_MIN, 3.0, 2951):
+        X = np.stack([np.ones_like(h), h ** -c], 1)
+        coef = np.linalg.lstsq(X, y, rcond=None)[0]
+        rss = float(((X @ coef - y) ** 2).sum())
+        if best is None or rss < best[0]:
+            best = (rss, float(c), float(coef[0]), float(coef[1]))
+    rss, c, a, b = best
+    return {"h_min": h_min, "points": int(len(h)), "a": a, "b": b, "c": c, "rms": (rss / len(h)) ** 0.5,
+            "at": lambda t: a + b * t ** -c}
+
+
+FIT_WINDOWS = (1.0, 2.0, 4.0)  # hours: where the fit starts (the first hour is a different regime)
+
+
+def training_curve(model_dir: Path, out_png: Path) -> list[dict]:
+    """The default model's run: validation NELBO against images and hours, with power-law fits
+    over the later points extrapolated to 100 hours, and each shipped model's test NELBO."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import numpy as np
 
     rows = [r for r in csv.DictReader(open(model_dir / "train_log.csv")) if r["val_bpd"]]
     img = [int(r["images"]) for r in rows]
     hrs = [float(r["seconds"]) / 3600 for r in rows]
     val = [float(r["val_bpd"]) for r in rows]
-    fig, ax = plt.subplots(1, 2, figsize=(9, 3.4))
-    ax[0].plot(img, val, "o-")
+    fits = [fit_power_law(hrs, val, h) for h in FIT_WINDOWS]
+    shipped = []
+    for name in json.loads((ROOT / "models" / "registry.json").read_text())["models"]:
+        card = json.loads((ROOT / "models" / name / "card.json").read_text())
+        shipped.append((card["training"]["wall_seconds_at_best"] / 3600, card["test_nelbo_bpd"], name))
+    fig, ax = plt.subplots(1, 2, figsize=(10, 3.8))
+    ax[0].plot(img, val, "o-", ms=3)
     ax[0].set_xlabel("training images seen")
-    ax[1].plot(hrs, val, "o-")
-    ax[1].set_xlabel("wall-clock hours (2-core CPU, 1 thread)")
+    ax[1].plot(hrs, val, "o", ms=3, label="validation (1,000 held-out training images)")
+    ax[1].plot([s[0] for s in shipped], [s[1] for s in shipped], "s", ms=5,
+               label="shipped models: test NELBO, first 1,000")
+    t = np.geomspace(1.0, 100.0, 200)
+    for f in fits:
+        ax[1].plot(t, f["at"](t), "--", lw=1,
+                   label=f"fit from {f['h_min']:g} h: {f['a']:.3f} + {f['b']:.3f}·h^-{f['c']:.2f}")
+    ax[1].axhline(3.2, color="k", lw=0.8, ls=":", label="issue 7 target 3.2")
+    ax[1].set_xscale("log")
+    ax[1].set_xlabel("hours on one CPU thread (log)")
+    ax[1].legend(fontsize=7)
     for a in ax:
-        a.set_ylabel("validation NELBO (bits/dim)")
+        a.set_ylabel("NELBO (bits/dim)")
         a.grid(alpha=0.3)
-    fig.suptitle(f"{model_dir.name}: continuous-time NELBO on 1,000 held-out training images")
+    fig.suptitle(f"{model_dir.name}'s run: continuous-time NELBO")
     fig.tight_layout()
     fig.savefig(out_png, dpi=110)
     plt.close(fig)
+    return fits
+
+
+def extrapolation_text(fits: list[dict], hours_done: float) -> str:
+    rows = ["| fit over | points | a (asymptote) | b | c | rms | at 15 h | at 30 h | at 100 h | hours to 3.2 |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for f in fits:
+        reach = "never (a > 3.2)" if f["a"] >= 3.2 else f"{((3.2 - f['a']) / f['b']) ** (-1 / f['c']):,.0f}"
+        c = f"{f['c']:.3f}" + (" (search edge: about logarithmic)" if f["c"] <= C_MIN + 1e-9 else "")
+        rows.append(f"| hours ≥ {f['h_min']:g} | {f['points']} | {f['a']:.4f} | {f['b']:.4f} | {c} | "
+                    f"{f['rms']:.4f} | {f['at'](15.0):.4f} | {f['at'](30.0):.4f} | {f['at'](100.0):.4f} | {reach} |")
+    return (f"Validation NELBO fitted as a + b·hours^-c over the run's points so far ({hours_done:.2f} h); "
+            "the asymptote a is this model's own limit on this data and recipe:\n\n" + "\n".join(rows) + "\n")
 
 
 def perfile_scatter(res: dict, out_png: Path) -> None:
@@ -513,14 +568,15 @@ def main() -> None:
     reg = json.loads((ROOT / "models" / "registry.json").read_text())
     mdir = ROOT / "models" / reg["default"]
     card = json.loads((mdir / "card.json").read_text())
-    training_curve(mdir, RES / "training_curve.png")
+    fits = training_curve(mdir, RES / "training_curve.png")
     parts.append(f"### The default model `{card['name']}`\n\n"
                  f"Continuous-time test NELBO on the first {card['test_images']:,} CIFAR-10 test images: "
                  f"**{card['test_nelbo_bpd']:.4f} ± {card['test_nelbo_se']:.4f} bits/dim** "
                  f"({card['parameters']:,} parameters, {card['training']['images_seen_at_best']:,} training images "
                  f"seen, {card['training']['wall_seconds_at_best'] / 3600:.2f} h on one thread of a 2-core CPU). "
                  f"See `models/{card['name']}/MODEL_CARD.md`.\n\n"
-                 "![training curve](bench/results/training_curve.png)\n")
+                 "![training curve](bench/results/training_curve.png)\n\n"
+                 + extrapolation_text(fits, card["training"]["wall_seconds_at_best"] / 3600))
     body = "\n".join(parts)
     readme = (ROOT / "README.md").read_text()
     new = re.sub(r"<!-- results:begin -->.*<!-- results:end -->",
