@@ -297,7 +297,7 @@ def photos_section() -> str | None:
                    f"--parallel {o['parallel']}), one CPU thread; every file decoded and compared. The model NELBO_K "
                    f"is its discrete-time NELBO {fitted}estimated with {s0.get('model_nelbo_k_sampled_steps')} sampled "
                    "steps per tile. The CIFAR-10 model has never seen a photo. "
-                   + ("Command: `bash bench/run_issue6.sh`.\n\n" if allnine else
+                   + ("Command: `SPLIT=5 bash bench/run_issue6.sh` (two processes, one per core).\n\n" if allnine else
                       "Two photos only, for CPU time (version 1, before the current defaults). Command: "
                       "`git show 7139157:bench/run_issue6.sh`.\n\n") + "\n".join(rows) + "\n")
         if classical:
