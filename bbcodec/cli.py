@@ -231,15 +231,21 @@ def demo(model_name, steps, grid, grid_bits, latents, parallel, device, quiet):
 @click.option("--init-from", default=None, help="start a new run from a model folder's weights (e.g. models/NAME)")
 @click.option("--device", default="cpu", type=click.Choice(["auto", "cpu", "cuda"]), show_default=True,
               help="under torchrun, each process takes the GPU of its LOCAL_RANK")
+@click.option("--cooldown-images", type=click.IntRange(0), default=None,
+              help="final decay: the learning rate falls linearly to --cooldown-to x --lr over this many images "
+                   "from here, then stays; kept by later stretches of the run (0 clears it)")
+@click.option("--cooldown-to", type=click.FloatRange(0, 1), default=0.1, show_default=True)
 @_guard
-def train(data, run_dir, minutes, config_json, batch, lr, ema, threads, val_images, init_from, device):
+def train(data, run_dir, minutes, config_json, batch, lr, ema, threads, val_images, init_from, device,
+          cooldown_images, cooldown_to):
     """Train (or resume) a VDM prior."""
     from .diffusion.net import DEFAULT_CONFIG
     from .train import TrainOptions, train as run_train
 
     cfg = dict(DEFAULT_CONFIG, **json.loads(Path(config_json).read_text())) if config_json else None
     run_train(TrainOptions(data=data, run=run_dir, minutes=minutes, batch=batch, lr=lr, ema=ema,
-                           threads=threads, val_images=val_images, init_from=init_from, device=device), cfg)
+                           threads=threads, val_images=val_images, init_from=init_from, device=device,
+                           cooldown_images=cooldown_images, cooldown_to=cooldown_to), cfg)
 
 
 @cli.command()

@@ -43,6 +43,11 @@ class TrainOptions:
     grad_clip: float = 1.0
     init_from: str | None = None  # a model folder (weights.pt + config.json) to start a NEW run from
     device: str = "cpu"           # cpu, cuda or auto; a run may move between them at any resume
+    # Final learning-rate decay: over the next `cooldown_images` images the rate falls linearly from
+    # lr to lr * cooldown_to and then stays there. Recorded in the run's state when it starts, so the
+    # stretches that resume it go on along the same line; None keeps the recorded one, 0 clears it.
+    cooldown_images: int | None = None
+    cooldown_to: float = 0.1
 
 
 def load_images(path: str) -> np.ndarray:
@@ -79,8 +84,22 @@ def evaluate_nelbo(model: VDM, x: np.ndarray, batch: int = 100, seed: int = 1234
     return {"bpd": float(v.mean()), "se": float(v.std(ddof=1) / math.sqrt(len(v))) if len(v) > 1 else 0.0, "n": len(x)}
 
 
-def _lr(opts: TrainOptions, step: int) -> float:
-    return opts.lr * min(1.0, (step + 1) / opts.warmup)
+def _lr(opts: TrainOptions, st: dict) -> float:
+    lr = opts.lr * min(1.0, (st["step"] + 1) / opts.warmup)
+    cd = st.get("cooldown")
+    if cd:
+        f = min(1.0, max(0.0, (st["images"] - cd["start"]) / cd["images"]))
+        lr = lr * (1.0 - f) + opts.lr * cd["to"] * f
+    return lr
+
+
+def _start_cooldown(opts: TrainOptions, st: dict) -> None:
+    if opts.cooldown_images == 0:
+        st.pop("cooldown", None)
+    elif opts.cooldown_images:
+        cd = st.get("cooldown")
+        if not cd or cd["images"] != opts.cooldown_images or cd["to"] != opts.cooldown_to:
+            st["cooldown"] = {"start": st["images"], "images": opts.cooldown_images, "to": opts.cooldown_to}
 
 
 class _Loss(torch.nn.Module):
@@ -170,6 +189,7 @@ def train(opts: TrainOptions, config: dict | None = None, progress=True) -> Path
                 tr = json.loads(card.read_text())["training"]
                 st["images"] = tr.get("images_seen_at_best", 0)
                 st["seconds"] = tr.get("wall_seconds_at_best", 0.0)
+    _start_cooldown(opts, st)
     if rank:
         torch.manual_seed(opts.seed * 1000 + rank * 7919 + st["step"])  # its own noise and times
     if device.type == "cuda":
@@ -224,7 +244,7 @@ def train(opts: TrainOptions, config: dict | None = None, progress=True) -> Path
         log.writerow([st["step"], st["images"], round(st["seconds"], 1)]
                      + [round(acc[k] / max(n_acc, 1), 5) for k in acc] + [round(g0, 4), round(g1, 4)]
                      + ([round(val["bpd"], 5), round(val["se"], 5)] if val else ["", ""])
-                     + [_lr(opts, st["step"])])
+                     + [_lr(opts, st)])
         logf.flush()
 
     def keep_going() -> bool:
@@ -253,7 +273,7 @@ def train(opts: TrainOptions, config: dict | None = None, progress=True) -> Path
         terms = loss_mod(xb)
         loss = sum(terms.values()).mean()
         for g in opt.param_groups:
-            g["lr"] = _lr(opts, st["step"])
+            g["lr"] = _lr(opts, st)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), opts.grad_clip)

@@ -3,6 +3,7 @@ import csv
 import json
 
 import numpy as np
+import pytest
 import torch
 
 from bbcodec.train import TrainOptions, evaluate_nelbo, export_model, train
@@ -82,3 +83,22 @@ def test_resumed_log_keeps_the_surviving_history(tmp_path):
     # steps 30 and 40 were logged by a stretch killed after its checkpoint at 20; the next resumed there
     p.write_text("step,images\n10,1\n20,2\n30,3\n40,4\n30,3b\n40,4b\n50,5\n")
     assert resumed_log(p) == "step,images\n10,1\n20,2\n30,3b\n40,4b\n50,5\n"
+
+
+def test_cooldown_decays_the_rate_and_resumes_along_the_same_line(tmp_path):
+    data = _data(tmp_path)
+    run = tmp_path / "run"
+    opts = TrainOptions(data=data, run=str(run), minutes=0.02, batch=4, val_images=8, log_every=1, threads=1,
+                        lr=1e-3, warmup=1)
+    train(opts, TINY, progress=False)
+    start = json.loads(torch.load(run / "state.pt", weights_only=True)["meta"])["images"]
+    cool = TrainOptions(**{**opts.__dict__, "cooldown_images": 40, "cooldown_to": 0.1})
+    train(cool, progress=False)
+    train(opts, progress=False)  # a later stretch without the option keeps the recorded decay
+    meta = json.loads(torch.load(run / "state.pt", weights_only=True)["meta"])
+    assert meta["cooldown"] == {"start": start, "images": 40, "to": 0.1}
+    rows = [r for r in csv.DictReader(open(run / "log.csv")) if int(r["images"]) > start]
+    for r in rows:  # the logged rate is the line from lr at `start` to lr / 10 at start + 40 images
+        f = min(1.0, (int(r["images"]) - start) / 40)
+        assert float(r["lr"]) == pytest.approx(1e-3 * (1 - f) + 1e-4 * f)
+    assert float(rows[-1]["lr"]) == pytest.approx(1e-4) and meta["images"] >= start + 40
