@@ -117,6 +117,8 @@ class Report:
     bootstrap_tiles: int = 0
     model_tiles: int = 0
     per_image_bootstrap_bits: list = field(default_factory=list)
+    ramp: int = DEFAULT_RAMP      # the batch ramp the file was coded with
+    encodes: int = 1              # full encodes it took (more when the slower-ramp retry fired)
 
     @property
     def bpd(self) -> float:
@@ -143,7 +145,7 @@ class Report:
                 "expected_bpd": self.expected_bits / self.subpixels,
                 "overhead_pct": 100.0 * (8.0 * self.bytes / self.expected_bits - 1.0),
                 "initial_bits": self.initial_bits, "bpd_without_initial": self.bpd_without_initial,
-                "seconds": self.seconds}
+                "seconds": self.seconds, "ramp": self.ramp, "encodes": self.encodes}
 
 
 @contextmanager
@@ -216,8 +218,10 @@ def compress(images: list[ImageData], model: LoadedModel, params: CodingParams =
             plans.append((r, batches))
     n_words = _seed_size(max([len(b) for b in plans[0][1]] + [1]), T, params.grid_bits)
     # one progress unit per tile and step, whatever the batches
+    encodes = 0
     with torch.inference_mode(), _progress(n_model * spec.K, progress, "encode") as bar:
         for ramp, batches in plans:
+            encodes += 1
             for _ in range(MAX_SEED_RETRIES):
                 bar.reset()
                 seed = seed_words(n_words)
@@ -272,7 +276,8 @@ def compress(images: list[ImageData], model: LoadedModel, params: CodingParams =
                  nelbo_bits=float(nelbo.sum()) + side_bits, initial_bits=32 * (n_words - kept),
                  seconds=time.time() - t0, per_image_nelbo_bits=[float(v) for v in nelbo],
                  bootstrap_bits=int(boot_bits.sum()), bootstrap_tiles=n_boot,
-                 model_tiles=len(tiles) - n_boot, per_image_bootstrap_bits=[int(v) for v in boot_bits])
+                 model_tiles=len(tiles) - n_boot, per_image_bootstrap_bits=[int(v) for v in boot_bits],
+                 ramp=ramp, encodes=encodes)
     return data, rep
 
 

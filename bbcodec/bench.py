@@ -130,7 +130,7 @@ def bench_vdm(names, arrays, model, params, parallel: int, mode: str, progress=N
                         "subpixels": rep.subpixels, "bpd": rep.bpd, "initial_bits": rep.initial_bits,
                         "nelbo_bits": rep.nelbo_bits, "bootstrap_bits": rep.bootstrap_bits,
                         "bootstrap_tiles": rep.bootstrap_tiles, "model_tiles": rep.model_tiles,
-                        "encode_s": t_enc, "decode_s": t_dec,
+                        "encode_s": t_enc, "decode_s": t_dec, "ramp": rep.ramp, "encodes": rep.encodes,
                         "per_image_nelbo_bits": rep.per_image_nelbo_bits,
                         "per_image_bootstrap_bits": rep.per_image_bootstrap_bits})
         if on_record:

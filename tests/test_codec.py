@@ -294,8 +294,9 @@ def test_slower_ramp_is_written_and_decoded(tiny_model, monkeypatch):
     from bbcodec import container
     imgs = [image_data("RGB", 32, 32, s, f"{s}.png") for s in range(20)]
     monkeypatch.setattr(api, "HEAD_WORDS", -1)
-    data, _ = api.compress(imgs, tiny_model, CodingParams(steps=4), parallel=16, bootstrap="auto")
-    assert container.parse(data).header["coding"]["ramp"] == api.RAMPS[-1]
+    data, rep = api.compress(imgs, tiny_model, CodingParams(steps=4), parallel=16, bootstrap="auto")
+    assert container.parse(data).header["coding"]["ramp"] == api.RAMPS[-1] == rep.ramp
+    assert rep.encodes > 1  # the report says what the retry cost
     assert [len(b) for b in api._batches(20, 16, ramp=16)] != [len(b) for b in api._batches(20, 16)]
     out, _ = api.decompress(data, tiny_model)
     assert all(np.array_equal(a.main, b.main) for a, b in zip(imgs, out))
@@ -304,5 +305,5 @@ def test_slower_ramp_is_written_and_decoded(tiny_model, monkeypatch):
 def test_default_ramp_is_not_written(tiny_model):
     from bbcodec import container
     imgs = [image_data("RGB", 32, 32, s, f"{s}.png") for s in range(3)]
-    data, _ = api.compress(imgs, tiny_model, CodingParams(steps=4), parallel=2, bootstrap=None)
-    assert "ramp" not in container.parse(data).header["coding"]
+    data, rep = api.compress(imgs, tiny_model, CodingParams(steps=4), parallel=2, bootstrap=None)
+    assert "ramp" not in container.parse(data).header["coding"] and (rep.ramp, rep.encodes) == (2, 1)
