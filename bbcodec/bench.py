@@ -302,22 +302,29 @@ def merge(parts: list[dict]) -> dict:
     """One partial result from the results of consecutive slices of a dataset (`--offset`/`--limit`
     runs in separate processes): each learned run's records are joined in order, and the joined run
     is left unfinished, so `run(..., resume=True)` over the whole range codes whatever is missing and
-    computes the summary (NELBO reference included) over all images. A run is kept only where every
-    slice but the last has finished it; classical runs are dropped (they take seconds to redo)."""
+    computes the summary (NELBO reference included) over all images. Every slice but the last must
+    hold records for all its images (finished, or stopped before its own summary); a learned run
+    that cannot be joined is an error, never silently dropped. Classical runs are dropped (they take
+    seconds to redo)."""
     parts = sorted(parts, key=lambda p: p.get("offset", 0))
     for a, b in zip(parts, parts[1:]):
         if a.get("dataset") != b.get("dataset") or a["offset"] + a["images"] != b["offset"]:
             raise BbcError("bench merge: the parts are not consecutive slices of one dataset")
     merged = {"dataset": parts[0]["dataset"], "offset": parts[0]["offset"],
               "images": sum(p["images"] for p in parts), "runs": [], "env": parts[-1].get("env", {})}
-    for run in parts[0]["runs"]:
-        if run.get("codec") != "vdm":
-            continue
-        same = [next((r for r in p["runs"] if r["key"] == run["key"]), None) for p in parts]
-        if any(r is None for r in same) or not all(r.get("complete") for r in same[:-1]):
-            continue
-        merged["runs"].append({**{k: v for k, v in run.items() if k not in ("summary", "per_image")},
-                               "complete": False, "records": [x for r in same for x in r.get("records", [])]})
+    keys = list(dict.fromkeys(r["key"] for p in parts for r in p["runs"] if r.get("codec") == "vdm"))
+    for key in keys:
+        same = [next((r for r in p["runs"] if r["key"] == key), None) for p in parts]
+        records = []
+        for p, r in zip(parts, same):
+            done = sum(x["images"] for x in (r or {}).get("records", []))
+            if p is not parts[-1] and done != p["images"]:
+                raise BbcError(f"bench merge: the slice at offset {p['offset']} has {done} of its {p['images']} "
+                               f"images for {key}; finish it (--resume) before joining")
+            records += (r or {}).get("records", [])
+        first = next(r for r in same if r is not None)
+        merged["runs"].append({**{k: v for k, v in first.items() if k not in ("summary", "per_image")},
+                               "complete": False, "records": records})
     return merged
 
 

@@ -17,8 +17,7 @@ if [ -n "${SPLIT:-}" ]; then
   .venv/bin/bbcodec bench photos-full --offset "$SPLIT" "${ARGS[@]}" --out "$OUT.part1.json" > /dev/null &
   B=$!
   wait "$A" && wait "$B"
-  .venv/bin/python bench/merge.py "$OUT" "$OUT.part0.json" "$OUT.part1.json"
-  rm -f "$OUT".part[01].json "$OUT".part[01].md
+  .venv/bin/python bench/merge.py "$OUT" "$OUT.part0.json" "$OUT.part1.json"  # fails unless both are whole
 fi
 .venv/bin/bbcodec bench photos-full "${ARGS[@]}" --out "$OUT" > /dev/null
 .venv/bin/python bench/profile.py --images 16 --parallel 8 --threads 1

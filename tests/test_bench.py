@@ -132,3 +132,13 @@ def test_slices_coded_apart_merge_into_one_resumable_run(npz, tmp_path, tiny_mod
         "00000.png", "00001.png", "00002.png"]
     with pytest.raises(BbcError, match="consecutive"):
         bench.merge([parts[1], parts[1]])
+    # a slice stopped after its last file but before its summary joins like a finished one
+    stopped = json.loads(a.read_text())
+    vdm_a = next(x for x in stopped["runs"] if x["codec"] == "vdm")
+    vdm_a.update(complete=False)
+    del vdm_a["summary"], vdm_a["per_image"]
+    assert len(bench.merge([stopped, parts[0]])["runs"][0]["records"]) == 3
+    # a first slice that has not coded all its images is an error: nothing is dropped silently
+    vdm_a["records"] = vdm_a["records"][:1]
+    with pytest.raises(BbcError, match="1 of its 2 images"):
+        bench.merge([stopped, parts[0]])
