@@ -276,7 +276,7 @@ def compress(images: list[ImageData], model: LoadedModel, params: CodingParams =
                  nelbo_bits=float(nelbo.sum()) + side_bits, initial_bits=32 * (n_words - kept),
                  seconds=time.time() - t0, per_image_nelbo_bits=[float(v) for v in nelbo],
                  bootstrap_bits=int(boot_bits.sum()), bootstrap_tiles=n_boot,
-                 model_tiles=len(tiles) - n_boot, per_image_bootstrap_bits=[int(v) for v in boot_bits],
+                 model_tiles=n_model, per_image_bootstrap_bits=[int(v) for v in boot_bits],
                  ramp=ramp, encodes=encodes)
     return data, rep
 
@@ -359,7 +359,8 @@ def decompress(data: bytes, model: LoadedModel, progress: bool = False) -> tuple
         raise FormatError("corrupted header (bootstrap tiles)")
     if boot_codec is not None:
         boot.check_codec(boot_codec)
-    batches = _batches(len(tiles) - n_boot, cod["parallel"], start=n_boot, ramp=cod.get("ramp", DEFAULT_RAMP))
+    n_model = len(tiles) - n_boot
+    batches = _batches(n_model, cod["parallel"], start=n_boot, ramp=cod.get("ramp", DEFAULT_RAMP))
     seed = seed_words(cod["seed_words"])
     words = np.concatenate([seed[:cod["seed_kept"]], container.bytes_to_words(c.payload)])
     if len(words) == 0:
@@ -373,7 +374,7 @@ def decompress(data: bytes, model: LoadedModel, progress: bool = False) -> tuple
                 f"differed from the encoder's (encoded on {cod['device']}, decoding on {model.device}; "
                 "same model, device kind and torch build are required)")
     with torch.inference_mode(), torch_threads(cod["threads"]), \
-            _progress((len(tiles) - n_boot) * spec.K, progress, "decode") as bar:
+            _progress(n_model * spec.K, progress, "decode") as bar:
         for b in reversed(batches):
             mask = np.stack([tiles[j].mask for j in b])
             codec = tile_batch_codec(spec, eps_fn, mask, on_step=functools.partial(bar.update, len(b)))

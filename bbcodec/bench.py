@@ -317,11 +317,12 @@ def merge(parts: list[dict]) -> dict:
         same = [next((r for r in p["runs"] if r["key"] == key), None) for p in parts]
         records = []
         for p, r in zip(parts, same):
-            done = sum(x["images"] for x in (r or {}).get("records", []))
+            recs = (r or {}).get("records", [])
+            done = sum(x["images"] for x in recs)
             if p is not parts[-1] and done != p["images"]:
                 raise BbcError(f"bench merge: the slice at offset {p['offset']} has {done} of its {p['images']} "
                                f"images for {key}; finish it (--resume) before joining")
-            records += (r or {}).get("records", [])
+            records += recs
         first = next(r for r in same if r is not None)
         merged["runs"].append({**{k: v for k, v in first.items() if k not in ("summary", "per_image")},
                                "complete": False, "records": records})

@@ -550,6 +550,7 @@ def rate_vs_seconds(out_png: Path) -> str | None:
 
 
 def main() -> None:
+    reg = json.loads((ROOT / "models" / "registry.json").read_text())
     parts = []
     vdm_runs = {"runs": []}
     for name in ("cifar10_test_vdm_archive100.json", "cifar10_test_vdm_perfile100_boot.json",
@@ -577,11 +578,9 @@ def main() -> None:
                             + f" | {r['summary']['bpd']:.4f} |")
             parts.append("Classical codecs on the same images as the bbcodec rows (bits/dim, from the same JSON):\n\n"
                          + "\n".join(rows) + "\n")
-        reg = json.loads((ROOT / "models" / "registry.json").read_text())
         panels = [r for r in vdm_runs["runs"] if r["model"] == reg["default"] and r["mode"] == "archive"
                   and r["summary"]["images"] == 100][-1:]
-        rows1000 = _load("cifar10_test_vdm_1000.json")
-        panels += [r for r in (rows1000 or {"runs": []})["runs"] if "summary" in r]
+        panels += [r for r in vdm_runs["runs"] if r["summary"]["images"] == 1000]
         if panels:
             parts.append(achieved_scatter(panels, RES / "cifar10_achieved_vs_nelbo.png"))
     for section in (k_sweep_section, k_sweep_paired_section, k_sweep_coded_v2_section, grid_check_section,
@@ -590,7 +589,6 @@ def main() -> None:
         text = section()
         if text:
             parts.append(text)
-    reg = json.loads((ROOT / "models" / "registry.json").read_text())
     mdir = ROOT / "models" / reg["default"]
     card = json.loads((mdir / "card.json").read_text())
     fits = training_curve(mdir, RES / "training_curve.png")
