@@ -25,6 +25,7 @@ class Stack:
                 # constriction requires a non-zero top word; such a stream was not written by us.
                 raise ValueError("invalid ANS stream (top word is zero)")
             self._c = constriction.stream.stack.AnsCoder(words)
+        self.low = self.num_words()  # the low-water mark: fewest words the stack has held after a pop
 
     # -- state ---------------------------------------------------------------------------
     def words(self) -> np.ndarray:
@@ -33,6 +34,13 @@ class Stack:
 
     def num_bits(self) -> int:
         return int(self._c.num_bits())
+
+    def num_words(self) -> int:
+        return int(self._c.num_words())
+
+    def _popped(self, symbols: np.ndarray) -> np.ndarray:
+        self.low = min(self.low, self.num_words())
+        return symbols
 
     # -- quantized Gaussian over the integers [lo, hi]; the edge symbols absorb the tails ----
     def push_gaussian(self, symbols: np.ndarray, lo: int, hi: int, means: np.ndarray, stds: np.ndarray) -> None:
@@ -45,9 +53,9 @@ class Stack:
     def pop_gaussian(self, lo: int, hi: int, means: np.ndarray, stds: np.ndarray) -> np.ndarray:
         if means.size == 0:
             return np.zeros(0, dtype=np.int32)
-        return np.asarray(self._c.decode(_model.QuantizedGaussian(int(lo), int(hi)),
-                                         np.ascontiguousarray(means, dtype=np.float64),
-                                         np.ascontiguousarray(stds, dtype=np.float64)), dtype=np.int32)
+        return self._popped(np.asarray(self._c.decode(_model.QuantizedGaussian(int(lo), int(hi)),
+                                                      np.ascontiguousarray(means, dtype=np.float64),
+                                                      np.ascontiguousarray(stds, dtype=np.float64)), dtype=np.int32))
 
     # -- categorical with one probability row per symbol ----------------------------------
     def push_categorical(self, symbols: np.ndarray, probs: np.ndarray) -> None:
@@ -58,8 +66,8 @@ class Stack:
     def pop_categorical(self, probs: np.ndarray) -> np.ndarray:
         if probs.shape[0] == 0:
             return np.zeros(0, dtype=np.int32)
-        return np.asarray(self._c.decode(_CATEGORICAL, np.ascontiguousarray(probs, dtype=np.float64)),
-                          dtype=np.int32)
+        return self._popped(np.asarray(self._c.decode(_CATEGORICAL, np.ascontiguousarray(probs, dtype=np.float64)),
+                                       dtype=np.int32))
 
     # -- uniform over [0, size) ------------------------------------------------------------
     def push_uniform(self, symbols: np.ndarray, size: int) -> None:
@@ -69,7 +77,7 @@ class Stack:
     def pop_uniform(self, n: int, size: int) -> np.ndarray:
         if n == 0:
             return np.zeros(0, dtype=np.int32)
-        return np.asarray(self._c.decode(_model.Uniform(int(size)), int(n)), dtype=np.int32)
+        return self._popped(np.asarray(self._c.decode(_model.Uniform(int(size)), int(n)), dtype=np.int32))
 
 
 def seed_words(n: int) -> np.ndarray:

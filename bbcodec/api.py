@@ -34,6 +34,7 @@ MAX_SEED_RETRIES = 4
 DEFAULT_RAMP = 2  # the format's default (not written to the header)
 RAMPS = (DEFAULT_RAMP, 4, 8, 16)
 HEAD_WORDS = 2  # the ANS head: seed words any file may draw
+LOW_WATER_SLACK = 2  # words by which the stack's low-water mark may differ from the seed words finally kept
 
 
 @dataclass
@@ -71,7 +72,8 @@ def _batches(n: int, parallel: int, start: int = 0, ramp: int = DEFAULT_RAMP) ->
     growing with what is already coded (1/ramp as many tiles as are done) keeps the seed words
     drawn, i.e. the initial bits, near those of a single tile. ramp = 2 suffices up to about 8
     tiles in flight; past that a batch can outrun what the done tiles left on the stack, and the
-    encoder retries with a slower ramp (`RAMPS`), which the header then records.
+    encoder retries with a slower ramp (`RAMPS`), which the header then records. The retry starts
+    as soon as a batch has dipped into the seed beyond the ANS head, not after the whole image.
     """
     out, i = [], 0
     while i < n:
@@ -118,7 +120,8 @@ class Report:
     model_tiles: int = 0
     per_image_bootstrap_bits: list = field(default_factory=list)
     ramp: int = DEFAULT_RAMP      # the batch ramp the file was coded with
-    encodes: int = 1              # full encodes it took (more when the slower-ramp retry fired)
+    encodes: int = 1              # encodes started (more when the slower-ramp retry fired)
+    tiles_coded: int = 0          # tile chains coded over all of them (model_tiles when none was retried)
 
     @property
     def bpd(self) -> float:
@@ -145,7 +148,8 @@ class Report:
                 "expected_bpd": self.expected_bits / self.subpixels,
                 "overhead_pct": 100.0 * (8.0 * self.bytes / self.expected_bits - 1.0),
                 "initial_bits": self.initial_bits, "bpd_without_initial": self.bpd_without_initial,
-                "seconds": self.seconds, "ramp": self.ramp, "encodes": self.encodes}
+                "seconds": self.seconds, "ramp": self.ramp, "encodes": self.encodes,
+                "tiles_coded": self.tiles_coded}
 
 
 @contextmanager
@@ -218,7 +222,7 @@ def compress(images: list[ImageData], model: LoadedModel, params: CodingParams =
             plans.append((r, batches))
     n_words = _seed_size(max([len(b) for b in plans[0][1]] + [1]), T, params.grid_bits)
     # one progress unit per tile and step, whatever the batches
-    encodes = 0
+    encodes = tiles_coded = 0
     with torch.inference_mode(), _progress(n_model * spec.K, progress, "encode") as bar:
         for ramp, batches in plans:
             encodes += 1
@@ -229,6 +233,7 @@ def compress(images: list[ImageData], model: LoadedModel, params: CodingParams =
                 for j, d in enumerate(boot_data):
                     boot.tile_codec(boot_codec, tiles[j].mask, d).push(stack, tiles[j].x)
                 nelbo = np.zeros(len(images))
+                aborted = False
                 for b in batches:
                     x = np.stack([tiles[j].x for j in b])
                     mask = np.stack([tiles[j].mask for j in b])
@@ -236,7 +241,15 @@ def compress(images: list[ImageData], model: LoadedModel, params: CodingParams =
                     codec = tile_batch_codec(spec, eps_fn, mask, x_true=x, stats=stats,
                                              on_step=functools.partial(bar.update, len(b)))
                     codec.push(stack, x[mask])
+                    tiles_coded += len(b)
                     np.add.at(nelbo, [tiles[j].image for j in b], stats.total)
+                    # a batch that dipped well into the seed dooms this plan (the check below would
+                    # reject it): stop now and try the next, slower ramp instead of coding the rest
+                    if n_boot and ramp != plans[-1][0] and n_words - stack.low > HEAD_WORDS + LOW_WATER_SLACK:
+                        aborted = True
+                        break
+                if aborted:
+                    break
                 words = stack.words()
                 kept = _common_prefix(words, seed)
                 if kept > 0:
@@ -244,6 +257,8 @@ def compress(images: list[ImageData], model: LoadedModel, params: CodingParams =
                 n_words *= 4  # the seed ran dry: start again with a bigger one
             else:
                 raise BbcError("could not seed the stack (initial bits exhausted)")
+            if aborted:
+                continue
             # with initial bits from the image, a file should draw no more than the ANS head's words
             # from the seed; if it did, the batches grew faster than the stack: grow them more slowly
             if n_boot == 0 or n_words - kept <= HEAD_WORDS:
@@ -277,7 +292,7 @@ def compress(images: list[ImageData], model: LoadedModel, params: CodingParams =
                  seconds=time.time() - t0, per_image_nelbo_bits=[float(v) for v in nelbo],
                  bootstrap_bits=int(boot_bits.sum()), bootstrap_tiles=n_boot,
                  model_tiles=n_model, per_image_bootstrap_bits=[int(v) for v in boot_bits],
-                 ramp=ramp, encodes=encodes)
+                 ramp=ramp, encodes=encodes, tiles_coded=tiles_coded)
     return data, rep
 
 

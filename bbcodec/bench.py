@@ -102,11 +102,12 @@ def model_nelbo_k(model, params, imgs, sampled_steps: int | None = None, fitted:
 
 def bench_vdm(names, arrays, model, params, parallel: int, mode: str, progress=None, bootstrap: str | None = "auto",
               chunk: int | None = None, partial: dict | None = None, on_record=None,
-              nelbo_steps: int | None = None) -> dict:
+              nelbo_steps: int | None = None, summarize: bool = True) -> dict:
     """Code, decode, compare. Archive mode codes `chunk` images per archive (all in one when None);
     per-file mode one image per file. Records are appended in order; `partial` (a previous
     result's records) is resumed after its last complete record, and `on_record(records)` is
-    called after each one so an interrupted run can be resumed."""
+    called after each one so an interrupted run can be resumed. Without `summarize` only the
+    records come back (a slice for `merge`, summarized by a later resume over the whole range)."""
     from . import api
 
     imgs = [_image_data(n, a) for n, a in zip(names, arrays)]
@@ -131,12 +132,15 @@ def bench_vdm(names, arrays, model, params, parallel: int, mode: str, progress=N
                         "nelbo_bits": rep.nelbo_bits, "bootstrap_bits": rep.bootstrap_bits,
                         "bootstrap_tiles": rep.bootstrap_tiles, "model_tiles": rep.model_tiles,
                         "encode_s": t_enc, "decode_s": t_dec, "ramp": rep.ramp, "encodes": rep.encodes,
+                        "tiles_coded": rep.tiles_coded,
                         "per_image_nelbo_bits": rep.per_image_nelbo_bits,
                         "per_image_bootstrap_bits": rep.per_image_bootstrap_bits})
         if on_record:
             on_record(records)
         if progress:
             progress(len(group))
+    if not summarize:
+        return {"records": records}
     return summarize_vdm(records, imgs, model, params, nelbo_steps)
 
 
@@ -231,10 +235,11 @@ def run(dataset: str, codecs: list[str], limit: int | None, offset: int, out: st
         model_name: str | None, steps: int, grid: str | None, grid_bits: int, parallel: int,
         modes: list[str], resume: bool = False, device: str = "cpu", show_progress: bool = True,
         bootstrap: str | None = "auto", chunk: int | None = None, nelbo_steps: int | None = None,
-        latents: int | None = None) -> dict:
+        latents: int | None = None, summarize: bool = True) -> dict:
     """Run every (codec, mode) on the dataset; with `out`, the JSON is rewritten after every coded
     file, and `resume` continues a partial JSON: finished runs are kept, an unfinished one goes on
-    after its last complete file."""
+    after its last complete file. Without `summarize`, learned runs stop after their last file and
+    stay unfinished (slices coded apart, joined by `merge`)."""
     from tqdm import tqdm
 
     for codec in codecs:
@@ -281,9 +286,10 @@ def run(dataset: str, codecs: list[str], limit: int | None, offset: int, out: st
 
                 bar = tqdm(total=len(names), desc=key, disable=not show_progress, leave=False)
                 r = bench_vdm(names, arrays, model, params, parallel, mode, progress=bar.update, bootstrap=bootstrap,
-                              chunk=chunk, partial=entry, on_record=on_record, nelbo_steps=nelbo_steps)
+                              chunk=chunk, partial=entry, on_record=on_record, nelbo_steps=nelbo_steps,
+                              summarize=summarize)
                 bar.close()
-                entry.update(r, complete=True)
+                entry.update(r, complete="summary" in r)
                 _save(result, out)
         else:
             key = f"{codec}:per-file"

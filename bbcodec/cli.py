@@ -319,12 +319,14 @@ def schedule(model_name, data, n_images, batch, points, out, add, threads):
               help="archive mode: images per archive (default: all in one)")
 @click.option("--nelbo-steps", type=click.IntRange(1, 100_000), default=None,
               help="steps sampled per tile for the model's NELBO_K reference (default: all K)")
+@click.option("--no-summary", is_flag=True, help="learned codecs: code and check the files only, and leave the "
+              "summary (with its NELBO reference) to a later --resume, e.g. over slices joined by bench/merge.py")
 @click.option("--threads", type=int, default=None)
 @_device_opt
 @click.option("--quiet", is_flag=True)
 @_guard
 def bench(dataset, codecs, limit, offset, model_name, steps, grid, grid_bits, latents, parallel, modes, out, resume,
-          bootstrap, chunk, nelbo_steps, threads, device, quiet):
+          bootstrap, chunk, nelbo_steps, no_summary, threads, device, quiet):
     """Benchmark codecs on a dataset: decoded and compared, then bits, NELBO and seconds."""
     import torch
     from . import bench as B
@@ -334,7 +336,7 @@ def bench(dataset, codecs, limit, offset, model_name, steps, grid, grid_bits, la
     res = B.run(dataset, list(codecs), limit, offset, out, model_name, steps, grid, grid_bits, parallel,
                 list(modes), resume=resume, device=device, show_progress=_show_progress(quiet),
                 bootstrap=_bootstrap_arg(bootstrap), chunk=chunk, nelbo_steps=nelbo_steps,
-                latents=latents)
+                latents=latents, summarize=not no_summary)
     md = B.markdown(res)
     if out:
         Path(out).with_suffix(".md").write_text(md)

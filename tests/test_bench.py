@@ -114,7 +114,9 @@ def test_photo_set_rebuilds_from_the_package_registries(tmp_path):
 
 def test_slices_coded_apart_merge_into_one_resumable_run(npz, tmp_path, tiny_model_dir, monkeypatch):
     a, b, out = tmp_path / "a.json", tmp_path / "b.json", tmp_path / "all.json"
-    assert _run(npz, a, tiny_model_dir, "--mode", "per-file", "--limit", "2").exit_code == 0
+    assert _run(npz, a, tiny_model_dir, "--mode", "per-file", "--limit", "2", "--no-summary").exit_code == 0
+    vdm_a = next(x for x in json.loads(a.read_text())["runs"] if x["codec"] == "vdm")
+    assert not vdm_a["complete"] and "summary" not in vdm_a and len(vdm_a["records"]) == 2
     assert _run(npz, b, tiny_model_dir, "--mode", "per-file", "--offset", "2").exit_code == 0
     parts = [json.loads(p.read_text()) for p in (b, a)]
     merged = bench.merge(parts)
@@ -132,12 +134,12 @@ def test_slices_coded_apart_merge_into_one_resumable_run(npz, tmp_path, tiny_mod
         "00000.png", "00001.png", "00002.png"]
     with pytest.raises(BbcError, match="consecutive"):
         bench.merge([parts[1], parts[1]])
-    # a slice stopped after its last file but before its summary joins like a finished one
+    # a finished slice (with its own summary) joins like one coded with --no-summary
+    finished = tmp_path / "a2.json"
+    assert _run(npz, finished, tiny_model_dir, "--mode", "per-file", "--limit", "2").exit_code == 0
+    assert len(bench.merge([json.loads(finished.read_text()), parts[0]])["runs"][0]["records"]) == 3
     stopped = json.loads(a.read_text())
     vdm_a = next(x for x in stopped["runs"] if x["codec"] == "vdm")
-    vdm_a.update(complete=False)
-    del vdm_a["summary"], vdm_a["per_image"]
-    assert len(bench.merge([stopped, parts[0]])["runs"][0]["records"]) == 3
     # a first slice that has not coded all its images is an error: nothing is dropped silently
     vdm_a["records"] = vdm_a["records"][:1]
     with pytest.raises(BbcError, match="1 of its 2 images"):

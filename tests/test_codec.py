@@ -302,8 +302,26 @@ def test_slower_ramp_is_written_and_decoded(tiny_model, monkeypatch):
     assert all(np.array_equal(a.main, b.main) for a, b in zip(imgs, out))
 
 
+def test_a_doomed_encode_stops_early_and_leaves_nothing_behind(tiny_model, monkeypatch):
+    """Once a batch dips into the seed beyond the head, the encode moves on to the next ramp at once.
+    With HEAD_WORDS = -1 every plan is rejected; a slack below any dip makes each plan but the last
+    stop after its first batch (one tile). The file must be byte-identical to whole retries."""
+    imgs = [image_data("RGB", 32, 32, s, f"{s}.png") for s in range(20)]
+    params = CodingParams(steps=4)
+    monkeypatch.setattr(api, "RAMPS", (2, 4, api.RAMPS[-1]))
+    monkeypatch.setattr(api, "HEAD_WORDS", -1)
+    monkeypatch.setattr(api, "LOW_WATER_SLACK", 10 ** 9)  # never stops early: every plan coded whole
+    whole, ref = api.compress(imgs, tiny_model, params, parallel=16, bootstrap="auto")
+    assert ref.encodes == 3 and ref.tiles_coded == 3 * ref.model_tiles
+    monkeypatch.setattr(api, "LOW_WATER_SLACK", -10 ** 9)
+    data, rep = api.compress(imgs, tiny_model, params, parallel=16, bootstrap="auto")
+    assert data == whole and rep.ramp == ref.ramp == api.RAMPS[-1]
+    assert rep.encodes == 3 and rep.tiles_coded == rep.model_tiles + 2
+
+
 def test_default_ramp_is_not_written(tiny_model):
     from bbcodec import container
     imgs = [image_data("RGB", 32, 32, s, f"{s}.png") for s in range(3)]
     data, rep = api.compress(imgs, tiny_model, CodingParams(steps=4), parallel=2, bootstrap=None)
     assert "ramp" not in container.parse(data).header["coding"] and (rep.ramp, rep.encodes) == (2, 1)
+    assert rep.tiles_coded == rep.model_tiles

@@ -70,5 +70,7 @@ def test_batches_that_outgrow_the_stack_are_retried_with_a_slower_ramp(monkeypat
     monkeypatch.setattr(api, "RAMPS", (1, 2))
     data, rep = api.compress([img], m, params, parallel=16)
     assert rep.initial_bits <= 32 * api.HEAD_WORDS and rep.bytes < fast.bytes
+    # the ramp-1 try stopped at the batch that dipped into the seed, before the image's end
+    assert rep.encodes == 2 and rep.tiles_coded < 2 * rep.model_tiles
     out, _ = api.decompress(data, m)
     assert np.array_equal(out[0].main, img.main)
