@@ -272,18 +272,21 @@ def classical_on(classical: dict, names: list[str]) -> list[str]:
             if (bpd := _bpd_over(r, names)) is not None]
 
 
-def _photo_rows(run: dict, jxl_run: dict | None) -> list[str]:
+def _photo_rows(run: dict, jxl_run: dict | None, exact: dict | None = None) -> list[str]:
     """One row per photo of a per-file run (its records are the files, in order), then the total;
-    the JPEG XL column comes from the classical run `jxl_run`."""
+    the JPEG XL column comes from the classical run `jxl_run`; with `exact` (name -> row of
+    bench/nelbo_exact.py), a last column has file / NELBO_K over all K steps."""
     jxl = {p["name"]: p["bpd"] for p in jxl_run["per_image"]} if jxl_run else {}
     rows = []
+    col = (lambda name: f" {exact[name]['file_over_nelbo_k']:.4f} |" if name in exact else " not yet |") \
+        if exact is not None else (lambda name: "")
     for rec, p in zip(run["records"], run["per_image"]):
         px = rec["subpixels"] // 3
         ref = p.get("model_nelbo_k_fitted_bits") or p.get("model_nelbo_k_bits")
         rows.append(f"| {p['name']} | {px:,} px | {p['bpd']:.4f} | {rec['initial_bits']} | {rec['bootstrap_tiles']} / "
                     f"{rec['model_tiles']} | {ref / rec['subpixels']:.4f} | {8 * rec['bytes'] / ref:.4f} | "
                     f"{jxl.get(p['name'], float('nan')):.4f} | {rec['encode_s'] / px * 1e6:.0f} | "
-                    f"{rec['decode_s'] / px * 1e6:.0f} |")
+                    f"{rec['decode_s'] / px * 1e6:.0f} |" + col(p["name"]))
     s = run["summary"]
     if len(rows) > 1:
         ref = s.get("model_nelbo_k_fitted_bpd") or s["model_nelbo_k_bpd"]
@@ -291,13 +294,18 @@ def _photo_rows(run: dict, jxl_run: dict | None) -> list[str]:
         jx = float("nan") if jx is None else jx
         rows.append(f"| **all {len(rows)}** | {s['subpixels'] // 3:,} px | **{s['bpd']:.4f}** | {s['initial_bits']} | "
                     f"{s['bootstrap_tiles']} / {s['model_tiles']} | {ref:.4f} | {s['bpd'] / ref:.4f} | {jx:.4f} | "
-                    f"{s['encode_s_per_megapixel']:.0f} | {s['decode_s_per_megapixel']:.0f} |")
+                    f"{s['encode_s_per_megapixel']:.0f} | {s['decode_s_per_megapixel']:.0f} |"
+                    + ("" if exact is None else
+                       f" {sum(e['file_bits'] for e in exact.values()) / sum(e['nelbo_k_fitted_bits'] or e['nelbo_k_bits'] for e in exact.values()):.4f} |"
+                       if len(exact) == len(rows) else " |"))
     return rows
 
 
 def photos_section() -> str | None:
     classical = _load("photos_full_classical.json")
     allnine = _load("photos_full_vdm.json")  # every photo at the version 2 defaults (bench/run_issue6.sh)
+    ex = _load("photos_full_vdm.nelbo_exact.json") if allnine else None
+    exact = {e["name"]: e for e in ex["images"]} if ex else None
     learned = ([r for r in allnine["runs"] if "summary" in r] if allnine else
                [r for f in sorted(RES.glob("photos_full_vdm_*.json")) for r in json.loads(f.read_text())["runs"]
                 if "summary" in r])
@@ -307,18 +315,21 @@ def photos_section() -> str | None:
     if learned:
         names = [p["name"] for r in learned for p in r["per_image"]]
         rows = ["| photo | size | bits/dim (file) | seed bits | tiles: JPEG XL / model | model NELBO_K | "
-                "file / NELBO_K | JPEG XL file | encode s/MP | decode s/MP |",
-                "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+                "file / NELBO_K | JPEG XL file | encode s/MP | decode s/MP |" + (" file / NELBO_K, all K steps |" if exact is not None else ""),
+                "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---:|" if exact is not None else "")]
         jxl_run = next((r for r in (classical or {"runs": []})["runs"] if r["codec"] == "jxl"), None)
         for r in learned:
-            rows += _photo_rows(r, jxl_run)
+            rows += _photo_rows(r, jxl_run, exact)
         o, s0 = learned[0]["options"], learned[0]["summary"]
         fitted = "with the fitted variances it codes with, " if s0.get("model_nelbo_k_fitted_bpd") else ""
         out.append(f"bbcodec `{learned[0]['model']}` at the {'' if allnine else 'then-'}default settings (K={o['steps']}, grid {o['grid']}, "
                    f"latent coding version {o.get('latents', 1)}, grid_bits {o['grid_bits']}, first tiles by JPEG XL, "
                    f"--parallel {o['parallel']}), one CPU thread; every file decoded and compared. The model NELBO_K "
                    f"is its discrete-time NELBO {fitted}estimated with {s0.get('model_nelbo_k_sampled_steps')} sampled "
-                   "steps per tile. The CIFAR-10 model has never seen a photo. "
+                   "steps per tile" + (": unbiased, but noisy per photo (2% high on `skimage_motorcycle_left`), so the last column "
+                                       "recomputes it with all K steps (`python bench/nelbo_exact.py "
+                                       "bench/results/photos_full_vdm.json`)" if exact is not None else "")
+                   + ". The CIFAR-10 model has never seen a photo. "
                    + ("Command: `SPLIT=5 bash bench/run_issue6.sh` (two processes, one per core).\n\n" if allnine else
                       "Two photos only, for CPU time (version 1, before the current defaults). Command: "
                       "`git show 7139157:bench/run_issue6.sh`.\n\n") + "\n".join(rows) + "\n")
