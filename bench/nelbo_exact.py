@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from bbcodec.api import CodingParams
-from bbcodec.bench import _image_data, load_dataset, model_nelbo_k
+from bbcodec.bench import _image_data, _save, load_dataset, model_nelbo_k
 from bbcodec.registry import load_model
 
 
@@ -62,7 +62,7 @@ def main(argv=None) -> int:
                "sampled_steps": run["summary"].get("model_nelbo_k_sampled_steps"),
                "file_over_sampled_nelbo_k": 8 * p["bytes"] / sampled, "seconds": time.time() - t0}
         done["images"].append(row)
-        out.write_text(json.dumps(done, indent=1) + "\n")
+        _save(done, str(out))
         print(f"{p['name']}: file / NELBO_K {row['file_over_nelbo_k']:.4f} with all {o['steps']} steps "
               f"({row['file_over_sampled_nelbo_k']:.4f} with {row['sampled_steps']} sampled), {row['seconds']:.0f} s",
               flush=True)

@@ -278,8 +278,12 @@ def _photo_rows(run: dict, jxl_run: dict | None, exact: dict | None = None) -> l
     bench/nelbo_exact.py), a last column has file / NELBO_K over all K steps."""
     jxl = {p["name"]: p["bpd"] for p in jxl_run["per_image"]} if jxl_run else {}
     rows = []
-    col = (lambda name: f" {exact[name]['file_over_nelbo_k']:.4f} |" if name in exact else " not yet |") \
-        if exact is not None else (lambda name: "")
+
+    def col(name: str) -> str:
+        if exact is None:
+            return ""
+        return f" {exact[name]['file_over_nelbo_k']:.4f} |" if name in exact else " not yet |"
+
     for rec, p in zip(run["records"], run["per_image"]):
         px = rec["subpixels"] // 3
         ref = p.get("model_nelbo_k_fitted_bits") or p.get("model_nelbo_k_bits")
@@ -295,10 +299,18 @@ def _photo_rows(run: dict, jxl_run: dict | None, exact: dict | None = None) -> l
         rows.append(f"| **all {len(rows)}** | {s['subpixels'] // 3:,} px | **{s['bpd']:.4f}** | {s['initial_bits']} | "
                     f"{s['bootstrap_tiles']} / {s['model_tiles']} | {ref:.4f} | {s['bpd'] / ref:.4f} | {jx:.4f} | "
                     f"{s['encode_s_per_megapixel']:.0f} | {s['decode_s_per_megapixel']:.0f} |"
-                    + ("" if exact is None else
-                       f" {sum(e['file_bits'] for e in exact.values()) / sum(e['nelbo_k_fitted_bits'] or e['nelbo_k_bits'] for e in exact.values()):.4f} |"
-                       if len(exact) == len(rows) else " |"))
+                    + _exact_total(exact, [p["name"] for p in run["per_image"]]))
     return rows
+
+
+def _exact_total(exact: dict | None, names: list[str]) -> str:
+    """The total row's all-steps column: file bits over NELBO_K bits, once every photo has it."""
+    if exact is None:
+        return ""
+    if not all(n in exact for n in names):
+        return " |"
+    rows = [exact[n] for n in names]
+    return f" {sum(e['file_bits'] for e in rows) / sum(e['file_bits'] / e['file_over_nelbo_k'] for e in rows):.4f} |"
 
 
 def photos_section() -> str | None:
