@@ -240,9 +240,13 @@ def train(opts: TrainOptions, config: dict | None = None, progress=True) -> Path
         return res
 
     def write_row(val):
+        nonlocal means, row_has_val
+        if n_acc:  # else a validation-only row for the step just logged: it repeats that row's means
+            means = [round(acc[k] / n_acc, 5) for k in acc]
+        row_has_val = val is not None
         g0, g1 = float(model.gamma.gamma_min.detach()), float(model.gamma.gamma_max.detach())
         log.writerow([st["step"], st["images"], round(st["seconds"], 1)]
-                     + [round(acc[k] / max(n_acc, 1), 5) for k in acc] + [round(g0, 4), round(g1, 4)]
+                     + means + [round(g0, 4), round(g1, 4)]
                      + ([round(val["bpd"], 5), round(val["se"], 5)] if val else ["", ""])
                      + [_lr(opts, st)])
         logf.flush()
@@ -260,6 +264,7 @@ def train(opts: TrainOptions, config: dict | None = None, progress=True) -> Path
     last_ckpt = last_val = time.time()
     acc = {"loss_bpd": 0.0, "recon": 0.0, "prior": 0.0, "diffusion": 0.0}
     n_acc = 0
+    means, row_has_val = [0.0] * len(acc), True
     model.train()
     while keep_going():
         if st["pos"] + opts.batch * world > len(order):
@@ -308,8 +313,9 @@ def train(opts: TrainOptions, config: dict | None = None, progress=True) -> Path
             save()
             last_ckpt = time.time()
     if rank == 0:
-        if st["step"] and (n_acc or time.time() - last_val > 60):
-            # close the stretch with a validation point, so every stretch's end is on the curve
+        if st["step"] and (n_acc or not row_has_val):
+            # Close the stretch with a validation point, so every stretch's end is on the curve. When
+            # no step ran since the last row, this row repeats its step (resumed_log keeps this one).
             val = validate()
             write_row(val)
             if progress:

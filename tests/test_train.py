@@ -77,6 +77,20 @@ def test_ddp_two_cpu_processes_on_gloo(tmp_path):
     assert json.loads(torch.load(run / "state.pt", weights_only=True)["meta"])["step"] > meta["step"]
 
 
+def test_a_stretch_whose_last_step_was_logged_still_ends_with_validation(tmp_path):
+    from bbcodec.train import resumed_log
+    run = tmp_path / "run"
+    # log_every=1: every step writes a row, so the stretch ends with no step since its last row
+    train(TrainOptions(data=_data(tmp_path), run=str(run), minutes=0.02, batch=4, val_images=8, log_every=1,
+                       threads=1), TINY, progress=False)
+    rows = list(csv.DictReader(open(run / "log.csv")))
+    last, before = rows[-1], rows[-2]
+    assert last["val_bpd"] and not before["val_bpd"]
+    assert last["step"] == before["step"] and last["loss_bpd"] == before["loss_bpd"] != "0.0"
+    kept = list(csv.DictReader(resumed_log(run / "log.csv").splitlines()))
+    assert kept[-1] == last and [r["step"] for r in kept].count(last["step"]) == 1
+
+
 def test_resumed_log_keeps_the_surviving_history(tmp_path):
     from bbcodec.train import resumed_log
     p = tmp_path / "log.csv"
