@@ -49,27 +49,42 @@ def fit_power_law(hours, val, h_min: float) -> dict:
 FIT_WINDOWS = (1.0, 2.0, 4.0)  # hours: where the fit starts (the first hour is a different regime)
 
 
-def training_curve(model_dir: Path, out_png: Path) -> list[dict]:
-    """The default model's run: validation NELBO against images and hours, with power-law fits
-    over the later points extrapolated to 100 hours, and each shipped model's test NELBO."""
+def _cooldown_from(rows: list[dict]) -> int:
+    """Index of the first logged row whose learning rate has come down from its peak (the cooldown,
+    `bbcodec train --cooldown-images`); len(rows) when the run never decayed it."""
+    lr = [float(r["lr"]) for r in rows]
+    peak = max(lr)
+    first_peak = next(i for i, v in enumerate(lr) if v >= peak * (1 - 1e-9))
+    return next((i for i in range(first_peak, len(lr)) if lr[i] < peak * (1 - 1e-9)), len(lr))
+
+
+def training_curve(model_dir: Path, out_png: Path) -> dict:
+    """The default model's run: validation NELBO against images and hours, with power-law fits over
+    the later constant-rate points extrapolated to 100 hours, the cooldown's points apart (a decaying
+    rate buys a one-off drop that a power law in hours would misread as a trend), and each shipped
+    model's test NELBO."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
 
     rows = [r for r in csv.DictReader(open(model_dir / "train_log.csv")) if r["val_bpd"]]
+    cut = _cooldown_from(rows)
     img = [int(r["images"]) for r in rows]
     hrs = [float(r["seconds"]) / 3600 for r in rows]
     val = [float(r["val_bpd"]) for r in rows]
-    fits = [fit_power_law(hrs, val, h) for h in FIT_WINDOWS]
+    fits = [fit_power_law(hrs[:cut], val[:cut], h) for h in FIT_WINDOWS]
     shipped = []
     for name in json.loads((ROOT / "models" / "registry.json").read_text())["models"]:
         card = json.loads((ROOT / "models" / name / "card.json").read_text())
         shipped.append((card["training"]["wall_seconds_at_best"] / 3600, card["test_nelbo_bpd"], name))
     fig, ax = plt.subplots(1, 2, figsize=(10, 3.8))
-    ax[0].plot(img, val, "o-", ms=3)
-    ax[0].set_xlabel("training images seen")
-    ax[1].plot(hrs, val, "o", ms=3, label="validation (1,000 held-out training images)")
+    ax[0].plot(img[:cut], val[:cut], "o-", ms=3, label="constant learning rate")
+    ax[1].plot(hrs[:cut], val[:cut], "o", ms=3, label="validation (1,000 held-out training images)")
+    if cut < len(rows):
+        ax[0].plot(img[cut - 1:], val[cut - 1:], "o-", ms=3, color="C6", label="cooldown (rate decayed)")
+        ax[1].plot(hrs[cut:], val[cut:], "o", ms=3, color="C6", label="validation, cooldown (not fitted)")
+        ax[0].legend(fontsize=7)
     ax[1].plot([s[0] for s in shipped], [s[1] for s in shipped], "s", ms=5,
                label="shipped models: test NELBO, first 1,000")
     t = np.geomspace(1.0, 100.0, 200)
@@ -87,10 +102,15 @@ def training_curve(model_dir: Path, out_png: Path) -> list[dict]:
     fig.tight_layout()
     fig.savefig(out_png, dpi=110)
     plt.close(fig)
-    return fits
+    cooldown = None
+    if cut < len(rows):
+        cooldown = {"from_h": hrs[cut - 1], "to_h": hrs[-1], "points": len(rows) - cut, "val_end": val[-1],
+                    "best": min(val[cut:]), "fits_at_end": [f["at"](hrs[-1]) for f in fits]}
+    return {"fits": fits, "fit_to_h": hrs[cut - 1], "cooldown": cooldown}
 
 
-def extrapolation_text(fits: list[dict], hours_done: float) -> str:
+def extrapolation_text(curve: dict, hours_done: float) -> str:
+    fits, cool = curve["fits"], curve["cooldown"]
     rows = ["| fit over | points | a (asymptote) | b | c | rms | at 15 h | at 30 h | at 100 h | hours to 3.2 |",
             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for f in fits:
@@ -98,8 +118,19 @@ def extrapolation_text(fits: list[dict], hours_done: float) -> str:
         c = f"{f['c']:.3f}" + (" (search edge: about logarithmic)" if f["c"] <= C_MIN + 1e-9 else "")
         rows.append(f"| hours ≥ {f['h_min']:g} | {f['points']} | {f['a']:.4f} | {f['b']:.4f} | {c} | "
                     f"{f['rms']:.4f} | {f['at'](15.0):.4f} | {f['at'](30.0):.4f} | {f['at'](100.0):.4f} | {reach} |")
-    return (f"Validation NELBO fitted as a + b·hours^-c over the run's points so far ({hours_done:.2f} h); "
-            "the asymptote a is this model's own limit on this data and recipe:\n\n" + "\n".join(rows) + "\n")
+    if cool is None:
+        head = (f"Validation NELBO fitted as a + b·hours^-c over the run's points so far ({hours_done:.2f} h); "
+                "the asymptote a is this model's own limit on this data and recipe:\n\n")
+        return head + "\n".join(rows) + "\n"
+    head = (f"Validation NELBO fitted as a + b·hours^-c over the run's constant-learning-rate points "
+            f"(to {curve['fit_to_h']:.2f} h); the asymptote a is this model's own limit on this data and recipe "
+            f"at that rate:\n\n")
+    at = ", ".join(f"{f['at'](cool['to_h']):.4f}" for f in fits)
+    tail = (f"\nThe cooldown ({cool['from_h']:.2f} to {cool['to_h']:.2f} h, learning rate decayed linearly to "
+            f"a tenth, {cool['points']} validation points) ends at {cool['val_end']:.4f} (best {cool['best']:.4f}), "
+            f"where the three fits give {at}. Its points are plotted apart and not fitted: an annealed rate is a "
+            "one-off step off the constant-rate trend, which a longer run would take once, at its end.\n")
+    return head + "\n".join(rows) + "\n" + tail
 
 
 def achieved_scatter(runs: list[dict], out_png: Path) -> str:
@@ -614,7 +645,7 @@ def main() -> None:
             parts.append(text)
     mdir = ROOT / "models" / reg["default"]
     card = json.loads((mdir / "card.json").read_text())
-    fits = training_curve(mdir, RES / "training_curve.png")
+    curve = training_curve(mdir, RES / "training_curve.png")
     parts.append(f"### The default model `{card['name']}`\n\n"
                  f"Continuous-time test NELBO on the first {card['test_images']:,} CIFAR-10 test images: "
                  f"**{card['test_nelbo_bpd']:.4f} ± {card['test_nelbo_se']:.4f} bits/dim** "
@@ -622,7 +653,7 @@ def main() -> None:
                  f"seen, {card['training']['wall_seconds_at_best'] / 3600:.2f} h on one thread of a 2-core CPU). "
                  f"See `models/{card['name']}/MODEL_CARD.md`.\n\n"
                  "![training curve](bench/results/training_curve.png)\n\n"
-                 + extrapolation_text(fits, card["training"]["wall_seconds_at_best"] / 3600))
+                 + extrapolation_text(curve, card["training"]["wall_seconds_at_best"] / 3600))
     body = "\n".join(parts)
     readme = (ROOT / "README.md").read_text()
     new = re.sub(r"<!-- results:begin -->.*<!-- results:end -->",
