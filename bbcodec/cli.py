@@ -318,7 +318,8 @@ def schedule(model_name, data, n_images, batch, points, out, add, threads):
 @click.option("--chunk", type=click.IntRange(1, 100_000), default=None,
               help="archive mode: images per archive (default: all in one)")
 @click.option("--nelbo-steps", type=click.IntRange(1, 100_000), default=None,
-              help="steps sampled per tile for the model's NELBO_K reference (default: all K)")
+              help="steps per tile for the model's NELBO_K reference, one from each of that many runs "
+              "of the K (stratified: unbiased, cheaper, a little noisy per image; default: all K)")
 @click.option("--no-summary", is_flag=True, help="learned codecs: code and check the files only, and leave the "
               "summary (with its NELBO reference) to a later --resume, e.g. over slices joined by bench/merge.py")
 @click.option("--threads", type=int, default=None)

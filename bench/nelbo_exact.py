@@ -1,7 +1,8 @@
 """The model's NELBO_K over every one of the K steps, per image of a bench run, against its file.
 
-`bbcodec bench --nelbo-steps 20` estimates each tile's NELBO_K from 20 of the K steps, drawn at
-random: unbiased, and cheap, but noisy per image. This recomputes the reference with all K steps
+`bbcodec bench --nelbo-steps 20` estimates each tile's NELBO_K from 20 of the K steps (stratified;
+runs summarized before the estimator was recorded drew them at random): unbiased, and cheap, but
+noisy per image. This recomputes the reference with all K steps
 (the network cost of one more encode) for the images of a finished per-file run, and writes the
 file / NELBO_K ratio of each beside the sampled one. Resumable: images already in --out are kept.
 

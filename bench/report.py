@@ -27,6 +27,17 @@ def _load(name):
 C_MIN = 0.05
 
 
+def nelbo_steps_text(s: dict, K: int) -> str:
+    """Which steps a run's NELBO_K reference evaluated per tile (runs summarized before the
+    estimator was recorded drew their sampled steps at random)."""
+    n = s.get("model_nelbo_k_sampled_steps") or K
+    if n >= K:
+        return f"all {K} steps"
+    if s.get("model_nelbo_k_estimator") == "stratified":
+        return f"{n} stratified steps (one from each of {n} runs of the {K})"
+    return f"{n} of the {K} steps drawn at random"
+
+
 def fit_power_law(hours, val, h_min: float) -> dict:
     """val = a + b * hours^-c by least squares over the points at hours >= h_min: a and b are linear
     for each c, and c is searched on a fine grid (no scipy)."""
@@ -161,8 +172,8 @@ def achieved_scatter(runs: list[dict], out_png: Path) -> str:
             title = "one .bbc per image"
         lo, hi = min(ref) * 0.95, max(ref) * 1.05
         ax.plot([lo, hi], [lo, hi], "k--", lw=0.8, label="= model NELBO_K")
-        steps = s.get("model_nelbo_k_sampled_steps")
-        ax.set_xlabel(f"model NELBO_K (bits/dim), {steps} of {run['options']['steps']} steps per tile")
+        ax.set_xlabel(f"model NELBO_K (bits/dim), {nelbo_steps_text(s, run['options']['steps'])} per tile",
+                      fontsize=8)
         ax.set_ylabel("bits/dim spent")
         ax.legend(fontsize=7)
         ax.set_title(f"{run['model']}, {len(pi)} images, {title}", fontsize=9)
@@ -368,8 +379,8 @@ def photos_section() -> str | None:
         out.append(f"bbcodec `{learned[0]['model']}` at the {'' if allnine else 'then-'}default settings (K={o['steps']}, grid {o['grid']}, "
                    f"latent coding version {o.get('latents', 1)}, grid_bits {o['grid_bits']}, first tiles by JPEG XL, "
                    f"--parallel {o['parallel']}), one CPU thread; every file decoded and compared. The model NELBO_K "
-                   f"is its discrete-time NELBO {fitted}estimated with {s0.get('model_nelbo_k_sampled_steps')} sampled "
-                   "steps per tile" + (": unbiased, but noisy per photo (2% high on `skimage_motorcycle_left`), so the last column "
+                   f"is its discrete-time NELBO {fitted}estimated with {nelbo_steps_text(s0, o['steps'])} "
+                   "per tile" + (": unbiased, but noisy per photo (2% high on `skimage_motorcycle_left`), so the last column "
                                        "recomputes it with all K steps (`python bench/nelbo_exact.py "
                                        "bench/results/photos_full_vdm.json`)" if exact is not None else "")
                    + ". The CIFAR-10 model has never seen a photo. "
@@ -424,7 +435,7 @@ def parallel_section() -> str | None:
                         f"{s['decode_s_per_megapixel']:.0f} |")
         out.append(f"`{runs[0]['per_image'][0]['name']}` ({s0['subpixels'] // 3:,} px), `{runs[0]['model']}`, "
                    f"K={o['steps']} ({o['grid']}, latent coding version {o.get('latents', 1)}), one file, first tiles "
-                   f"by JPEG XL, one CPU thread; NELBO_K samples {s0.get('model_nelbo_k_sampled_steps')} steps per "
+                   f"by JPEG XL, one CPU thread; NELBO_K from {nelbo_steps_text(s0, o['steps'])} per "
                    f"tile. Command: `OFFSETS={res['offset']} bash bench/parallel_table.sh`.\n\n" + "\n".join(rows) + "\n")
     return "### Tiles in flight (`--parallel`)\n\n" + "\n".join(out) if out else None
 

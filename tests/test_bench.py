@@ -88,6 +88,23 @@ def test_model_nelbo_reference_covers_partial_tiles(tiny_model):
     assert bits.shape == (2,) and np.all(np.isfinite(bits)) and np.all(bits > 0)
 
 
+def test_a_sampled_nelbo_reference_is_stratified_and_says_so(npz, tmp_path, tiny_model_dir):
+    from bbcodec.diffusion.codec import CodingParams
+    from bbcodec.registry import load_model
+    out = tmp_path / "r.json"
+    assert _run(npz, out, tiny_model_dir, "--nelbo-steps", "2").exit_code == 0
+    s = next(r for r in json.loads(out.read_text())["runs"] if r["codec"] == "vdm")["summary"]
+    assert s["model_nelbo_k_estimator"] == "stratified" and s["model_nelbo_k_sampled_steps"] == 2
+    model = load_model(str(tiny_model_dir))
+    imgs = [bench._image_data(str(i), a) for i, a in enumerate(cifar_samples()[:3])]
+    p = CodingParams(steps=3, grid="uniform")
+    strat, rand = (bench.model_nelbo_k(model, p, imgs, 2, stratified=st).sum() / s["subpixels"] for st in (True, False))
+    assert s["model_nelbo_k_bpd"] == pytest.approx(strat) and strat != pytest.approx(rand)
+    assert _run(npz, tmp_path / "all.json", tiny_model_dir, "--nelbo-steps", "3").exit_code == 0
+    s = next(r for r in json.loads((tmp_path / "all.json").read_text())["runs"] if r["codec"] == "vdm")["summary"]
+    assert s["model_nelbo_k_estimator"] == "all steps" and s["model_nelbo_k_sampled_steps"] == 3
+
+
 def test_photo_set_is_checked_pixel_for_pixel(tmp_path, monkeypatch):
     """A rebuilt photo whose pixels differ from the pinned hash is an error, never a silent new set."""
     from PIL import Image
