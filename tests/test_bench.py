@@ -161,3 +161,30 @@ def test_slices_coded_apart_merge_into_one_resumable_run(npz, tmp_path, tiny_mod
     vdm_a["records"] = vdm_a["records"][:1]
     with pytest.raises(BbcError, match="1 of its 2 images"):
         bench.merge([stopped, parts[0]])
+
+
+def test_nelbo_exact_script_recomputes_the_reference_of_a_per_file_run(npz, tmp_path, tiny_model_dir):
+    import importlib.util
+    from pathlib import Path
+    spec = importlib.util.spec_from_file_location(
+        "nelbo_exact", Path(__file__).resolve().parents[1] / "bench" / "nelbo_exact.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    from bbcodec.diffusion.codec import CodingParams
+    from bbcodec.registry import load_model
+    out = tmp_path / "r.json"
+    assert _run(npz, out, tiny_model_dir, "--mode", "per-file", "--nelbo-steps", "2").exit_code == 0
+    assert script.main([str(out), "--model", str(tiny_model_dir), "--stratified", "2"]) == 0
+    rows = json.loads((tmp_path / "r.nelbo_exact.json").read_text())["images"]
+    o = next(r for r in json.loads(out.read_text())["runs"] if r["codec"] == "vdm")["options"]
+    model = load_model(str(tiny_model_dir))
+    p = CodingParams(steps=3, grid="uniform", latents=o["latents"])
+    ref = 1 if o["latents"] == 2 else slice(None)  # with latent coding v2, the fitted-variance reference
+    assert [r["name"] for r in rows] == ["00000.png", "00001.png", "00002.png"]
+    for row, a in zip(rows, cifar_samples()[:3]):  # each image's own file against its own reference
+        img = bench._image_data(row["name"], a)
+        exact, strat = (bench.model_nelbo_k(model, p, [img], m, fitted=o["latents"] == 2,
+                                            stratified=m is not None)[ref].ravel()[0] for m in (None, 2))
+        assert row["file_over_nelbo_k"] == pytest.approx(row["file_bits"] / exact, rel=1e-12)
+        assert row["file_over_stratified_nelbo_k"] == pytest.approx(row["file_bits"] / strat, rel=1e-12)
+        assert row["sampled_steps"] == 2 and row["stratified_steps"] == 2
