@@ -314,17 +314,28 @@ def classical_on(classical: dict, names: list[str]) -> list[str]:
             if (bpd := _bpd_over(r, names)) is not None]
 
 
+def _exact_columns(exact: dict | None) -> list[tuple[str, str]]:
+    """(key, header) of the columns bench/nelbo_exact.py adds: file / NELBO_K over all K steps, and
+    over the stratified M-step estimate where it was run with --stratified M."""
+    if exact is None:
+        return []
+    cols = [("file_over_nelbo_k", "file / NELBO_K, all K steps")]
+    m = {e.get("stratified_steps") for e in exact.values()} - {None}
+    if len(m) == 1:
+        cols.append(("file_over_stratified_nelbo_k", f"file / NELBO_K, {m.pop()} stratified steps"))
+    return cols
+
+
 def _photo_rows(run: dict, jxl_run: dict | None, exact: dict | None = None) -> list[str]:
     """One row per photo of a per-file run (its records are the files, in order), then the total;
     the JPEG XL column comes from the classical run `jxl_run`; with `exact` (name -> row of
-    bench/nelbo_exact.py), a last column has file / NELBO_K over all K steps."""
+    bench/nelbo_exact.py), the last columns are `_exact_columns`."""
     jxl = {p["name"]: p["bpd"] for p in jxl_run["per_image"]} if jxl_run else {}
+    cols = _exact_columns(exact)
     rows = []
 
     def col(name: str) -> str:
-        if exact is None:
-            return ""
-        return f" {exact[name]['file_over_nelbo_k']:.4f} |" if name in exact else " not yet |"
+        return "".join(f" {exact[name][k]:.4f} |" if k in exact.get(name, {}) else " not yet |" for k, _ in cols)
 
     for rec, p in zip(run["records"], run["per_image"]):
         px = rec["subpixels"] // 3
@@ -338,21 +349,31 @@ def _photo_rows(run: dict, jxl_run: dict | None, exact: dict | None = None) -> l
         ref = s.get("model_nelbo_k_fitted_bpd") or s["model_nelbo_k_bpd"]
         jx = _bpd_over(jxl_run, [p["name"] for p in run["per_image"]]) if jxl_run else None
         jx = float("nan") if jx is None else jx
+        names = [p["name"] for p in run["per_image"]]
         rows.append(f"| **all {len(rows)}** | {s['subpixels'] // 3:,} px | **{s['bpd']:.4f}** | {s['initial_bits']} | "
                     f"{s['bootstrap_tiles']} / {s['model_tiles']} | {ref:.4f} | {s['bpd'] / ref:.4f} | {jx:.4f} | "
                     f"{s['encode_s_per_megapixel']:.0f} | {s['decode_s_per_megapixel']:.0f} |"
-                    + _exact_total(exact, [p["name"] for p in run["per_image"]]))
+                    + "".join(_exact_total(exact, names, k) for k, _ in cols))
     return rows
 
 
-def _exact_total(exact: dict | None, names: list[str]) -> str:
-    """The total row's all-steps column: file bits over NELBO_K bits, once every photo has it."""
-    if exact is None:
-        return ""
-    if not all(n in exact for n in names):
+def _exact_total(exact: dict, names: list[str], key: str) -> str:
+    """The total row's cell of one `_exact_columns` column: file bits over NELBO_K bits, once every
+    photo has it."""
+    if not all(key in exact.get(n, {}) for n in names):
         return " |"
     rows = [exact[n] for n in names]
-    return f" {sum(e['file_bits'] for e in rows) / sum(e['file_bits'] / e['file_over_nelbo_k'] for e in rows):.4f} |"
+    return f" {sum(e['file_bits'] for e in rows) / sum(e['file_bits'] / e[key] for e in rows):.4f} |"
+
+
+def _exact_text(exact: dict | None) -> str:
+    if exact is None:
+        return ""
+    m = {e.get("stratified_steps") for e in exact.values()} - {None}
+    strat = (f"; the last column is the stratified estimate bench now uses, from as many steps "
+             f"(`--stratified {m.pop()}`)" if len(m) == 1 else "")
+    return (": unbiased, but noisy per photo (2% high on `skimage_motorcycle_left`), so the column \"all K steps\" "
+            "recomputes it with every step (`python bench/nelbo_exact.py bench/results/photos_full_vdm.json`)" + strat)
 
 
 def photos_section() -> str | None:
@@ -368,9 +389,10 @@ def photos_section() -> str | None:
     out = ["### Full-size photos (`photos-full`, one file each)\n"]
     if learned:
         names = [p["name"] for r in learned for p in r["per_image"]]
+        cols = _exact_columns(exact)
         rows = ["| photo | size | bits/dim (file) | seed bits | tiles: JPEG XL / model | model NELBO_K | "
-                "file / NELBO_K | JPEG XL file | encode s/MP | decode s/MP |" + (" file / NELBO_K, all K steps |" if exact is not None else ""),
-                "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---:|" if exact is not None else "")]
+                "file / NELBO_K | JPEG XL file | encode s/MP | decode s/MP |" + "".join(f" {h} |" for _, h in cols),
+                "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|" + "---:|" * len(cols)]
         jxl_run = next((r for r in (classical or {"runs": []})["runs"] if r["codec"] == "jxl"), None)
         for r in learned:
             rows += _photo_rows(r, jxl_run, exact)
@@ -380,9 +402,7 @@ def photos_section() -> str | None:
                    f"latent coding version {o.get('latents', 1)}, grid_bits {o['grid_bits']}, first tiles by JPEG XL, "
                    f"--parallel {o['parallel']}), one CPU thread; every file decoded and compared. The model NELBO_K "
                    f"is its discrete-time NELBO {fitted}estimated with {nelbo_steps_text(s0, o['steps'])} "
-                   "per tile" + (": unbiased, but noisy per photo (2% high on `skimage_motorcycle_left`), so the last column "
-                                       "recomputes it with all K steps (`python bench/nelbo_exact.py "
-                                       "bench/results/photos_full_vdm.json`)" if exact is not None else "")
+                   "per tile" + _exact_text(exact)
                    + ". The CIFAR-10 model has never seen a photo. "
                    + ("Command: `SPLIT=5 bash bench/run_issue6.sh` (two processes, one per core).\n\n" if allnine else
                       "Two photos only, for CPU time (version 1, before the current defaults). Command: "
