@@ -33,6 +33,7 @@ MAX_SEED_RETRIES = 4
 # ANS head (see _batches)
 DEFAULT_RAMP = 2  # the format's default (not written to the header)
 RAMPS = (DEFAULT_RAMP, 4, 8, 16)
+NHWC_ON_CPU = True  # CPU encoders run the network channels-last (header coding.nhwc; see EpsFn)
 HEAD_WORDS = 2  # the ANS head: seed words any file may draw
 LOW_WATER_SLACK = 2  # words by which the stack's low-water mark may differ from the seed words finally kept
 
@@ -199,7 +200,7 @@ def compress(images: list[ImageData], model: LoadedModel, params: CodingParams =
     t0 = time.time()
     T = model.tile
     spec = ChainSpec(model.schedule, params, model.time_grid(params.grid, params.steps), model.mse_curve)
-    eps_fn = EpsFn(model.vdm.net, model.device)
+    eps_fn = EpsFn(model.vdm.net, model.device, nhwc=NHWC_ON_CPU and model.device == "cpu")
     tiles = [t for i, d in enumerate(images)
              for t in make_tiles(i, d.main, d.height, d.width, d.main.shape[0], T)]
     boot_codec = boot.default_codec() if bootstrap == "auto" else bootstrap
@@ -275,7 +276,8 @@ def compress(images: list[ImageData], model: LoadedModel, params: CodingParams =
                    **({"latents": params.latents} if params.latents != 1 else {}), "tile": T,
                    "parallel": parallel, **({"ramp": ramp} if ramp != DEFAULT_RAMP else {}),
                    "seed_words": n_words, "seed_kept": kept, "threads": threads,
-                   "device": model.device, "boot_codec": boot_codec if n_boot else None, "boot_tiles": n_boot},
+                   "device": model.device, "boot_codec": boot_codec if n_boot else None, "boot_tiles": n_boot,
+                   **({"nhwc": 1} if eps_fn.nhwc and n_model else {})},
         "images": container.image_table(
             [{"name": d.name, "width": d.width, "height": d.height, "mode": d.mode,
               "channels": int(d.main.shape[0]), "alpha": int(d.alpha is not None),
@@ -384,7 +386,7 @@ def decompress(data: bytes, model: LoadedModel, progress: bool = False) -> tuple
         stack = Stack(words)
     except ValueError:
         raise FormatError("corrupted payload")
-    eps_fn = EpsFn(model.vdm.net, model.device)
+    eps_fn = EpsFn(model.vdm.net, model.device, nhwc=bool(cod.get("nhwc", 0)))
     mismatch = ("decoded data does not match: the file is corrupted, or the network's probabilities "
                 f"differed from the encoder's (encoded on {cod['device']}, decoding on {model.device}; "
                 "same model, device kind and torch build are required)")

@@ -25,7 +25,8 @@ Header fields (JSON, no pickle):
                      encoder (the decoder uses the same: CPU float results depend on it),
                      "device": "cpu" or "cuda" (where the encoder ran the network),
                      "boot_codec": null or a `bootstrap.CODECS` name, "boot_tiles": how many leading
-                     tiles are coded with it instead of the prior (absent: none)}
+                     tiles are coded with it instead of the prior (absent: none), "nhwc": 1 where the
+                     network ran channels-last (`diffusion.codec.EpsFn`; absent: 0, the plain module)}
     images          the image table, one list per column, one entry per image (columns compress
                     far better than records: a CIFAR-10 archive pays a few bytes per image):
                     "name", "width", "height", "mode", "channels" (coded by the prior: 1 or 3),
@@ -177,6 +178,7 @@ def validate_header(h: dict) -> None:
     _need(c.get("device") in ("cpu", "cuda"), "invalid header field 'device'")
     _need(c.get("boot_codec") is None or isinstance(c.get("boot_codec"), str), "invalid header field 'boot_codec'")
     _int({"boot_tiles": c.get("boot_tiles", 0)}, "boot_tiles", 0, MAX_PIXELS)
+    _int({"nhwc": c.get("nhwc", 0)}, "nhwc", 0, 1)
     table = h.get("images")
     _need(isinstance(table, dict) and set(table) == set(IMAGE_COLUMNS), "invalid header field 'images'")
     n = len(table["name"])

@@ -47,9 +47,12 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--latents", type=int, choices=(1, 2), default=None, help="default: the model's")
     ap.add_argument("--bootstrap", default="auto", help="auto, jxl, webp or none")
+    ap.add_argument("--plain", action="store_true", help="the plain network module, not the channels-last "
+                    "graph CPU encoders use (files without coding.nhwc)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "profile.json"))
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    api.NHWC_ON_CPU = not args.plain
     dcodec.EpsFn.__call__ = timed("network", dcodec.EpsFn.__call__)
     for name in ("push_gaussian", "pop_gaussian", "push_categorical", "pop_categorical", "push_uniform", "pop_uniform"):
         setattr(ans.Stack, name, timed("ans", getattr(ans.Stack, name)))
@@ -78,10 +81,12 @@ def main():
               f"bootstrap {SPENT['bootstrap']:.2f} + glue {glue:.2f} "
               f"(coder side {100 * rows[phase]['coder_side_over_network']:.1f}% of network time)")
     res = {"command": "python bench/profile.py " + " ".join(f"--{k} {v}" for k, v in vars(args).items()
-                                                        if k != "out" and v is not None),
+                                                        if k not in ("out", "plain") and v is not None)
+                                                        + (" --plain" if args.plain else ""),
            "model": model.name, "steps": params.steps, "grid": params.grid, "grid_bits": params.grid_bits,
            "latents": params.latents, "bootstrap": boot, "images": len(imgs), "tiles_coded_by_model": rep.model_tiles, "tiles_bootstrapped": rep.bootstrap_tiles, "parallel": args.parallel,
-           "threads": args.threads, "torch": torch.__version__, "phases": rows}
+           "threads": args.threads, "network": "plain module" if args.plain else "channels-last graph (nhwc)",
+           "torch": torch.__version__, "phases": rows}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(res, indent=1) + "\n")
 

@@ -419,21 +419,50 @@ def photos_section() -> str | None:
 
 
 def profile_section() -> str | None:
+    """bench/profile.py's runs: the network as CPU encoders run it (profile.json), and the plain
+    module beside it where profile_plain.json was measured too."""
     pr = _load("profile.json")
     if not pr:
         return None
-    rows = ["| phase | wall s | network s | ANS s | bootstrap s | glue s | coder side / network |",
-            "|---|---:|---:|---:|---:|---:|---:|"]
-    for ph, r in pr["phases"].items():
-        rows.append(f"| {ph} | {r['wall_s']:.1f} | {r['network_s']:.1f} | {r['ans_s']:.2f} | "
-                    f"{r.get('bootstrap_s', 0.0):.2f} | {r['glue_s']:.2f} | {100 * r['coder_side_over_network']:.1f}% |")
+    runs = [pr] + [p for p in [_load("profile_plain.json")] if p]
+    rows = ["| network | phase | wall s | network s | ANS s | bootstrap s | glue s | coder side / network |",
+            "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for p in runs:
+        for ph, r in p["phases"].items():
+            rows.append(f"| {p.get('network', 'plain module')} | {ph} | {r['wall_s']:.1f} | {r['network_s']:.1f} | "
+                        f"{r['ans_s']:.2f} | {r.get('bootstrap_s', 0.0):.2f} | {r['glue_s']:.2f} | "
+                        f"{100 * r['coder_side_over_network']:.1f}% |")
     boot = pr.get("bootstrap")
     tiles = (f"{pr.get('tiles_bootstrapped', 0)} tiles by {boot} and {pr['tiles_coded_by_model']} by the model"
              if boot else "every tile coded by the model")
+    plain = ""
+    if len(runs) > 1:
+        net = [sum(r["network_s"] for r in p["phases"].values()) for p in runs]
+        plain = (f" The plain network module (files without `coding.nhwc`, `--plain`) beside it: the channels-last "
+                 f"graph spends {net[1] / net[0]:.2f}x less time in the network, and the same coder side is a "
+                 "larger share of a smaller total.")
     return (f"### Where the time goes\n\n`{pr['model']}`, K={pr['steps']} ({pr['grid']}, latent coding version "
             f"{pr.get('latents', 1)}), {pr['images']} CIFAR-10 images, {tiles}, --parallel {pr['parallel']}, "
             f"{pr['threads']} thread, torch {pr['torch']}. The coder side is the ANS calls, the classical "
-            f"codec of the first tiles and the Python glue. Command: `{pr['command']}`.\n\n" + "\n".join(rows) + "\n")
+            f"codec of the first tiles and the Python glue. Command: `{pr['command']}`.{plain}\n\n"
+            + "\n".join(rows) + "\n")
+
+
+def nhwc_section() -> str | None:
+    """The plain network module against the channels-last graph on one photo (bench/nhwc_speed.py)."""
+    r = _load("nhwc_speed.json")
+    if not r:
+        return None
+    rows = ["| network | .bbc bytes | bits/dim | bit-exact | encode s/MP | decode s/MP |",
+            "|---|---:|---:|---|---:|---:|"]
+    for x in r["rows"]:
+        rows.append(f"| {x['network']} | {x['bytes']:,} | {x['bpd']:.4f} | {'yes' if x['bit_exact'] else 'NO'} | "
+                    f"{x['encode_s_per_megapixel']:.0f} | {x['decode_s_per_megapixel']:.0f} |")
+    return (f"### Network layout\n\n`{r['image']}` ({r['pixels']:,} px), `{r['model']}`, K={r['steps']} "
+            f"({r['grid']}, latent coding version {r['latents']}), --parallel {r['parallel']}, {r['threads']} thread, "
+            f"torch {r['torch']}; the plain module first, then the channels-last graph, one after the other "
+            f"({r['note']}). Speed-up {r['speedup']['encode_s']:.2f}x encode, {r['speedup']['decode_s']:.2f}x decode. "
+            f"Command: `{r['command']}`.\n\n" + "\n".join(rows) + "\n")
 
 
 def parallel_section() -> str | None:
@@ -670,7 +699,7 @@ def main() -> None:
             parts.append(achieved_scatter(panels, RES / "cifar10_achieved_vs_nelbo.png"))
     for section in (k_sweep_section, k_sweep_paired_section, k_sweep_coded_v2_section, grid_check_section,
                     k_sweep_coded_section, grid_bits_section, toy_bins_section, lambda: rate_vs_seconds(RES / "rate_vs_seconds.png"),
-                    photos_section, parallel_section, profile_section, memory_section, arch_section):
+                    photos_section, parallel_section, profile_section, nhwc_section, memory_section, arch_section):
         text = section()
         if text:
             parts.append(text)

@@ -4,6 +4,7 @@ import pytest
 
 from bbcodec import api
 from bbcodec.ans import Stack, seed_words
+from bbcodec.errors import BbcError
 from bbcodec.diffusion.codec import ChainSpec, ChainStats, CodingParams, EpsFn, tile_batch_codec
 
 from conftest import cifar_samples, image_data
@@ -211,7 +212,6 @@ def test_webp_bootstrap_of_gray_and_partial_tiles(tiny_model):
 
 def test_a_missing_bootstrap_library_is_a_clean_error(tiny_model, monkeypatch):
     from bbcodec import bootstrap
-    from bbcodec.errors import BbcError
     data, _ = api.compress(_cifar_images(1), tiny_model, CodingParams(steps=3), bootstrap="jxl")
     real = bootstrap.get_baseline
 
@@ -325,3 +325,52 @@ def test_default_ramp_is_not_written(tiny_model):
     data, rep = api.compress(imgs, tiny_model, CodingParams(steps=4), parallel=2, bootstrap=None)
     assert "ramp" not in container.parse(data).header["coding"] and (rep.ramp, rep.encodes) == (2, 1)
     assert rep.tiles_coded == rep.model_tiles
+
+
+def test_channels_last_network_is_one_function_of_the_batch(tiny_model, monkeypatch):
+    """EpsFn(nhwc) gives the eager channels-last module's outputs exactly, whatever batch comes first
+    (the encoder and decoder meet the batches in opposite orders), with or without the traced graph."""
+    import copy
+    import torch
+    net = tiny_model.vdm.net
+    cl = copy.deepcopy(net).eval().to(memory_format=torch.channels_last)
+    rng = np.random.default_rng(0)
+    zs = [rng.standard_normal((b, 3, 32, 32)) for b in (3, 8, 1)]
+
+    def eager(z, g):
+        with torch.inference_mode():
+            zt = torch.from_numpy(z.astype(np.float32)).contiguous(memory_format=torch.channels_last)
+            return cl(zt, torch.full((len(z),), g)).double().numpy()
+
+    want = [eager(z, 0.5) for z in zs]
+    for order in ((0, 1, 2), (2, 1, 0)):
+        fn = EpsFn(net, nhwc=True)
+        got = {i: fn(zs[i], 0.5) for i in order}
+        assert all(np.array_equal(got[i], want[i]) for i in range(3))
+    assert isinstance(fn._nhwc_net, torch.jit.ScriptModule)
+    assert EpsFn(net, nhwc=True)._channels_last((3, 32, 32)) is fn._nhwc_net  # traced once per network
+    monkeypatch.setattr(torch.jit, "trace", lambda *a, **k: 1 / 0)
+    from bbcodec.diffusion import codec
+    monkeypatch.setattr(codec, "_NHWC_CACHE", codec.weakref.WeakKeyDictionary())
+    fn = EpsFn(net, nhwc=True)
+    assert np.array_equal(fn(zs[0], 0.5), want[0]) and not isinstance(fn._nhwc_net, torch.jit.ScriptModule)
+
+
+def test_files_of_the_plain_network_still_decode(tiny_model, monkeypatch):
+    """CPU encoders write coding.nhwc = 1; files without it (the plain module's) decode with it."""
+    from bbcodec import container
+    imgs = [image_data("RGB", 40, 36, s, f"{s}.png") for s in range(2)]
+    params = CodingParams(steps=4)
+    data, _ = api.compress(imgs, tiny_model, params, parallel=2, bootstrap=None)
+    assert container.parse(data).header["coding"]["nhwc"] == 1
+    monkeypatch.setattr(api, "NHWC_ON_CPU", False)
+    old, _ = api.compress(imgs, tiny_model, params, parallel=2, bootstrap=None)
+    assert "nhwc" not in container.parse(old).header["coding"] and old != data
+    monkeypatch.undo()
+    for f in (data, old):
+        out, _ = api.decompress(f, tiny_model)
+        assert all(np.array_equal(a.main, b.main) for a, b in zip(imgs, out))
+    c = container.parse(data)
+    bad = container.Container(dict(c.header, coding=dict(c.header["coding"], nhwc=2)), c.payload, c.side)
+    with pytest.raises(BbcError, match="nhwc"):
+        api.decompress(bad.to_bytes(), tiny_model)
