@@ -66,6 +66,7 @@ def ship(run: str, name: str, test_npz: str, train_npz: str, n_test: int = 1000,
     rows = [r.split(",") for r in (run_p / "log.csv").read_text().splitlines()[1:]]
     vals = [(float(r[9]), int(r[1]), float(r[2])) for r in rows if r[9]]
     best = min(vals) if vals else (float("nan"), meta["images"], meta["seconds"])
+    lrs = [float(r[11]) for r in rows if len(r) > 11 and r[11]]  # the lr column
     card = {
         "name": name, "sha256": sha[:16],
         "data": "CIFAR-10 train (first 49,000 images; the last 1,000 held out for validation)",
@@ -74,7 +75,9 @@ def ship(run: str, name: str, test_npz: str, train_npz: str, n_test: int = 1000,
         "training": {"images_seen_at_best": best[1], "wall_seconds_at_best": best[2],
                      "images_seen_total": meta["images"], "steps_total": meta["step"],
                      "wall_seconds_total": meta["seconds"], "hardware": _hardware(),
-                     "threads": meta.get("threads", 1), "batch": meta.get("batch", 16)},
+                     "threads": meta.get("threads", 1), "batch": meta.get("batch", 16),
+                     **({"lr_peak": max(lrs)} if lrs else {}),
+                     **({"cooldown": meta["cooldown"]} if meta.get("cooldown") else {})},
         "val_nelbo_bpd": best[0],
         "test_nelbo_bpd": test["bpd"], "test_nelbo_se": test["se"], "test_images": n_test,
         "test_nelbo_note": f"continuous-time NELBO, mean of {test_repeats} antithetic time samples per image, fixed seed",
@@ -127,6 +130,11 @@ def add_coded_figures(name: str, bench_json: str) -> dict:
 
 def render_card(c: dict) -> str:
     t = c["training"]
+    rate = f"AdamW at learning rate {t['lr_peak']:g}" if "lr_peak" in t else "AdamW"
+    if t.get("cooldown"):
+        cd = t["cooldown"]
+        rate += (f", decayed linearly to {cd['to']:g} of it over the {cd['images']:,} images from "
+                 f"{cd['start']:,} on (a cooldown)")
     coded = ""
     if "coded" in c:
         k = c["coded"]
@@ -146,7 +154,7 @@ def render_card(c: dict) -> str:
 - **Training**: {t['images_seen_at_best']:,} images seen ({t['images_seen_at_best'] / 49000:.2f} epochs)
   in {t['wall_seconds_at_best'] / 3600:.2f} h of wall time at the shipped checkpoint (EMA weights, best
   validation); the run went on to {t['images_seen_total']:,} images / {t['wall_seconds_total'] / 3600:.2f} h.
-  Hardware: {t['hardware']}, trained with {t.get('threads', 1)} torch thread(s); AdamW, batch {t.get('batch', 16)}, continuous-time VDM loss with antithetic times.
+  Hardware: {t['hardware']}, trained with {t.get('threads', 1)} torch thread(s); {rate}, batch {t.get('batch', 16)}, continuous-time VDM loss with antithetic times.
 - **Schedule**: gamma_min = {c['schedule']['gamma_min']:.4f}, gamma_max = {c['schedule']['gamma_max']:.4f}.
 - **Validation NELBO** (last 1,000 training images): {c['val_nelbo_bpd']:.4f} bits/dim.
 - **Test NELBO** (first {c['test_images']:,} CIFAR-10 test images, {c['test_nelbo_note']}):
