@@ -116,7 +116,7 @@ def training_curve(model_dir: Path, out_png: Path) -> dict:
     cooldown = None
     if cut < len(rows):
         cooldown = {"from_h": hrs[cut - 1], "to_h": hrs[-1], "points": len(rows) - cut, "val_end": val[-1],
-                    "best": min(val[cut:]), "fits_at_end": [f["at"](hrs[-1]) for f in fits]}
+                    "best": min(val[cut:])}
     return {"fits": fits, "fit_to_h": hrs[cut - 1], "cooldown": cooldown}
 
 
@@ -320,10 +320,16 @@ def _exact_columns(exact: dict | None) -> list[tuple[str, str]]:
     if exact is None:
         return []
     cols = [("file_over_nelbo_k", "file / NELBO_K, all K steps")]
-    m = {e.get("stratified_steps") for e in exact.values()} - {None}
-    if len(m) == 1:
-        cols.append(("file_over_stratified_nelbo_k", f"file / NELBO_K, {m.pop()} stratified steps"))
+    m = _stratified_steps(exact)
+    if m:
+        cols.append(("file_over_stratified_nelbo_k", f"file / NELBO_K, {m} stratified steps"))
     return cols
+
+
+def _stratified_steps(exact: dict) -> int | None:
+    """The M of nelbo_exact's --stratified column, where one M was used (None otherwise)."""
+    m = {e.get("stratified_steps") for e in exact.values()} - {None}
+    return m.pop() if len(m) == 1 else None
 
 
 def _photo_rows(run: dict, jxl_run: dict | None, exact: dict | None = None) -> list[str]:
@@ -347,9 +353,9 @@ def _photo_rows(run: dict, jxl_run: dict | None, exact: dict | None = None) -> l
     s = run["summary"]
     if len(rows) > 1:
         ref = s.get("model_nelbo_k_fitted_bpd") or s["model_nelbo_k_bpd"]
-        jx = _bpd_over(jxl_run, [p["name"] for p in run["per_image"]]) if jxl_run else None
-        jx = float("nan") if jx is None else jx
         names = [p["name"] for p in run["per_image"]]
+        jx = _bpd_over(jxl_run, names) if jxl_run else None
+        jx = float("nan") if jx is None else jx
         rows.append(f"| **all {len(rows)}** | {s['subpixels'] // 3:,} px | **{s['bpd']:.4f}** | {s['initial_bits']} | "
                     f"{s['bootstrap_tiles']} / {s['model_tiles']} | {ref:.4f} | {s['bpd'] / ref:.4f} | {jx:.4f} | "
                     f"{s['encode_s_per_megapixel']:.0f} | {s['decode_s_per_megapixel']:.0f} |"
@@ -369,9 +375,9 @@ def _exact_total(exact: dict, names: list[str], key: str) -> str:
 def _exact_text(exact: dict | None) -> str:
     if exact is None:
         return ""
-    m = {e.get("stratified_steps") for e in exact.values()} - {None}
+    m = _stratified_steps(exact)
     strat = (f"; the last column is the stratified estimate bench now uses, from as many steps "
-             f"(`--stratified {m.pop()}`)" if len(m) == 1 else "")
+             f"(`--stratified {m}`)" if m else "")
     return (": unbiased, but noisy per photo (2% high on `skimage_motorcycle_left`), so the column \"all K steps\" "
             "recomputes it with every step (`python bench/nelbo_exact.py bench/results/photos_full_vdm.json`)" + strat)
 
