@@ -105,12 +105,13 @@ def model_nelbo_k(model, params, imgs, sampled_steps: int | None = None, fitted:
 
 def bench_vdm(names, arrays, model, params, parallel: int, mode: str, progress=None, bootstrap: str | None = "auto",
               chunk: int | None = None, partial: dict | None = None, on_record=None,
-              nelbo_steps: int | None = None, summarize: bool = True) -> dict:
+              nelbo_steps: int | None = None, summarize: bool = True, stretch: int | None = None) -> dict:
     """Code, decode, compare. Archive mode codes `chunk` images per archive (all in one when None);
     per-file mode one image per file. Records are appended in order; `partial` (a previous
     result's records) is resumed after its last complete record, and `on_record(records)` is
     called after each one so an interrupted run can be resumed. Without `summarize` only the
-    records come back (a slice for `merge`, summarized by a later resume over the whole range)."""
+    records come back (a slice for `merge`, summarized by a later resume over the whole range).
+    With `stretch`, each new record names it (the index of the run's environment in `stretches`)."""
     from . import api
 
     imgs = [_image_data(n, a) for n, a in zip(names, arrays)]
@@ -138,6 +139,8 @@ def bench_vdm(names, arrays, model, params, parallel: int, mode: str, progress=N
                         "tiles_coded": rep.tiles_coded,
                         "per_image_nelbo_bits": rep.per_image_nelbo_bits,
                         "per_image_bootstrap_bits": rep.per_image_bootstrap_bits})
+        if stretch is not None:
+            records[-1]["stretch"] = stretch
         if on_record:
             on_record(records)
         if progress:
@@ -229,12 +232,58 @@ def bench_classical(names, arrays, codec: str, progress=None) -> dict:
             "per_image": per_image}
 
 
-def environment() -> dict:
+PACKAGES = ("torch", "numpy", "constriction", "pillow", "imagecodecs")
+# result data: writing it does not change the code that produced it
+RESULT_PATHS = ("bench/results", "bench/studies/*/results")
+
+
+def git_revision(exclude: tuple[str, ...] = ()) -> str | None:
+    """HEAD of the checkout this package runs from, with "-dirty" where a tracked file other than
+    result data (RESULT_PATHS, `exclude`) differs from it; None outside a git checkout (an
+    installed package)."""
+    import subprocess
+
+    def git(*args):
+        return subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True, check=True).stdout.strip()
+
+    try:
+        if Path(git("rev-parse", "--show-toplevel")).resolve() != REPO:
+            return None
+        head = git("rev-parse", "HEAD")
+        inside = [Path(p).resolve() for p in exclude if Path(p).resolve().is_relative_to(REPO)]
+        skip = [f":(exclude,glob){p}/**" for p in RESULT_PATHS] + [f":(exclude){p.relative_to(REPO)}" for p in inside]
+        dirty = git("status", "--porcelain", "--untracked-files=no", "--", ".", *skip)
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head + ("-dirty" if dirty else "")
+
+
+def environment(exclude: tuple[str, ...] = ()) -> dict:
+    """Where and with what one stretch of a bench run ran: git revision, package versions (from the
+    installed distributions' metadata; None where one is not installed), threads, machine, command."""
+    from datetime import datetime, timezone
+    from importlib.metadata import PackageNotFoundError, version
+
     import torch
-    import constriction
-    return {"python": platform.python_version(), "torch": torch.__version__,
-            "constriction": getattr(constriction, "__version__", "?"), "threads": torch.get_num_threads(),
+
+    def ver(name):
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return None
+
+    return {"started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "revision": git_revision(exclude), "python": platform.python_version(),
+            "packages": {p: ver(p) for p in PACKAGES}, "threads": torch.get_num_threads(),
             "machine": platform.machine(), "argv": " ".join(["bbcodec"] + sys.argv[1:])}
+
+
+def _stretches(result: dict) -> list[dict]:
+    """The environments of the stretches a bench JSON was coded in, in order (a JSON written before
+    stretches were recorded kept its first stretch's `env` only)."""
+    if "stretches" not in result:
+        result["stretches"] = [result.pop("env")] if "env" in result else []
+    return result["stretches"]
 
 
 def run(dataset: str, codecs: list[str], limit: int | None, offset: int, out: str | None,
@@ -253,7 +302,7 @@ def run(dataset: str, codecs: list[str], limit: int | None, offset: int, out: st
             from . import baselines
             baselines.get(codec)  # unknown codec: a clean error before any work
     names, arrays = load_dataset(dataset, limit, offset)
-    result = {"dataset": dataset, "offset": offset, "images": len(names), "runs": [], "env": environment()}
+    result = {"dataset": dataset, "offset": offset, "images": len(names), "runs": []}
     if resume and out and Path(out).exists():
         try:
             prev = json.loads(Path(out).read_text())
@@ -262,6 +311,11 @@ def run(dataset: str, codecs: list[str], limit: int | None, offset: int, out: st
         if prev.get("dataset") != dataset or prev.get("offset") != offset or prev.get("images") != len(names):
             raise BbcError(f"{out} was written for another dataset, offset or --limit; cannot resume it")
         result = prev
+    # each stretch (the first run, every --resume) records its own environment; records and
+    # finished runs name the stretch that coded them
+    stretches = _stretches(result)
+    stretches.append(environment(exclude=(out, str(Path(out).with_suffix(".md"))) if out else ()))
+    stretch = len(stretches) - 1
     runs = {r["key"]: r for r in result["runs"]}
     for codec in codecs:
         if codec == "vdm":
@@ -293,9 +347,11 @@ def run(dataset: str, codecs: list[str], limit: int | None, offset: int, out: st
                 bar = tqdm(total=len(names), desc=key, disable=not show_progress, leave=False)
                 r = bench_vdm(names, arrays, model, params, parallel, mode, progress=bar.update, bootstrap=bootstrap,
                               chunk=chunk, partial=entry, on_record=on_record, nelbo_steps=nelbo_steps,
-                              summarize=summarize)
+                              summarize=summarize, stretch=stretch)
                 bar.close()
                 entry.update(r, complete="summary" in r)
+                if entry["complete"]:
+                    entry["stretch"] = stretch
                 _save(result, out)
         else:
             key = f"{codec}:per-file"
@@ -304,7 +360,7 @@ def run(dataset: str, codecs: list[str], limit: int | None, offset: int, out: st
             bar = tqdm(total=len(names), desc=codec, disable=not show_progress, leave=False)
             r = bench_classical(names, arrays, codec, progress=bar.update)
             bar.close()
-            r.update(key=key, codec=codec, mode="per-file")
+            r.update(key=key, codec=codec, mode="per-file", stretch=stretch)
             result["runs"].append(r)
             _save(result, out)
     return result
@@ -317,24 +373,28 @@ def merge(parts: list[dict]) -> dict:
     computes the summary (NELBO reference included) over all images. Every slice but the last must
     hold records for all its images (finished, or stopped before its own summary); a learned run
     that cannot be joined is an error, never silently dropped. Classical runs are dropped (they take
-    seconds to redo)."""
+    seconds to redo). The parts' stretches are kept, in slice order, and records still name theirs."""
     parts = sorted(parts, key=lambda p: p.get("offset", 0))
     for a, b in zip(parts, parts[1:]):
         if a.get("dataset") != b.get("dataset") or a["offset"] + a["images"] != b["offset"]:
             raise BbcError("bench merge: the parts are not consecutive slices of one dataset")
+    stretches, first_stretch = [], []  # first_stretch[i]: index in `stretches` of part i's first one
+    for p in parts:
+        first_stretch.append(len(stretches))
+        stretches += _stretches(dict(p))
     merged = {"dataset": parts[0]["dataset"], "offset": parts[0]["offset"],
-              "images": sum(p["images"] for p in parts), "runs": [], "env": parts[-1].get("env", {})}
+              "images": sum(p["images"] for p in parts), "runs": [], "stretches": stretches}
     keys = list(dict.fromkeys(r["key"] for p in parts for r in p["runs"] if r.get("codec") == "vdm"))
     for key in keys:
         same = [next((r for r in p["runs"] if r["key"] == key), None) for p in parts]
         records = []
-        for p, r in zip(parts, same):
+        for p, r, base in zip(parts, same, first_stretch):
             recs = (r or {}).get("records", [])
             done = sum(x["images"] for x in recs)
             if p is not parts[-1] and done != p["images"]:
                 raise BbcError(f"bench merge: the slice at offset {p['offset']} has {done} of its {p['images']} "
                                f"images for {key}; finish it (--resume) before joining")
-            records += recs
+            records += [{**x, "stretch": x["stretch"] + base} if "stretch" in x else x for x in recs]
         first = next(r for r in same if r is not None)
         merged["runs"].append({**{k: v for k, v in first.items() if k not in ("summary", "per_image")},
                                "complete": False, "records": records})

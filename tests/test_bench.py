@@ -63,6 +63,32 @@ def test_resume_continues_after_the_last_complete_file(npz, tmp_path, tiny_model
     vdm = next(r for r in res["runs"] if r["codec"] == "vdm")
     assert vdm["complete"] and vdm["summary"]["images"] == 3 and len(vdm["records"]) == 3
     assert vdm["records"][:2] == run["records"][:2]
+    # each stretch keeps its own environment; records and the finished run name theirs
+    assert len(res["stretches"]) == 2 and res["stretches"][0] == full["stretches"][0]
+    assert [r["stretch"] for r in vdm["records"]] == [0, 0, 1] and vdm["stretch"] == 1
+
+
+def test_a_run_records_its_revision_and_package_versions(npz, tmp_path, tiny_model_dir):
+    from importlib.metadata import version
+    out = tmp_path / "r.json"
+    assert _run(npz, out, tiny_model_dir, "--mode", "per-file").exit_code == 0
+    res = json.loads(out.read_text())
+    (env,) = res["stretches"]
+    assert "env" not in res and env["started"]
+    assert env["packages"]["constriction"] == version("constriction")
+    assert set(env["packages"]) == {"torch", "numpy", "constriction", "pillow", "imagecodecs"}
+    rev = bench.git_revision()
+    if rev is not None:  # a git checkout: HEAD, "-dirty" where tracked code differs from it
+        assert env["revision"].split("-")[0] == rev.split("-")[0] and len(rev.split("-")[0]) == 40
+    # a JSON written before stretches were recorded: its single env becomes the first stretch
+    legacy = {**res, "env": {"torch": "old"}}
+    del legacy["stretches"]
+    legacy["runs"] = [r for r in legacy["runs"] if r["codec"] != "png"]
+    out.write_text(json.dumps(legacy))
+    assert _run(npz, out, tiny_model_dir, "--mode", "per-file", "--resume").exit_code == 0
+    res = json.loads(out.read_text())
+    assert [s.get("torch") for s in res["stretches"]] == ["old", None]
+    assert next(r for r in res["runs"] if r["codec"] == "png")["stretch"] == 1
 
 
 def test_resume_refuses_a_json_of_another_dataset(npz, tmp_path, tiny_model_dir):
@@ -139,6 +165,8 @@ def test_slices_coded_apart_merge_into_one_resumable_run(npz, tmp_path, tiny_mod
     merged = bench.merge(parts)
     assert merged["offset"] == 0 and merged["images"] == 3 and len(merged["runs"]) == 1  # png dropped
     assert [r["first"] for r in merged["runs"][0]["records"]] == ["00000.png", "00001.png", "00002.png"]
+    # both slices' environments are kept, and each record still names its own
+    assert len(merged["stretches"]) == 2 and [r["stretch"] for r in merged["runs"][0]["records"]] == [0, 0, 1]
     bench._save(merged, str(out))
     calls = []
     real = api.compress
