@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Issue 6: the CUDA round trip and throughput on any GPU machine, in under 10 minutes.
+# The CUDA round trip and throughput on any GPU machine, in under 10 minutes.
 #   bash bench/cuda_check.sh            (PY=python-with-CUDA-torch to choose the interpreter)
 # Needs a CUDA build of torch and this project's dependencies importable. Runs the CUDA tests,
 # then encodes and decodes 256 CIFAR-sized images (the bundled samples, flipped and rolled into
 # distinct images) with --device cuda at the default K, for several --parallel, and writes
-# bench/results/cuda_check.json and .md (or under $OUT when set, for a remote machine).
+# bench/results/cuda_check_pP.json and .md (or under $OUT when set, for a remote machine). Suite entry:
+# python bench/suite.py run cuda-check.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3 )}

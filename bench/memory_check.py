@@ -1,4 +1,4 @@
-"""Peak memory of a 4096x4096 RGB round trip through the CLI (issue 6: within 4 GiB).
+"""Peak memory of a 4096x4096 RGB round trip through the CLI (the aim: within 4 GiB).
 
 Memory does not depend on K or on the network's size beyond its weights, so this uses K=1 and,
 by default, the shipped model at --parallel 8 (about 16k tiles each way). `--model tiny` uses a
@@ -55,6 +55,8 @@ def peak_rss_mib(cmd: list[str]) -> tuple[float, float]:
 
 
 def main():
+    from bbcodec.bench import environment
+
     ap = argparse.ArgumentParser()
     ap.add_argument("--size", type=int, default=4096)
     ap.add_argument("--model", default=None)
@@ -74,7 +76,7 @@ def main():
         res = {"size": [a.size, a.size], "pixels": a.size * a.size, "steps": 1, "parallel": a.parallel,
                "model": a.model or "default", "bbc_bytes": bbc.stat().st_size, "bit_exact": bool(same),
                "encode_peak_rss_mib": enc_mib, "decode_peak_rss_mib": dec_mib, "encode_s": enc_s, "decode_s": dec_s,
-               "command": "python bench/memory_check.py " + " ".join(sys.argv[1:])}
+               "command": "python bench/memory_check.py " + " ".join(sys.argv[1:]), "env": environment((a.out,))}
     print(json.dumps(res, indent=1))
     if not same:
         raise SystemExit("round trip is not bit-exact")

@@ -19,7 +19,7 @@ import torch
 
 from bbcodec import ans, api
 from bbcodec import bootstrap as boot_mod
-from bbcodec.bench import load_dataset, _image_data
+from bbcodec.bench import _image_data, environment, load_dataset
 from bbcodec.cli import DEFAULT_STEPS, DEFAULT_GRID_BITS
 from bbcodec.diffusion import codec as dcodec
 from bbcodec.registry import load_model
@@ -86,7 +86,7 @@ def main():
            "model": model.name, "steps": params.steps, "grid": params.grid, "grid_bits": params.grid_bits,
            "latents": params.latents, "bootstrap": boot, "images": len(imgs), "tiles_coded_by_model": rep.model_tiles, "tiles_bootstrapped": rep.bootstrap_tiles, "parallel": args.parallel,
            "threads": args.threads, "network": "plain module" if args.plain else "channels-last graph (nhwc)",
-           "torch": torch.__version__, "phases": rows}
+           "torch": torch.__version__, "phases": rows, "env": environment((args.out,))}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(res, indent=1) + "\n")
 

@@ -1,27 +1,69 @@
-"""Regenerate README's results section and the plots from the committed JSON in bench/results/.
+"""Regenerate the generated blocks of README.md (headline), docs/results.md (every result) and
+docs/models.md (the shipped models), and the plots, from the committed JSON: the suite's outputs in
+bench/results/, the studies' in bench/studies/*/results/, and the models' files.
 
-    .venv/bin/python bench/report.py
+    .venv/bin/python bench/report.py          (or: python bench/suite.py report)
 
-Nothing here is typed in by hand: every figure comes from a results JSON or a model's files.
+Nothing here is typed in by hand: every figure comes from a results JSON or a model's files. A
+block sits between `<!-- NAME:begin -->` and `<!-- NAME:end -->`; `stale()` says which files'
+blocks differ from what the JSON gives (tests/test_bench.py holds the docs to it).
 """
 from __future__ import annotations
 
 import csv
 import json
+import os
 import re
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 RES = ROOT / "bench" / "results"
+DOCS = ROOT / "docs"
+README, RESULTS_MD, MODELS_MD = ROOT / "README.md", DOCS / "results.md", DOCS / "models.md"
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
 from bbcodec.bench import markdown  # noqa: E402
+import suite  # noqa: E402
 
 
-def _load(name):
-    p = RES / name
+def _load(name, folder: Path = RES):
+    p = folder / name
     return json.loads(p.read_text()) if p.exists() else None
+
+
+def _study(name: str) -> Path:
+    return ROOT / suite.study_folder(name)
+
+
+def _rel(path: Path, doc: Path = RESULTS_MD) -> str:
+    """A link from the markdown file `doc` to `path`."""
+    return Path(os.path.relpath(path, doc.parent)).as_posix()
+
+
+def _repo(path: Path) -> str:
+    """`path` as the repository-root-relative text of a command."""
+    return path.relative_to(ROOT).as_posix()
+
+
+def _moved(command: str, study: str) -> str:
+    """A command a study's JSON recorded before the study moved to its folder, with today's paths
+    (the script and its results now live in the study's folder)."""
+    folder = _repo(_study(study))
+    return re.sub(r"bench/(results/)?(?=[\w.-]+(\s|$))", lambda m: f"{folder}/{m.group(1) or ''}", command)
+
+
+def _study_link(name: str) -> str:
+    folder = _study(name)
+    return f"Study: [`{_repo(folder)}`]({_rel(folder / 'README.md')}). "
+
+
+def _pyplot():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
 
 
 C_MIN = 0.05
@@ -69,22 +111,30 @@ def _cooldown_from(rows: list[dict]) -> int:
     return next((i for i in range(first_peak, len(lr)) if lr[i] < peak * (1 - 1e-9)), len(lr))
 
 
-def training_curve(model_dir: Path, out_png: Path) -> dict:
+def training_curve(model_dir: Path, out_png: Path, draw: bool) -> dict:
     """The default model's run: validation NELBO against images and hours, with power-law fits over
     the later constant-rate points extrapolated to 100 hours, the cooldown's points apart (a decaying
     rate buys a one-off drop that a power law in hours would misread as a trend), and each shipped
-    model's test NELBO."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
+    model's test NELBO; the plot is drawn only with `draw`."""
     rows = [r for r in csv.DictReader(open(model_dir / "train_log.csv")) if r["val_bpd"]]
     cut = _cooldown_from(rows)
     img = [int(r["images"]) for r in rows]
     hrs = [float(r["seconds"]) / 3600 for r in rows]
     val = [float(r["val_bpd"]) for r in rows]
     fits = [fit_power_law(hrs[:cut], val[:cut], h) for h in FIT_WINDOWS]
+    cooldown = None
+    if cut < len(rows):
+        cooldown = {"from_h": hrs[cut - 1], "to_h": hrs[-1], "points": len(rows) - cut, "val_end": val[-1],
+                    "best": min(val[cut:])}
+    if draw:
+        _plot_training_curve(model_dir, out_png, img, hrs, val, cut, fits)
+    return {"fits": fits, "fit_to_h": hrs[cut - 1], "cooldown": cooldown}
+
+
+def _plot_training_curve(model_dir: Path, out_png: Path, img, hrs, val, cut: int, fits) -> None:
+    import numpy as np
+    plt = _pyplot()
+
     shipped = []
     for name in json.loads((ROOT / "models" / "registry.json").read_text())["models"]:
         card = json.loads((ROOT / "models" / name / "card.json").read_text())
@@ -92,7 +142,7 @@ def training_curve(model_dir: Path, out_png: Path) -> dict:
     fig, ax = plt.subplots(1, 2, figsize=(10, 3.8))
     ax[0].plot(img[:cut], val[:cut], "o-", ms=3, label="constant learning rate")
     ax[1].plot(hrs[:cut], val[:cut], "o", ms=3, label="validation (1,000 held-out training images)")
-    if cut < len(rows):
+    if cut < len(val):
         ax[0].plot(img[cut - 1:], val[cut - 1:], "o-", ms=3, color="C6", label="cooldown (rate decayed)")
         ax[1].plot(hrs[cut:], val[cut:], "o", ms=3, color="C6", label="validation, cooldown (not fitted)")
         ax[0].legend(fontsize=7)
@@ -102,7 +152,7 @@ def training_curve(model_dir: Path, out_png: Path) -> dict:
     for f in fits:
         ax[1].plot(t, f["at"](t), "--", lw=1,
                    label=f"fit from {f['h_min']:g} h: {f['a']:.3f} + {f['b']:.3f}·h^-{f['c']:.2f}")
-    ax[1].axhline(3.2, color="k", lw=0.8, ls=":", label="issue 7 target 3.2")
+    ax[1].axhline(3.2, color="k", lw=0.8, ls=":", label="target 3.2")
     ax[1].set_xscale("log")
     ax[1].set_xlabel("hours on one CPU thread (log)")
     ax[1].legend(fontsize=7)
@@ -113,11 +163,6 @@ def training_curve(model_dir: Path, out_png: Path) -> dict:
     fig.tight_layout()
     fig.savefig(out_png, dpi=110)
     plt.close(fig)
-    cooldown = None
-    if cut < len(rows):
-        cooldown = {"from_h": hrs[cut - 1], "to_h": hrs[-1], "points": len(rows) - cut, "val_end": val[-1],
-                    "best": min(val[cut:])}
-    return {"fits": fits, "fit_to_h": hrs[cut - 1], "cooldown": cooldown}
 
 
 def extrapolation_text(curve: dict, hours_done: float) -> str:
@@ -144,14 +189,23 @@ def extrapolation_text(curve: dict, hours_done: float) -> str:
     return head + "\n".join(rows) + "\n" + tail
 
 
-def achieved_scatter(runs: list[dict], out_png: Path) -> str:
+def achieved_scatter(runs: list[dict], out_png: Path, draw: bool) -> str:
     """Per image, against the model's own NELBO_K (the reference the coder is measured against): in
     archive mode, the bits the coded chain spends on the image (its NELBO along the latents the coder
     drew, or the JPEG XL bits of a first tile); one file per image, the whole file."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    if draw:
+        _plot_achieved(runs, out_png)
+    return ("Per CIFAR-10 test image against the model's NELBO_K (with the fitted variances it codes with): in the "
+            "archives, the coded chain's NELBO at the latents the coder drew (what the ANS stack is charged, before "
+            "its byte-level rounding), or the JPEG XL bits of a first tile; as one file per image, the whole file, "
+            "which is JPEG XL's (one 32×32 tile is the bootstrap). Where the reference samples 20 of the 100 steps "
+            "per tile it is unbiased but noisy per image: the spread along x in the second and third panels is "
+            "the estimator's, as the first, with every step, shows.\n\n"
+            f"![achieved vs NELBO]({_rel(out_png)})\n")
 
+
+def _plot_achieved(runs: list[dict], out_png: Path) -> None:
+    plt = _pyplot()
     fig, axes = plt.subplots(1, len(runs), figsize=(4.4 * len(runs), 4), squeeze=False)
     for ax, run in zip(axes[0], runs):
         pi, s, mode = run["per_image"], run["summary"], run["mode"]
@@ -180,41 +234,47 @@ def achieved_scatter(runs: list[dict], out_png: Path) -> str:
     fig.tight_layout()
     fig.savefig(out_png, dpi=110)
     plt.close(fig)
-    return ("Per CIFAR-10 test image against the model's NELBO_K (with the fitted variances it codes with): in the "
-            "archives, the coded chain's NELBO at the latents the coder drew (what the ANS stack is charged, before "
-            "its byte-level rounding), or the JPEG XL bits of a first tile; as one file per image, the whole file, "
-            "which is JPEG XL's (one 32×32 tile is the bootstrap). Where the reference samples 20 of the 100 steps "
-            "per tile it is unbiased but noisy per image: the spread along x in the second and third panels is "
-            "the estimator's, as the first, with every step, shows.\n\n"
-            "![achieved vs NELBO](bench/results/cifar10_achieved_vs_nelbo.png)\n")
 
 
-def k_sweep_section() -> str:
-    u, o = _load("k_sweep_uniform.json"), _load("k_sweep_opt1.json")
+def _steps_dir() -> Path:
+    return _study("steps-model-side") / "results"
+
+
+def k_sweep_section(draw: bool) -> str | None:
+    u, o = _load("k_sweep_uniform.json", _steps_dir()), _load("k_sweep_opt1.json", _steps_dir())
     if not (u and o):
-        return ""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+        return None
     ou = {r["K"]: r for r in o["rows"]}
     rows = ["| K | uniform NELBO_K | opt1 NELBO_K |", "|---:|---:|---:|"]
     for r in u["rows"]:
         q = ou.get(r["K"])
         rows.append(f"| {r['K']} | {r['nelbo_k_bpd']:.4f} ± {r['se']:.4f} | "
                     + (f"{q['nelbo_k_bpd']:.4f} ± {q['se']:.4f} |" if q else " |"))
+    png = _steps_dir() / "rate_vs_steps.png"
+    if draw:
+        _plot_rate_vs_steps(u, o, png)
+    folder = _repo(_study("steps-model-side"))
+    return ("### Rate against steps (model side)\n\n" + _study_link("steps-model-side") +
+            f"NELBO_K of `{u['model']}` on the first {u['images']} CIFAR-10 test images, {u['sampled_steps_per_image']} "
+            "of the K steps sampled per image (unbiased; ± standard error over images, sampling noise included). "
+            f"Commands: `python {folder}/k_sweep.py --grid uniform --out {folder}/results/k_sweep_uniform.json` and the "
+            "same with `--grid opt1`.\n\n" + "\n".join(rows) + f"\n\n![rate vs steps]({_rel(png)})\n")
+
+
+def _plot_rate_vs_steps(u: dict, o: dict, png: Path) -> None:
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(5.2, 3.6))
     for res, lab, c in ((u, "uniform", "C0"), (o, "opt1 (ELBO-optimal)", "C1")):
         ks = [r["K"] for r in res["rows"]]
         ax.errorbar(ks, [r["nelbo_k_bpd"] for r in res["rows"]], yerr=[r["se"] for r in res["rows"]],
                     marker="o", capsize=2, color=c, label=f"{lab}: NELBO_K, first {res['images']}")
-    coded = _coded_sweep_runs()
+    coded = _coded_sweep_runs(1)
     for g, c in (("uniform", "C0"), ("opt1", "C1")):
         pts = sorted((k, s["bpd"]) for (n, gg, k), (_, s) in coded.items() if n == 100 and gg == g)
         if pts:
             ax.plot(*zip(*pts), "s--", color=c, ms=4, alpha=0.8, label=f"{g}: coded (v1), first 100")
     for g, c in (("uniform", "C2"), ("opt2", "C3"), ("opt3", "C4")):
-        pts = sorted((k, s["bpd"]) for (n, gg, k), (_, s) in _coded_sweep_runs("k_sweep_coded_v2").items()
+        pts = sorted((k, s["bpd"]) for (n, gg, k), (_, s) in _coded_sweep_runs(2).items()
                      if n == 100 and gg == g)
         if pts:
             ax.plot(*zip(*pts), "^-", color=c, ms=5, label=f"{g}: coded (v2, default), first 100")
@@ -226,20 +286,16 @@ def k_sweep_section() -> str:
     ax.legend()
     ax.set_title(f"{u['model']}: CIFAR-10 test images", fontsize=10)
     fig.tight_layout()
-    fig.savefig(RES / "rate_vs_steps.png", dpi=110)
+    fig.savefig(png, dpi=110)
     plt.close(fig)
-    return ("### Rate against steps (model side)\n\n"
-            f"NELBO_K of `{u['model']}` on the first {u['images']} CIFAR-10 test images, {u['sampled_steps_per_image']} "
-            "of the K steps sampled per image (unbiased; ± standard error over images, sampling noise included). "
-            "Commands: `python bench/k_sweep.py --grid uniform --out bench/results/k_sweep_uniform.json` and the "
-            "same with `--grid opt1`.\n\n" + "\n".join(rows) + "\n\n![rate vs steps](bench/results/rate_vs_steps.png)\n")
 
 
 def k_sweep_paired_section() -> str | None:
     """opt1 against uniform on the same images and noise draws, stratified steps (the close rows)."""
-    u, o = _load("k_sweep_strat_uniform.json"), _load("k_sweep_strat_opt1.json")
+    u, o = _load("k_sweep_strat_uniform.json", _steps_dir()), _load("k_sweep_strat_opt1.json", _steps_dir())
     if not (u and o):
         return None
+    folder = _repo(_study("steps-model-side"))
     import numpy as np
     ou = {r["K"]: r for r in o["rows"]}
     rows = ["| K | uniform NELBO_K | opt1 NELBO_K | opt1 − uniform (paired) |", "|---:|---:|---:|---:|"]
@@ -253,13 +309,13 @@ def k_sweep_paired_section() -> str | None:
     return ("Where the two grids are closest (K ≥ 512), the same images re-estimated with stratified steps "
             f"({u['sampled_steps_per_image']} per image, one from each quarter of the K steps; same seed for both "
             "grids, so the difference is paired): "
-            f"`python bench/k_sweep.py --grid opt1 --sampled 4 --stratified --ks 512,1000 --out "
-            "bench/results/k_sweep_strat_opt1.json`, and the same with `--grid uniform`.\n\n" + "\n".join(rows) + "\n")
+            f"`python {folder}/k_sweep.py --grid opt1 --sampled 4 --stratified --ks 512,1000 --out "
+            f"{folder}/results/k_sweep_strat_opt1.json`, and the same with `--grid uniform`.\n\n" + "\n".join(rows) + "\n")
 
 
 def grid_bits_section() -> str | None:
     """Coded rate against the latent bins' resolution (bench/grid_bits.sh), next to the b=0 sweep rows."""
-    folder = RES / "grid_bits"
+    folder = _study("latent-bin-width") / "results"
     found = {}
     for f in sorted(folder.glob("n*/*.json")) if folder.exists() else []:
         for run in json.loads(f.read_text())["runs"]:
@@ -268,7 +324,7 @@ def grid_bits_section() -> str | None:
                 found[(run["summary"]["images"], o["steps"], o["grid_bits"])] = run["summary"]
     if not found:
         return None
-    for (n, g, k), (run, s) in _coded_sweep_runs().items():
+    for (n, g, k), (run, s) in _coded_sweep_runs(1).items():
         if g == "opt1" and any(key[:2] == (n, k) for key in found):
             found[(n, k, run["options"]["grid_bits"])] = s
     rows = ["| images | K | grid_bits | file bits/dim | coded chain's own NELBO + JPEG XL tiles | file / that | "
@@ -276,15 +332,17 @@ def grid_bits_section() -> str | None:
     for (n, k, b), s in sorted(found.items(), key=lambda t: (-t[0][0], t[0][1], t[0][2])):
         rows.append(f"| first {n} | {k} | {b} | {s['bpd']:.4f} | {s['expected_bpd']:.4f} | {s['ratio_to_expected']:.3f} | "
                     f"{s['encode_s_per_image']:.2f} |")
-    return ("### Latent bin width against steps\n\nopt1 grid, latent coding version 1, archive, --parallel 8, one thread, model "
+    return ("### Latent bin width against steps\n\n" + _study_link("latent-bin-width") +
+            "opt1 grid, latent coding version 1, archive, --parallel 8, one thread, model "
             "`cifar10-vdm-s1`. Bins are 2^-grid_bits of the smallest step std. The middle column is what the "
             "coded chain's continuous NELBO (along the latents it actually drew) plus the JPEG XL tiles would "
-            "cost: the ratio isolates the coder. Command: `bash bench/grid_bits.sh` (N=100 RUNS=\"256:1\" for "
-            "the 100-image row).\n\n" + "\n".join(rows) + "\n")
+            f"cost: the ratio isolates the coder. Command: `bash {_repo(folder.parent)}/grid_bits.sh` (N=100 "
+            "RUNS=\"256:1\" for a 100-image row).\n\n" + "\n".join(rows) + "\n")
 
 
 def toy_bins_section() -> str | None:
-    r = _load("toy_bins.json")
+    folder = _study("binning-toy")
+    r = _load("toy_bins.json", folder / "results")
     if not r:
         return None
     by = {(x["K"], x["grid_bits"], x["latents"]): x for x in r["rows"]}
@@ -295,7 +353,7 @@ def toy_bins_section() -> str | None:
             rows.append(f"| {k} | {b} | {v1['excess']:.4f} | {v2['excess']:.4f} | {v1['excess_per_step']:.5f} |")
     return ("What binning costs with the network taken out (an exact denoiser in 1-D, the coder's own grids and "
             f"stds for `{r['model']}`'s schedule, {r['subpixels']:,} simulated subpixels): the code length beyond "
-            "the continuous chain's. Command: `python bench/toy_bins.py --out bench/results/toy_bins.json`.\n\n"
+            f"the continuous chain's. " + _study_link("binning-toy") + f"Command: `{_moved(r['command'], 'binning-toy')}`.\n\n"
             + "\n".join(rows) + "\n")
 
 
@@ -384,12 +442,10 @@ def _exact_text(exact: dict | None) -> str:
 
 def photos_section() -> str | None:
     classical = _load("photos_full_classical.json")
-    allnine = _load("photos_full_vdm.json")  # every photo at the version 2 defaults (bench/run_issue6.sh)
+    allnine = _load("photos_full_vdm.json")  # every photo at the version 2 defaults (suite entry photos-vdm)
     ex = _load("photos_full_vdm.nelbo_exact.json") if allnine else None
     exact = {e["name"]: e for e in ex["images"]} if ex else None
-    learned = ([r for r in allnine["runs"] if "summary" in r] if allnine else
-               [r for f in sorted(RES.glob("photos_full_vdm_*.json")) for r in json.loads(f.read_text())["runs"]
-                if "summary" in r])
+    learned = [r for r in allnine["runs"] if "summary" in r] if allnine else []
     if not classical and not learned:
         return None
     out = ["### Full-size photos (`photos-full`, one file each)\n"]
@@ -404,23 +460,20 @@ def photos_section() -> str | None:
             rows += _photo_rows(r, jxl_run, exact)
         o, s0 = learned[0]["options"], learned[0]["summary"]
         fitted = "with the fitted variances it codes with, " if s0.get("model_nelbo_k_fitted_bpd") else ""
-        out.append(f"bbcodec `{learned[0]['model']}` at the {'' if allnine else 'then-'}default settings (K={o['steps']}, grid {o['grid']}, "
+        out.append(f"bbcodec `{learned[0]['model']}` at the default settings (K={o['steps']}, grid {o['grid']}, "
                    f"latent coding version {o.get('latents', 1)}, grid_bits {o['grid_bits']}, first tiles by JPEG XL, "
                    f"--parallel {o['parallel']}), one CPU thread; every file decoded and compared. The model NELBO_K "
                    f"is its discrete-time NELBO {fitted}estimated with {nelbo_steps_text(s0, o['steps'])} "
                    "per tile" + _exact_text(exact)
-                   + ". The CIFAR-10 model has never seen a photo. "
-                   + ("Command: `SPLIT=5 bash bench/run_issue6.sh` (two processes, one per core).\n\n" if allnine else
-                      "Two photos only, for CPU time (version 1, before the current defaults). Command: "
-                      "`git show 7139157:bench/run_issue6.sh`.\n\n") + "\n".join(rows) + "\n")
+                   + ". The CIFAR-10 model has never seen a photo. Suite entries: `photos-vdm` (two processes, one "
+                     "per core), `photos-nelbo-exact` (the all-steps columns).\n\n" + "\n".join(rows) + "\n")
         if classical:
             out.append("Classical codecs on the same photos (bits/dim over them):\n\n| codec | bits/dim |\n|---|---:|\n"
                        + "\n".join(classical_on(classical, names)) + "\n")
     if classical:
         out.append("All nine photos, classical codecs:\n\n" + markdown(classical)
-                   + "\nCommand: `bbcodec bench photos-full --codec png --codec webp --codec jxl --codec jpegls "
-                     "--codec jp2k --out bench/results/photos_full_classical.json` (`bbcodec photos` rebuilds the set "
-                     "from Debian's wallpaper packages and the scikit-image wheel, pixel-checked).\n")
+                   + "\nSuite entry: `photos-classical` (`bbcodec photos` rebuilds the set from Debian's wallpaper "
+                     "packages and the scikit-image wheel, pixel-checked).\n")
     return "\n".join(out)
 
 
@@ -450,13 +503,13 @@ def profile_section() -> str | None:
     return (f"### Where the time goes\n\n`{pr['model']}`, K={pr['steps']} ({pr['grid']}, latent coding version "
             f"{pr.get('latents', 1)}), {pr['images']} CIFAR-10 images, {tiles}, --parallel {pr['parallel']}, "
             f"{pr['threads']} thread, torch {pr['torch']}. The coder side is the ANS calls, the classical "
-            f"codec of the first tiles and the Python glue. Command: `{pr['command']}`.{plain}\n\n"
+            f"codec of the first tiles and the Python glue. Suite entry `profile`: `{pr['command']}`.{plain}\n\n"
             + "\n".join(rows) + "\n")
 
 
 def nhwc_section() -> str | None:
     """The plain network module against the channels-last graph on one photo (bench/nhwc_speed.py)."""
-    r = _load("nhwc_speed.json")
+    r = _load("nhwc_speed.json", _study("network-layout") / "results")
     if not r:
         return None
     rows = ["| network | .bbc bytes | bits/dim | bit-exact | encode s/MP | decode s/MP |",
@@ -464,17 +517,18 @@ def nhwc_section() -> str | None:
     for x in r["rows"]:
         rows.append(f"| {x['network']} | {x['bytes']:,} | {x['bpd']:.4f} | {'yes' if x['bit_exact'] else 'NO'} | "
                     f"{x['encode_s_per_megapixel']:.0f} | {x['decode_s_per_megapixel']:.0f} |")
-    return (f"### Network layout\n\n`{r['image']}` ({r['pixels']:,} px), `{r['model']}`, K={r['steps']} "
+    return ("### Network layout\n\n" + _study_link("network-layout") + f"`{r['image']}` ({r['pixels']:,} px), `{r['model']}`, K={r['steps']} "
             f"({r['grid']}, latent coding version {r['latents']}), --parallel {r['parallel']}, {r['threads']} thread, "
             f"torch {r['torch']}; the plain module first, then the channels-last graph, one after the other "
             f"({r['note']}). Speed-up {r['speedup']['encode_s']:.2f}x encode, {r['speedup']['decode_s']:.2f}x decode. "
-            f"Command: `{r['command']}`.\n\n" + "\n".join(rows) + "\n")
+            f"Command: `{_moved(r['command'], 'network-layout')}`.\n\n" + "\n".join(rows) + "\n")
 
 
 def parallel_section() -> str | None:
     """File size and seconds against --parallel on full-size photos (bench/parallel_table.sh)."""
     out = []
-    for f in sorted((RES / "parallel").glob("photos_full_*.json")):
+    folder = _study("parallel")
+    for f in sorted((folder / "results").glob("photos_full_*.json")):
         res = json.loads(f.read_text())
         runs = sorted((r for r in res["runs"] if "summary" in r), key=lambda r: r["options"]["parallel"])
         if not runs:
@@ -491,24 +545,27 @@ def parallel_section() -> str | None:
         out.append(f"`{runs[0]['per_image'][0]['name']}` ({s0['subpixels'] // 3:,} px), `{runs[0]['model']}`, "
                    f"K={o['steps']} ({o['grid']}, latent coding version {o.get('latents', 1)}), one file, first tiles "
                    f"by JPEG XL, one CPU thread; NELBO_K from {nelbo_steps_text(s0, o['steps'])} per "
-                   f"tile. Command: `OFFSETS={res['offset']} bash bench/parallel_table.sh`.\n\n" + "\n".join(rows) + "\n")
-    return "### Tiles in flight (`--parallel`)\n\n" + "\n".join(out) if out else None
+                   f"tile. Command: `MODEL={runs[0]['model']} OFFSETS={res['offset']} bash {_repo(folder)}/parallel_table.sh`."
+                   "\n\n" + "\n".join(rows) + "\n")
+    return "### Tiles in flight (`--parallel`)\n\n" + _study_link("parallel") + "\n".join(out) if out else None
 
 
 def arch_section() -> str | None:
-    md = RES / "arch" / "arch_compare.md"
+    folder = _study("architecture")
+    md = folder / "results" / "arch_compare.md"
     if not md.exists():
         return None
-    return ("### Architecture comparison (issue 7)\n\n" + md.read_text()
-            + "\nCommand: `python bench/arch_compare.py` (logs in bench/results/arch/; the runs: "
+    return ("### Architecture comparison\n\n" + _study_link("architecture") + md.read_text()
+            + f"\nCommand: `python {_repo(folder)}/arch_compare.py` (logs in {_repo(folder)}/results/; the runs: "
               "`bbcodec train --data ../shared/data/cifar10/train.npz --run runs/NAME --config CFG --minutes 45 "
-              "--threads 1`).\n\n![architectures](bench/results/arch/arch_compare.png)\n")
+              f"--threads 1`).\n\n![architectures]({_rel(folder / 'results' / 'arch_compare.png')})\n")
 
 
-def _coded_sweep_runs(name: str = "k_sweep_coded"):
-    """{(images, grid, K): (run, summary)} of every finished coded-sweep run in bench/results/NAME."""
+def _coded_sweep_runs(latents: int):
+    """{(images, grid, K): (run, summary)} of every finished run of the coded sweep with that latent
+    coding version."""
     runs = {}
-    folder = RES / name
+    folder = _study("coded-steps") / "results" / f"latents{latents}"
     for f in sorted(folder.glob("n*/*.json")) if folder.exists() else []:
         for run in json.loads(f.read_text())["runs"]:
             if "summary" in run:
@@ -517,7 +574,7 @@ def _coded_sweep_runs(name: str = "k_sweep_coded"):
 
 
 def k_sweep_coded_section() -> str | None:
-    runs = _coded_sweep_runs("k_sweep_coded")
+    runs = _coded_sweep_runs(1)
     if not runs:
         return None
     rows = ["| images | K | uniform: file bits/dim | opt1: file bits/dim | uniform: NELBO_K | opt1: NELBO_K | "
@@ -527,10 +584,13 @@ def k_sweep_coded_section() -> str | None:
                     f"{_f(o, 'model_nelbo_k_bpd')} | {_f(o, 'encode_s_per_image', '.2f')} | "
                     f"{_f(o, 'decode_s_per_image', '.2f')} |")
     model = next(iter(runs.values()))[0]["model"]
-    return ("### Rate against steps (coded, latent coding version 1)\n\nOne archive per row (first tiles by JPEG XL), "
+    jxl = next(r for r in _load("cifar10_test_classical.json")["runs"] if r["codec"] == "jxl")
+    return ("### Rate against steps (coded, latent coding version 1)\n\n" + _study_link("coded-steps") +
+            "One archive per row (first tiles by JPEG XL), "
             f"--parallel 8, one thread, model `{model}`. The first 20 images are harder than the first 100 (JPEG XL: "
-            "4.36 against 4.13 bits/dim): compare rows of the same subset. NELBO_K here samples 8 of the K steps per "
-            "image (the model-side table above has 1000 images). Command: `LATENTS=1 bash bench/k_sweep_coded.sh`.\n\n"
+            f"{_first_bpd(jxl, 20):.2f} against {_first_bpd(jxl, 100):.2f} bits/dim): compare rows of the same subset. NELBO_K here samples 8 of the K steps per "
+            "image (the model-side table above has 1000 images). Command: "
+            f"`LATENTS=1 bash {_repo(_study('coded-steps'))}/k_sweep_coded.sh`.\n\n"
             + "\n".join(rows) + "\n")
 
 
@@ -545,7 +605,7 @@ def _f(d, key, fmt=".4f"):
 
 
 def k_sweep_coded_v2_section() -> str | None:
-    runs = _coded_sweep_runs("k_sweep_coded_v2")
+    runs = _coded_sweep_runs(2)
     if not runs:
         return None
     rows = ["| images | K | uniform: file bits/dim | opt1: file | opt2: file | **opt3**: file | opt3: fitted NELBO_K | "
@@ -557,31 +617,33 @@ def k_sweep_coded_v2_section() -> str | None:
                     f"{_f(o3, 'ratio_to_model_nelbo_k_fitted', '.3f')} | {_f(o3, 'encode_s_per_image', '.2f')} | "
                     f"{_f(o3, 'decode_s_per_image', '.2f')} |")
     model = next(iter(runs.values()))[0]["model"]
-    return ("### Rate against steps (coded, latent coding version 2: the default)\n\nOne archive per row (first "
+    return ("### Rate against steps (coded, latent coding version 2: the default)\n\n" + _study_link("coded-steps") +
+            "One archive per row (first "
             f"tiles by JPEG XL), --parallel 8, one thread, model `{model}`; the best file of each row in bold. opt1 is "
             "the ELBO-optimal grid for the posterior's variances; opt2 the one for version 2's fitted variances, from "
             "the measured error curve; opt3 (the default with version 2) the same from the smoothed curve. Fitted "
             "NELBO_K is the model's discrete-time NELBO with the variances version 2 codes with; it samples 8 of the K "
             "steps per image (a few percent of noise on 100 images). Cells marked – were not run (CPU time). "
-            "Commands: `bash bench/k_sweep_coded.sh`, `python bench/add_fitted_reference.py "
-            "bench/results/k_sweep_coded_v2/n100/*.json` for runs that predate the fitted column.\n\n"
+            f"Command: `bash {_repo(_study('coded-steps'))}/k_sweep_coded.sh`.\n\n"
             + "\n".join(rows) + "\n" + _k1000_reference(model))
 
 
 def _k1000_reference(model: str) -> str:
     """The model's K = 1000 uniform NELBO on the same first 100 images, for the K = 64 comparison."""
-    ref = _load("k_sweep_strat_uniform_n100.json")
+    ref = _load("k_sweep_strat_uniform_n100.json", _steps_dir())
     if not ref or ref["model"] != model:
         return ""
     r = next(r for r in ref["rows"] if r["K"] == 1000)
     return (f"\nFor comparison, `{model}`'s K = 1000 uniform NELBO on the same {ref['images']} images is "
             f"{r['nelbo_k_bpd']:.4f} ± {r['se']:.4f} bits/dim ({ref['sampled_steps_per_image']} stratified steps per "
-            f"image; the ± is mostly the spread between images, which the rows above share): `{ref['command']}`.\n")
+            f"image; the ± is mostly the spread between images, which the rows above share): "
+            f"`{_moved(ref['command'], 'steps-model-side')}`.\n")
 
 
 def grid_check_section() -> str | None:
     """Each grid's exact expected diffusion cost on test images (bench/grid_check.py) against its prediction."""
-    files = sorted((RES / "grid_check").glob("*.json")) if (RES / "grid_check").exists() else []
+    folder = _study("grid-check")
+    files = sorted((folder / "results").glob("*.json"))
     if not files:
         return None
     res = [json.loads(f.read_text()) for f in files]
@@ -594,14 +656,14 @@ def grid_check_section() -> str | None:
         rows.append(f"| {r['model']} | {r['steps']} | {r['images']} | " + " | ".join(
             "–" if c is None else ("**{:.4f}**" if c["coded_v2"] == best else "{:.4f}").format(c["coded_v2"])
             + f" ({c['dp_predicted']:.4f})" for c in cells) + " |")
-    return ("### Which grid codes best: measured on test images\n\nThe diffusion term (bits/dim; the recon and "
+    return ("### Which grid codes best: measured on test images\n\n" + _study_link("grid-check") + "The diffusion term (bits/dim; the recon and "
             "prior terms do not depend on the grid) that latent coding version 2 pays in expectation with each grid, "
             "computed in closed form from the network's error at each step's time on the first test images, with "
             "the coder's own variances; in brackets the cost the measured training curve predicts (the curve opt1 "
             "and opt2 were optimised on; opt3 was optimised on its smooth fit). "
             "opt2 is predicted best everywhere but measures worst from K = 64 up: the DP placed steps where the "
-            "measured curve happened to be low. opt3 runs the same DP on a smooth fit of the curve and measures best. Command: `python bench/grid_check.py "
-            "--model MODEL --steps K --images 32`.\n\n" + "\n".join(rows) + "\n")
+            "measured curve happened to be low. opt3 runs the same DP on a smooth fit of the curve and measures best. "
+            f"Command: `python {_repo(folder)}/grid_check.py --model MODEL --steps K --images 32`.\n\n" + "\n".join(rows) + "\n")
 
 
 def memory_section() -> str | None:
@@ -622,34 +684,36 @@ def memory_section() -> str | None:
     return ("### Memory on large images\n\nPeak resident memory of `bbcodec compress` and `decompress`, each in its "
             "own process, on a synthetic photo-like image. Tiles are streamed, so memory does not grow with K or "
             "with the network beyond its weights; `tiny` is a random-weight two-level network that keeps the run "
-            "short (K = 1). Commands: " + ", ".join(cmds) + ".\n\n" + "\n".join(rows) + "\n")
+            "short (K = 1). Suite entry `memory`: " + ", ".join(cmds) + ".\n\n" + "\n".join(rows) + "\n")
 
 
-def rate_vs_seconds(out_png: Path) -> str | None:
+def rate_vs_seconds(out_png: Path, draw: bool) -> str | None:
     """bits/dim against encode+decode seconds per image on CIFAR-10: every coded run we have."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     pts = []
-    for name, tag in (("k_sweep_coded", "v1"), ("k_sweep_coded_v2", "v2")):
-        for (n, grid, k), (r, s) in sorted(_coded_sweep_runs(name).items()):
+    for latents in (1, 2):
+        for (n, grid, k), (r, s) in sorted(_coded_sweep_runs(latents).items()):
             if n == 100:
-                pts.append((f"K={k} {grid} {tag}", grid + tag, s["encode_s_per_image"] + s["decode_s_per_image"],
-                            s["bpd"]))
-    for name in ("cifar10_test_vdm_archive100.json",):
-        r = _load(name)
-        for run in (r or {"runs": []})["runs"]:
-            if "summary" in run:
-                s = run["summary"]
-                pts.append((f"bbcodec default ({run['model']})", "default", s["encode_s_per_image"] + s["decode_s_per_image"],
-                            s["bpd"]))
-    classical = _load("cifar10_test_classical.json")
-    for run in (classical or {"runs": []})["runs"]:
+                pts.append((f"K={k} {grid} v{latents}", f"{grid}v{latents}",
+                            s["encode_s_per_image"] + s["decode_s_per_image"], s["bpd"]))
+    for run in (_load("cifar10_test_vdm_archive100.json") or {"runs": []})["runs"]:
+        if "summary" in run:
+            s = run["summary"]
+            pts.append((f"bbcodec default ({run['model']})", "default", s["encode_s_per_image"] + s["decode_s_per_image"],
+                        s["bpd"]))
+    for run in (_load("cifar10_test_classical.json") or {"runs": []})["runs"]:
         s = run["summary"]
         pts.append((run["codec"], "classical", s["encode_s_per_image"] + s["decode_s_per_image"], s["bpd"]))
     if not pts:
         return None
+    if draw:
+        _plot_rate_vs_seconds(pts, out_png)
+    return ("### Rate against seconds\n\nCIFAR-10: bbcodec archives of the first 100 test images (coded sweep and "
+            "default settings), classical codecs over all 10,000, one file each.\n\n"
+            f"![rate vs seconds]({_rel(out_png)})\n")
+
+
+def _plot_rate_vs_seconds(pts: list[tuple], out_png: Path) -> None:
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     colors = {"uniformv1": "tab:blue", "opt1v1": "tab:orange", "uniformv2": "tab:green", "opt1v2": "tab:olive",
               "opt2v2": "tab:purple", "opt3v2": "tab:brown",
@@ -664,68 +728,205 @@ def rate_vs_seconds(out_png: Path) -> str | None:
     fig.tight_layout()
     fig.savefig(out_png, dpi=110)
     plt.close(fig)
-    return ("### Rate against seconds\n\nCIFAR-10: bbcodec archives of the first 100 test images (coded sweep and "
-            "default settings), classical codecs over all 10,000, one file each.\n\n"
-            "![rate vs seconds](bench/results/rate_vs_seconds.png)\n")
 
 
-def main() -> None:
-    reg = json.loads((ROOT / "models" / "registry.json").read_text())
-    parts = []
-    vdm_runs = {"runs": []}
-    for name in ("cifar10_test_vdm_archive100.json", "cifar10_test_vdm_perfile100_boot.json",
-                 "cifar10_test_vdm_1000.json"):
+def _first_bpd(run: dict, n: int) -> float:
+    """A classical run's bits/dim over its first n images (CIFAR-10: all the same size)."""
+    return sum(p["bpd"] for p in run["per_image"][:n]) / n
+
+
+def _registry() -> dict:
+    return json.loads((ROOT / "models" / "registry.json").read_text())
+
+
+def cifar_section(reg: dict, draw: bool) -> str | None:
+    vdm_runs = []
+    for name in ("cifar10_test_vdm_archive100.json", "cifar10_test_vdm_1000.json"):
         r = _load(name)
         if r:
-            vdm_runs["runs"] += [x for x in r["runs"] if "summary" in x]
+            vdm_runs += [x for x in r["runs"] if "summary" in x]
     classical = _load("cifar10_test_classical.json")
-    if vdm_runs["runs"] or classical:
-        both = {"runs": vdm_runs["runs"] + (classical["runs"] if classical else [])}
-        parts.append("### CIFAR-10 test set\n\nbbcodec rows: the first 100 or 1,000 test images (the images column), "
-                     "in archives (one of 100, or one per 100 images where it says so) and as one file each; "
-                     "classical rows: all 10,000 images, one file each.\n\n"
-                     + markdown(both)
-                     + "\nCommands: `bash bench/run_issue2.sh` (archive rows of 100), `git show 7139157:bench/run_issue6.sh` "
-                       "(per-file row of 100, superseded by the rows of 1,000), `bash bench/run_issue3.sh` (rows of 1,000), `bbcodec bench cifar10-test --codec png --codec webp --codec jxl --codec jpegls "
-                       "--codec jp2k --out bench/results/cifar10_test_classical.json` (classical rows).\n")
-        if classical:
-            rows = ["| codec (one file per image) | first 20 | first 100 | first 1,000 | all 10,000 |",
-                    "|---|---:|---:|---:|---:|"]
-            for r in classical["runs"]:
-                pi = r["per_image"]
-                rows.append(f"| {r['codec']} | " + " | ".join(f"{sum(p['bpd'] for p in pi[:n]) / n:.4f}"
-                                                                for n in (20, 100, 1000))
-                            + f" | {r['summary']['bpd']:.4f} |")
-            parts.append("Classical codecs on the same images as the bbcodec rows (bits/dim, from the same JSON):\n\n"
-                         + "\n".join(rows) + "\n")
-        panels = [r for r in vdm_runs["runs"] if r["model"] == reg["default"] and r["mode"] == "archive"
-                  and r["summary"]["images"] == 100][-1:]
-        panels += [r for r in vdm_runs["runs"] if r["summary"]["images"] == 1000]
-        if panels:
-            parts.append(achieved_scatter(panels, RES / "cifar10_achieved_vs_nelbo.png"))
-    for section in (k_sweep_section, k_sweep_paired_section, k_sweep_coded_v2_section, grid_check_section,
-                    k_sweep_coded_section, grid_bits_section, toy_bins_section, lambda: rate_vs_seconds(RES / "rate_vs_seconds.png"),
-                    photos_section, parallel_section, profile_section, nhwc_section, memory_section, arch_section):
+    if not vdm_runs and not classical:
+        return None
+    both = {"runs": vdm_runs + (classical["runs"] if classical else [])}
+    parts = ["### CIFAR-10 test set\n\nbbcodec rows: the first 100 or 1,000 test images (the images column), "
+             "in archives (one of 100, or one per 100 images where it says so) and as one file each; "
+             "classical rows: all 10,000 images, one file each.\n\n"
+             + markdown(both)
+             + "\nSuite entries: `cifar10-archive100` (archive rows of 100: each shipped model's row was added while it "
+               "was the default), `cifar10-1000` (rows of 1,000), `cifar10-classical` (classical rows).\n"]
+    if classical:
+        rows = ["| codec (one file per image) | first 20 | first 100 | first 1,000 | all 10,000 |",
+                "|---|---:|---:|---:|---:|"]
+        for r in classical["runs"]:
+            rows.append(f"| {r['codec']} | " + " | ".join(f"{_first_bpd(r, n):.4f}" for n in (20, 100, 1000))
+                        + f" | {r['summary']['bpd']:.4f} |")
+        parts.append("Classical codecs on the same images as the bbcodec rows (bits/dim, from the same JSON):\n\n"
+                     + "\n".join(rows) + "\n")
+    panels = [r for r in vdm_runs if r["model"] == reg["default"] and r["mode"] == "archive"
+              and r["summary"]["images"] == 100][-1:]
+    panels += [r for r in vdm_runs if r["summary"]["images"] == 1000]
+    if panels:
+        parts.append(achieved_scatter(panels, RES / "cifar10_achieved_vs_nelbo.png", draw))
+    return "\n".join(parts)
+
+
+def suite_section() -> str:
+    m = suite.manifest()
+    rows = ["| entry | what | model | data | outputs | time, one CPU thread |", "|---|---|---|---|---|---|"]
+    for e in m["bench"]:
+        outs = ", ".join(f"`{Path(o).name}`" for o in e["outputs"])
+        flag = " (long)" if e["long"] else f" (needs {e['needs']})" if e.get("needs") else ""
+        rows.append(f"| `{e['name']}` | {e['title']} | {e['model']} | {e['dataset']} | {outs} | {e['cpu']}{flag} |")
+    studies = ["| study | what | model | data |", "|---|---|---|---|"]
+    for st in m["study"]:
+        studies.append(f"| [`{Path(st['folder']).name}`]({_rel(ROOT / st['folder'] / 'README.md')}) | {st['title']} | "
+                       f"{st['model']} | {st['dataset']} |")
+    return ("### The suite\n\nDeclared in `bench/suite.toml` (commands, outputs in `bench/results/`); "
+            "`python bench/suite.py run NAME` reruns an entry and regenerates these pages.\n\n" + "\n".join(rows)
+            + "\n\nOne-off studies, archived with their script, results and the commit they ran at (their tables are "
+              "under Studies below):\n\n" + "\n".join(studies) + "\n")
+
+
+def results_block(reg: dict, draw: bool) -> str:
+    """docs/results.md's generated block: the suite's results, then the studies'."""
+    parts = [suite_section()]
+    for section in (lambda: cifar_section(reg, draw), photos_section, profile_section, memory_section):
         text = section()
         if text:
             parts.append(text)
+    parts.append("## Studies\n\nEach measured once, at the commit its README names; the figures are of the "
+                 "model and code of that day.\n")
+    for section in (lambda: k_sweep_section(draw), k_sweep_paired_section, k_sweep_coded_v2_section,
+                    grid_check_section, k_sweep_coded_section, grid_bits_section, toy_bins_section,
+                    lambda: rate_vs_seconds(RES / "rate_vs_seconds.png", draw), parallel_section, nhwc_section,
+                    arch_section):
+        text = section()
+        if text:
+            parts.append(text)
+    return "\n".join(parts)
+
+
+def models_block(reg: dict, draw: bool) -> str:
+    """docs/models.md's generated block: every shipped model from its card and grids, then the
+    default model's training curve and its extrapolation."""
+    rows = ["| model | parameters | training images | hours (one CPU thread) | validation NELBO | "
+            "test NELBO (first 1,000) | coded: first 100 in one archive | coded with | error-curve fit: degree (BIC), "
+            "χ²/dof |", "|---|---:|---:|---:|---:|---:|---:|---|---:|"]
+    for name in reg["models"]:
+        folder = ROOT / "models" / reg["models"][name]["path"]
+        card = json.loads((folder / "card.json").read_text())
+        smooth = json.loads((folder / "grids.json").read_text())["curve"].get("smooth")
+        k, t = card.get("coded"), card["training"]
+        coded = f"{k['bpd']:.4f}" if k else "–"
+        o = k["options"] if k else {}
+        how = (f"K={o['steps']} {o['grid']} v{o.get('latents', 1)} p={o['parallel']}" if k else "–")
+        fit = f"{smooth['log_polynomial_degree']}, {smooth['chi2_per_dof']:.2f}" if smooth else "–"
+        mark = " (default)" if name == reg["default"] else ""
+        rows.append(f"| [`{name}`]({_rel(folder / 'MODEL_CARD.md', MODELS_MD)}){mark} | {card['parameters']:,} | "
+                    f"{t['images_seen_at_best']:,} | {t['wall_seconds_at_best'] / 3600:.2f} | {card['val_nelbo_bpd']:.4f} | "
+                    f"{card['test_nelbo_bpd']:.4f} ± {card['test_nelbo_se']:.4f} | {coded} | {how} | {fit} |")
+    table = ("### Shipped models\n\nFrom each model's `card.json` and `grids.json` (the smoothed error curve that "
+             "grid opt3 is optimised on: log M(t) as a weighted polynomial in t, its degree chosen by BIC). "
+             "Coded: `bench/results/cifar10_test_vdm_archive100.json`, at the defaults of its day.\n\n"
+             + "\n".join(rows) + "\n")
     mdir = ROOT / "models" / reg["default"]
     card = json.loads((mdir / "card.json").read_text())
-    curve = training_curve(mdir, RES / "training_curve.png")
-    parts.append(f"### The default model `{card['name']}`\n\n"
-                 f"Continuous-time test NELBO on the first {card['test_images']:,} CIFAR-10 test images: "
-                 f"**{card['test_nelbo_bpd']:.4f} ± {card['test_nelbo_se']:.4f} bits/dim** "
-                 f"({card['parameters']:,} parameters, {card['training']['images_seen_at_best']:,} training images "
-                 f"seen, {card['training']['wall_seconds_at_best'] / 3600:.2f} h on one thread of a 2-core CPU). "
-                 f"See `models/{card['name']}/MODEL_CARD.md`.\n\n"
-                 "![training curve](bench/results/training_curve.png)\n\n"
-                 + extrapolation_text(curve, card["training"]["wall_seconds_at_best"] / 3600))
-    body = "\n".join(parts)
-    readme = (ROOT / "README.md").read_text()
-    new = re.sub(r"<!-- results:begin -->.*<!-- results:end -->",
-                 "<!-- results:begin -->\n" + body + "\n<!-- results:end -->", readme, flags=re.S)
-    (ROOT / "README.md").write_text(new)
-    print(body)
+    png = RES / "training_curve.png"
+    curve = training_curve(mdir, png, draw)
+    default = (f"### The default model `{card['name']}`\n\n"
+               f"Continuous-time test NELBO on the first {card['test_images']:,} CIFAR-10 test images: "
+               f"**{card['test_nelbo_bpd']:.4f} ± {card['test_nelbo_se']:.4f} bits/dim** "
+               f"({card['parameters']:,} parameters, {card['training']['images_seen_at_best']:,} training images "
+               f"seen, {card['training']['wall_seconds_at_best'] / 3600:.2f} h on one thread of a 2-core CPU). "
+               f"See `models/{card['name']}/MODEL_CARD.md`.\n\n"
+               f"![training curve]({_rel(png, MODELS_MD)})\n\n"
+               + extrapolation_text(curve, card["training"]["wall_seconds_at_best"] / 3600))
+    return table + "\n" + default
+
+
+def _secs(x: float) -> str:
+    return f"{x:,.0f}" if x >= 100 else f"{x:.2f}" if x >= 1 else f"{x:.4f}"
+
+
+HEADLINE_CODECS = (("png", "PNG"), ("webp", "WebP"), ("jxl", "JPEG XL"))
+
+
+def headline_block(reg: dict, draw: bool) -> str | None:
+    """README's table: bbcodec against PNG, WebP and JPEG XL on CIFAR-10 (the default model's archive
+    of the first 100 test images) and on the nine photos, bits/dim and seconds (nothing to draw)."""
+    arch, cc = _load("cifar10_test_vdm_archive100.json"), _load("cifar10_test_classical.json")
+    pv, pc = _load("photos_full_vdm.json"), _load("photos_full_classical.json")
+    if not (arch and cc and pv and pc):
+        return None
+    done = [r for r in arch["runs"] if "summary" in r]
+    a = next((r for r in done if r["model"] == reg["default"]), done[-1])
+    n = a["summary"]["images"]
+    ccod = {r["codec"]: r for r in cc["runs"]}
+    p = next(r for r in pv["runs"] if "summary" in r)
+    pcod = {r["codec"]: r for r in pc["runs"]}
+    names = [x["name"] for x in p["per_image"]]
+
+    def bold(vals):
+        return [f"**{v:.4f}**" if v == min(vals) else f"{v:.4f}" for v in vals]
+
+    cif = [a["summary"]["bpd"]] + [_first_bpd(ccod[c], n) for c, _ in HEADLINE_CODECS]
+    pho = [p["summary"]["bpd"]] + [_bpd_over(pcod[c], names) for c, _ in HEADLINE_CODECS]
+
+    def per_mp(s):
+        mp = s["subpixels"] / 3 / 1e6
+        return s["encode_s_per_image"] * s["images"] / mp, s["decode_s_per_image"] * s["images"] / mp
+
+    cif_s = [(a["summary"]["encode_s_per_image"], a["summary"]["decode_s_per_image"])] + [
+        (ccod[c]["summary"]["encode_s_per_image"], ccod[c]["summary"]["decode_s_per_image"]) for c, _ in HEADLINE_CODECS]
+    ps = p["summary"]
+    pho_s = [(ps["encode_s_per_megapixel"], ps["decode_s_per_megapixel"])] + [per_mp(pcod[c]["summary"])
+                                                                                for c, _ in HEADLINE_CODECS]
+    secs = lambda pairs: " | ".join(f"{_secs(e)} / {_secs(d)}" for e, d in pairs)  # noqa: E731
+    rows = ["| data | measure | bbcodec | " + " | ".join(h for _, h in HEADLINE_CODECS) + " |",
+            "|---|---|---:|---:|---:|---:|",
+            f"| CIFAR-10 test, first {n} (32×32); bbcodec `{a['model']}`, one archive | bits/dim | "
+            + " | ".join(bold(cif)) + " |",
+            f"| | encode / decode, s per image | {secs(cif_s)} |",
+            f"| {len(names)} full-size photos, one file each; bbcodec `{p['model']}` | bits/dim | "
+            + " | ".join(bold(pho)) + " |",
+            f"| | encode / decode, s per megapixel | {secs(pho_s)} |"]
+    return ("\n".join(rows) + "\n\nBits per subpixel of whole files (header and side data included), every file "
+            "decoded and compared; lower is better, the best of each row in bold. Seconds on one CPU thread. The "
+            "classical codecs code one file per image; their CIFAR-10 seconds are the mean over all 10,000 test "
+            f"images. bbcodec's model on the photos is a CIFAR-10 model: it has never seen a photo. Every table: "
+            f"[docs/results.md](docs/results.md).\n")
+
+
+BLOCKS = ((README, "headline", headline_block), (RESULTS_MD, "results", results_block),
+          (MODELS_MD, "models", models_block))
+
+
+def _splice(text: str, name: str, body: str) -> str:
+    return re.sub(f"<!-- {name}:begin -->.*<!-- {name}:end -->",
+                  lambda _: f"<!-- {name}:begin -->\n{body}\n<!-- {name}:end -->", text, flags=re.S)
+
+
+def generated(draw: bool = False) -> dict[Path, str]:
+    """Each file with a generated block, as it reads with that block regenerated (and the plots
+    redrawn with `draw`)."""
+    out, reg = {}, _registry()
+    for path, name, block in BLOCKS:
+        body = block(reg, draw)
+        if body is not None and path.exists():
+            out[path] = _splice(out.get(path, path.read_text()), name, body)
+    return out
+
+
+def stale() -> list[str]:
+    """Files whose generated block differs from what the committed JSON gives (no plots drawn)."""
+    return [_repo(p) for p, text in generated().items() if p.read_text() != text]
+
+
+def main() -> None:
+    for path, text in generated(draw=True).items():
+        path.write_text(text)
+        print(f"wrote {_repo(path)}")
 
 
 if __name__ == "__main__":

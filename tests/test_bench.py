@@ -1,5 +1,9 @@
-"""`bbcodec bench` with a tiny model: decoded and compared, resumable, clean errors; the photo-set builder."""
+"""`bbcodec bench` with a tiny model: decoded and compared, resumable, provenance per stretch, clean errors; the
+photo-set builder; the suite manifest, and the docs regenerated from the committed results."""
+import importlib.util
 import json
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,6 +27,21 @@ def _run(npz, out, tiny_model_dir, *extra):
     return CliRunner().invoke(cli, ["bench", str(npz), "--model", str(tiny_model_dir), "--steps", "3", "--grid",
                                     "uniform", "--codec", "vdm", "--codec", "png", "--out", str(out), "--quiet",
                                     *extra])
+
+
+needs_toml = pytest.mark.skipif(sys.version_info < (3, 11) and importlib.util.find_spec("tomli") is None,
+                                reason="bench/suite.toml needs tomllib (Python 3.11) or tomli")
+
+
+def _bench_module(name: str):
+    """A script of bench/ as a module (bench/ is not a package)."""
+    bench_dir = Path(__file__).resolve().parents[1] / "bench"
+    if str(bench_dir) not in sys.path:
+        sys.path.insert(0, str(bench_dir))
+    spec = importlib.util.spec_from_file_location(name, bench_dir / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def test_bench_writes_json_and_markdown(npz, tmp_path, tiny_model_dir):
@@ -192,12 +211,7 @@ def test_slices_coded_apart_merge_into_one_resumable_run(npz, tmp_path, tiny_mod
 
 
 def test_nelbo_exact_script_recomputes_the_reference_of_a_per_file_run(npz, tmp_path, tiny_model_dir):
-    import importlib.util
-    from pathlib import Path
-    spec = importlib.util.spec_from_file_location(
-        "nelbo_exact", Path(__file__).resolve().parents[1] / "bench" / "nelbo_exact.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = _bench_module("nelbo_exact")
     from bbcodec.diffusion.codec import CodingParams
     from bbcodec.registry import load_model
     out = tmp_path / "r.json"
@@ -216,3 +230,41 @@ def test_nelbo_exact_script_recomputes_the_reference_of_a_per_file_run(npz, tmp_
         assert row["file_over_nelbo_k"] == pytest.approx(row["file_bits"] / exact, rel=1e-12)
         assert row["file_over_stratified_nelbo_k"] == pytest.approx(row["file_bits"] / strat, rel=1e-12)
         assert row["sampled_steps"] == 2 and row["stratified_steps"] == 2
+
+
+@needs_toml
+def test_docs_regenerate_identical_from_the_committed_results():
+    """README's headline and the docs' result and model blocks are what the committed JSON gives
+    (python bench/suite.py report regenerates them); no plot is drawn here."""
+    report = _bench_module("report")
+    regenerated = report.generated()
+    assert {p.name for p in regenerated} == {"README.md", "results.md", "models.md"}
+    for path, text in regenerated.items():
+        assert path.read_text() == text, f"{path}: run python bench/suite.py report"
+
+
+@needs_toml
+def test_the_suite_declares_every_published_result(capsys):
+    suite = _bench_module("suite")
+    m = suite.manifest()
+    names = [e["name"] for e in m["bench"] + m["study"]]
+    assert len(names) == len(set(names))
+    for e in m["bench"]:
+        assert {"title", "model", "dataset", "outputs", "long", "cpu", "commands"} <= set(e), e["name"]
+        if not e.get("needs"):  # a GPU entry's outputs are written on a GPU machine
+            assert all((suite.ROOT / o).exists() for o in e["outputs"]), e["name"]
+    for s in m["study"]:
+        folder = suite.ROOT / s["folder"]
+        assert (folder / "README.md").exists() and any((folder / "results").iterdir()), s["name"]
+    # every result JSON in bench/results/ is some entry's output
+    declared = {o for e in m["bench"] for o in e["outputs"]}
+    results = {p.relative_to(suite.ROOT).as_posix() for p in (suite.ROOT / "bench" / "results").glob("*.json")}
+    assert not results - declared
+    # the default selection leaves out long and GPU entries; a model override fills {model}
+    short = [e["name"] for e in suite.selected([], all_=False)]
+    assert "cifar10-1000" not in short and "cuda-check" not in short and "cifar10-classical" in short
+    assert suite.main(["run", "cifar10-1000", "--model", "M", "--dry-run"]) == 0
+    assert "--model M " in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="take no model"):
+        suite.main(["run", "cifar10-classical", "--model", "M", "--dry-run"])
+    assert suite.main(["--list"]) == 0 and "studies" in capsys.readouterr().out

@@ -1,4 +1,4 @@
-"""Issue 5: which grid codes best, measured exactly on test images instead of predicted from the curve.
+"""Which grid codes best, measured exactly on test images instead of predicted from the curve.
 
 For every step of every grid, the expected KL of latent coding version 2's reverse step (the coder's
 own push variance, s_p^2 + c_x^2 M(t) from the frozen training curve) is computed in closed form from
@@ -9,8 +9,8 @@ the grid).  Beside it: the same with the variance that would be best for these i
 place of the curve), the dynamic program's prediction (training curve), and version 1's cost.
 All grids share the images; each time point draws its own noise.
 
-    .venv/bin/python bench/grid_check.py --model cifar10-vdm-s3 --steps 100 --images 32
-writes bench/results/grid_check/MODEL_KK_nN.json.
+    .venv/bin/python bench/studies/2026-11-30-grid-check/grid_check.py --model cifar10-vdm-s3 --steps 100 --images 32
+writes results/MODEL_KK_nN.json beside this script.
 """
 from __future__ import annotations
 
@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[2]
 sys.path.insert(0, str(ROOT))
 
 from bbcodec.bench import NAMED  # noqa: E402
@@ -74,7 +75,7 @@ def main():
                            **{k: float(v.sum()) for k, v in row.items()},
                            "per_step": {k: v.tolist() for k, v in row.items()}}
         print(f"{g:8s} " + " ".join(f"{float(v.sum()):9.4f}" for v in row.values()))
-    dest = ROOT / "bench/results/grid_check" / f"{m.name}_K{K}_n{len(x)}.json"
+    dest = HERE / "results" / f"{m.name}_K{K}_n{len(x)}.json"
     dest.write_text(json.dumps(out) + "\n")
     print(f"wrote {dest.relative_to(ROOT)}")
 

@@ -1,7 +1,7 @@
-"""NELBO_K against K for the uniform and the ELBO-optimal (opt1) time grid (issue 5's table, model side).
+"""NELBO_K against K for the uniform and the ELBO-optimal (opt1) time grid (model side: no coder).
 
-    .venv/bin/python bench/k_sweep.py --grid uniform --out bench/results/k_sweep_uniform.json
-    .venv/bin/python bench/k_sweep.py --grid opt1    --out bench/results/k_sweep_opt1.json
+    .venv/bin/python bench/studies/2026-11-29-steps-model-side/k_sweep.py --grid uniform --out bench/studies/2026-11-29-steps-model-side/results/k_sweep_uniform.json
+    .venv/bin/python bench/studies/2026-11-29-steps-model-side/k_sweep.py --grid opt1    --out bench/studies/2026-11-29-steps-model-side/results/k_sweep_opt1.json
 
 On the first N CIFAR-10 test images, with `--sampled` of the K steps drawn per image and scaled by
 K/m (unbiased; the standard error over images includes that sampling noise). With --stratified,
@@ -9,7 +9,8 @@ one step from each of m contiguous runs of the K steps instead (also unbiased, m
 The same seed per K for every grid, so two grids see the same images and noise draws. Coder-free:
 fresh continuous latents (`bbcodec.diffusion.vdm.nelbo_k_bits`).
 
-    .venv/bin/python bench/k_sweep.py --grid opt1 --sampled 4 --stratified --out bench/results/k_sweep_strat_opt1.json
+    .venv/bin/python bench/studies/2026-11-29-steps-model-side/k_sweep.py --grid opt1 --sampled 4 --stratified \
+        --ks 512,1000 --out bench/studies/2026-11-29-steps-model-side/results/k_sweep_strat_opt1.json
 """
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[2]
 sys.path.insert(0, str(ROOT))
 
 from bbcodec.bench import load_dataset  # noqa: E402
@@ -60,7 +62,7 @@ def main() -> None:
         print(json.dumps({key: v for key, v in rows[-1].items() if key != "per_image_bpd"}), flush=True)
         res = {"model": model.name, "model_sha256": model.sha256, "grid": a.grid, "images": len(x),
                "sampled_steps_per_image": a.sampled, "stratified": a.stratified, "rows": rows,
-               "command": "python bench/k_sweep.py " + " ".join(sys.argv[1:])}
+               "command": f"python {Path(__file__).resolve().relative_to(ROOT)} " + " ".join(sys.argv[1:])}
         Path(a.out).write_text(json.dumps(res, indent=1) + "\n")  # after every K: a partial run keeps its rows
 
 

@@ -1,18 +1,20 @@
 #!/usr/bin/env bash
-# Issue 5, coder side: coded bits/dim and seconds per image against K, uniform vs the optimal grids.
-# GRIDS="opt3" runs only those grids (--resume skips finished runs anyway).
+# Coded bits/dim and seconds per image against K, uniform vs the ELBO-optimal grids (the coder side;
+# the model side is ../2026-11-29-steps-model-side). GRIDS="opt3" runs only those grids (--resume
+# skips finished runs anyway).
 # Archive mode (one .bbc per run, first tiles bootstrapped with JPEG XL), --parallel 8, one
-# thread, first 100 CIFAR-10 test images; the model's NELBO_K reference samples 8 steps per image
-# (the 1000-image model-side sweep is bench/k_sweep.py). MODEL defaults to the model the sweep was run with.
+# thread, first 100 CIFAR-10 test images; the model's NELBO_K reference samples 8 steps per image.
+# MODEL defaults to the model the sweep was run with.
 #   LATENTS=2 (default): latent coding version 2, grids opt1, uniform, opt2 and opt3 (the default grid
-#     with version 2) -> bench/results/k_sweep_coded_v2/n100/GRID_KK.json
-#   LATENTS=1: version 1 -> bench/results/k_sweep_coded/nN/GRID_KK.json (plus first-20 rows for K 32..256)
-# bench/report.py folds both into the README.
+#     with version 2) -> results/latents2/n100/GRID_KK.json
+#   LATENTS=1: version 1 -> results/latents1/nN/GRID_KK.json (plus first-20 rows for K 32..256)
+# bench/report.py folds both into docs/results.md.
 set -euo pipefail
 MODEL=${MODEL:-cifar10-vdm-s1}
 LATENTS=${LATENTS:-2}
-cd "$(dirname "$0")/.."
-DIR=bench/results/k_sweep_coded$([ "$LATENTS" = 1 ] || echo _v$LATENTS)
+HERE=$(cd "$(dirname "$0")" && pwd)
+cd "$HERE/../../.."
+DIR=$HERE/results/latents$LATENTS
 run() {  # N K GRID
   mkdir -p $DIR/n$1
   .venv/bin/bbcodec bench cifar10-test --model $MODEL --limit $1 --mode archive --steps $2 --grid $3 --parallel 8 \

@@ -1,14 +1,14 @@
-"""Architecture comparison for issue 7: validation NELBO against CPU time, same budget, same data.
+"""Architecture comparison: validation NELBO against CPU time, same budget, same data.
 
 Candidates (one thread each on the 2-core CPU, batch 16, lr 5e-4, EMA 0.995, CIFAR-10 train
 with the last 1000 images held out for validation):
   unet-32-64-128   the shipped U-Net: 32->16->8 with 32/64/128 channels, attention at 8x8
   resnet-48-nodown VDM's layout scaled to this CPU: no downsampling, 48 channels at 32x32,
                    2 residual blocks per side, attention only in the middle
-Logs are copied into bench/results/arch/ (runs/ is not committed). Writes arch_compare.md and
-arch_compare.png there.
+Logs are copied into results/ beside this script (runs/ is not committed). Writes arch_compare.md,
+arch_compare.json and arch_compare.png there.
 
-    .venv/bin/python bench/arch_compare.py
+    .venv/bin/python bench/studies/2026-11-29-architecture/arch_compare.py
 """
 from __future__ import annotations
 
@@ -16,8 +16,7 @@ import csv
 import json
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-OUT = ROOT / "bench" / "results" / "arch"
+OUT = Path(__file__).resolve().parent / "results"
 CANDIDATES = {
     "unet-32-64-128": {"log": "unet-32-64-128_log.csv", "config": {"channels": [32, 64, 128], "num_res_blocks": 1,
                                                                    "attn_levels": [2]}},

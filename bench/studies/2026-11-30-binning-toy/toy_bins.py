@@ -7,7 +7,7 @@ time grid; the bin masses are evaluated exactly and the latents drawn as the ANS
 one; version 1 pushes the schedule's posterior std. Prints, per K and grid_bits, the expected code
 length beyond the prior KL, in bits per subpixel and per step.
 
-    .venv/bin/python bench/toy_bins.py --out bench/results/toy_bins.json
+    .venv/bin/python bench/studies/2026-11-30-binning-toy/toy_bins.py --out bench/studies/2026-11-30-binning-toy/results/toy_bins.json
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(ROOT))
 
 from bbcodec.diffusion.codec import ChainSpec, CodingParams  # noqa: E402
@@ -74,7 +74,7 @@ def main() -> None:
                 print(json.dumps(rows[-1]), flush=True)
     if a.out:
         Path(a.out).write_text(json.dumps({"model": a.model, "subpixels": a.subpixels, "rows": rows,
-                                           "command": "python bench/toy_bins.py " + " ".join(sys.argv[1:])},
+                                           "command": f"python {Path(__file__).resolve().relative_to(ROOT)} " + " ".join(sys.argv[1:])},
                                           indent=1) + "\n")
 
 

@@ -1,8 +1,8 @@
 """The network's layout against coding speed: the plain module against the channels-last graph that
 CPU encoders use (header coding.nhwc; see diffusion.codec.EpsFn), on the same image, same settings,
-one after the other, each file decoded and compared. Writes bench/results/nhwc_speed.json.
+one after the other, each file decoded and compared. Writes results/nhwc_speed.json beside this script.
 
-    .venv/bin/python bench/nhwc_speed.py [--dataset photos-full] [--offset 0] [--parallel 8] [--threads 1]
+    .venv/bin/python bench/studies/2026-11-30-network-layout/nhwc_speed.py [--dataset photos-full] [--offset 0] [--parallel 8] [--threads 1]
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from bbcodec.bench import _image_data, load_dataset
 from bbcodec.cli import DEFAULT_GRID_BITS, DEFAULT_STEPS
 from bbcodec.registry import load_model
 
-ROOT = Path(__file__).resolve().parent.parent
+HERE = Path(__file__).resolve().parent
 
 
 def main():
@@ -30,7 +30,7 @@ def main():
     ap.add_argument("--parallel", type=int, default=8)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--note", default="", help="conditions, e.g. what else ran on the machine")
-    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "nhwc_speed.json"))
+    ap.add_argument("--out", default=str(HERE / "results" / "nhwc_speed.json"))
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     model = load_model()
@@ -53,7 +53,7 @@ def main():
                      "encode_s_per_megapixel": enc / px * 1e6, "decode_s_per_megapixel": dec / px * 1e6,
                      "encodes": rep.encodes})
         print(json.dumps(rows[-1]), flush=True)
-    res = {"command": f"python bench/nhwc_speed.py --dataset {a.dataset} --offset {a.offset} --parallel {a.parallel} "
+    res = {"command": f"python {Path(__file__).resolve().relative_to(HERE.parents[2])} --dataset {a.dataset} --offset {a.offset} --parallel {a.parallel} "
                       f"--threads {a.threads}", "note": a.note, "image": names[0], "pixels": px, "model": model.name,
            "steps": params.steps, "grid": params.grid, "latents": params.latents, "parallel": a.parallel,
            "threads": a.threads, "torch": torch.__version__, "cpus": os.cpu_count(), "rows": rows,
