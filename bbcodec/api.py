@@ -20,11 +20,12 @@ import numpy as np
 import torch
 
 from . import bootstrap as boot
-from . import container
+from . import container, defaults
 from .ans import Stack, seed_words
 from .diffusion.codec import ChainSpec, ChainStats, CodingParams, EpsFn, tile_batch_codec
 from .errors import BbcError, FormatError, ModelError
 from .images import ImageData, archive_checksum
+from .progress import Progress, Silent
 from .registry import LoadedModel
 
 CODEC_ID = "vdm-bitswap"
@@ -84,13 +85,14 @@ def _batches(n: int, parallel: int, start: int = 0, ramp: int = DEFAULT_RAMP) ->
     return out
 
 
-def _side_chunks(d: ImageData) -> list[bytes]:
+def _side_chunks(d: ImageData, metadata: bool = True) -> list[bytes]:
+    """Side data of an image in file order: alpha plane, palette, then (metadata) ICC profile, EXIF."""
     out = []
     if d.alpha is not None:
         out.append(np.ascontiguousarray(d.alpha).tobytes())
     if d.palette is not None:
         out.append(d.palette)
-    for b in (d.icc, d.exif):
+    for b in (d.icc, d.exif) if metadata else ():
         if b:
             out.append(b)
     return out
@@ -123,6 +125,8 @@ class Report:
     ramp: int = DEFAULT_RAMP      # the batch ramp the file was coded with
     encodes: int = 1              # encodes started (more when the slower-ramp retry fired)
     tiles_coded: int = 0          # tile chains coded over all of them (model_tiles when none was retried)
+    metadata_bytes: int = 0       # what ICC profiles, EXIF and text/colour tags add to the file
+    boot_codec: str | None = None
 
     @property
     def bpd(self) -> float:
@@ -139,11 +143,17 @@ class Report:
         return self.nelbo_bits + self.bootstrap_bits
 
     @property
+    def pixels_bpd(self) -> float:
+        """Bits per subpixel of the file without its metadata: what cjxl or the bench compare."""
+        return 8.0 * (self.bytes - self.metadata_bytes) / self.subpixels
+
+    @property
     def bpd_without_initial(self) -> float:
         return (8.0 * self.bytes - self.initial_bits) / self.subpixels
 
     def as_dict(self) -> dict:
         return {"bytes": self.bytes, "subpixels": self.subpixels, "bpd": self.bpd,
+                "metadata_bytes": self.metadata_bytes, "pixels_bpd": self.pixels_bpd, "boot_codec": self.boot_codec,
                 "nelbo_bpd": self.nelbo_bpd, "bootstrap_bits": self.bootstrap_bits,
                 "bootstrap_tiles": self.bootstrap_tiles, "model_tiles": self.model_tiles,
                 "expected_bpd": self.expected_bits / self.subpixels,
@@ -165,9 +175,49 @@ def torch_threads(n: int):
         torch.set_num_threads(old)
 
 
-def _progress(total: int, enabled: bool, desc: str):
-    from tqdm import tqdm
-    return tqdm(total=total, disable=not enabled, desc=desc, unit="tile-step", leave=False, dynamic_ncols=True)
+def _progress(progress: Progress | bool | None) -> Progress:
+    """A Progress from what the caller gave: one, True (stderr), or False/None (silent)."""
+    if isinstance(progress, Progress):
+        return progress
+    return Progress() if progress else Silent()
+
+
+# Coder-side time (ANS, bin masses) on top of the network's: under 10% in the committed profile.
+CODER_SHARE = 1.1
+
+
+def estimate_seconds(model: LoadedModel, params: CodingParams, batches: list[int], nhwc: bool, threads: int) -> float:
+    """Seconds the network (and coder) should take for these batch sizes at K steps, from the time of
+    one call on one tile and on the largest batch, measured now after a warm-up call (about a second;
+    the warm-up also builds the channels-last graph the coding then uses)."""
+    if not batches:
+        return 0.0
+    eps_fn = EpsFn(model.vdm.net, model.device, nhwc=nhwc)
+    T = model.tile
+
+    def timed(n: int) -> float:
+        z = np.zeros((n, 3, T, T))
+        t = time.perf_counter()
+        eps_fn(z, 0.0)
+        return time.perf_counter() - t
+
+    with torch.inference_mode(), torch_threads(threads):
+        timed(1)
+        one = timed(1)
+        big = max(batches)
+        per_tile = (timed(big) - one) / (big - 1) if big > 1 else one / 2
+    per_tile = max(per_tile, 0.0)
+    base = max(one - per_tile, 0.0)
+    return CODER_SHARE * params.steps * sum(base + per_tile * n for n in batches)
+
+
+def model_tile_batches(images: list[ImageData], model: LoadedModel, parallel: int, bootstrap: str | None) -> list[int]:
+    """Batch sizes an encode of these images will code with the model (at the default ramp; a one-tile
+    bootstrap is assumed, the usual case): what `estimate_seconds` and progress are given."""
+    T = model.tile
+    n = sum(math.ceil(d.height / T) * math.ceil(d.width / T) for d in images)
+    n_boot = min(n, 1) if bootstrap is not None else 0
+    return [len(b) for b in _batches(n - n_boot, parallel)]
 
 
 def coding_params(model: LoadedModel, steps: int, grid: str | None = None, grid_bits: int = 0,
@@ -184,9 +234,14 @@ def coding_params(model: LoadedModel, steps: int, grid: str | None = None, grid_
     return CodingParams(steps=steps, grid=grid, grid_bits=grid_bits, latents=latents)
 
 
-def compress(images: list[ImageData], model: LoadedModel, params: CodingParams = CodingParams(),
-             parallel: int = 1, progress: bool = False, bootstrap: str | None = "auto") -> tuple[bytes, Report]:
+def compress(images: list[ImageData], model: LoadedModel, params: CodingParams | None = None,
+             parallel: int = defaults.PARALLEL, progress: Progress | bool | None = None,
+             bootstrap: str | None = defaults.BOOTSTRAP, threads: int = defaults.THREADS) -> tuple[bytes, Report]:
     """Code images into one .bbc archive on one ANS stack.
+
+    params: None for the model's defaults (`coding_params`). threads: torch intra-op threads of the
+    network, written to the header (the decoder replays them). progress: a `progress.Progress`, True
+    for one on stderr, or None.
 
     bootstrap: "auto" (the first available of `bootstrap.CODECS`), a codec name, or None (initial
     bits from seed words only). With a codec, the leading tiles whose classical bytes cover the
@@ -197,6 +252,14 @@ def compress(images: list[ImageData], model: LoadedModel, params: CodingParams =
         raise BbcError("no images to compress")
     if parallel < 1:
         raise BbcError("--parallel must be >= 1")
+    if threads < 1:
+        raise BbcError("--threads must be >= 1")
+    params = coding_params(model, defaults.STEPS) if params is None else params
+    with torch_threads(threads):
+        return _compress(images, model, params, parallel, _progress(progress), bootstrap)
+
+
+def _compress(images, model, params, parallel, progress: Progress, bootstrap) -> tuple[bytes, Report]:
     t0 = time.time()
     T = model.tile
     spec = ChainSpec(model.schedule, params, model.time_grid(params.grid, params.steps), model.mse_curve)
@@ -222,13 +285,14 @@ def compress(images: list[ImageData], model: LoadedModel, params: CodingParams =
         if not plans or batches != plans[-1][1]:
             plans.append((r, batches))
     n_words = _seed_size(max([len(b) for b in plans[0][1]] + [1]), T, params.grid_bits)
-    # one progress unit per tile and step, whatever the batches
     encodes = tiles_coded = 0
-    with torch.inference_mode(), _progress(n_model * spec.K, progress, "encode") as bar:
+    with torch.inference_mode():
         for ramp, batches in plans:
             encodes += 1
+            progress.begin("encode" if encodes == 1 else f"encode (slower ramp {ramp})",
+                           [len(b) for b in batches], spec.K, T * T)
             for _ in range(MAX_SEED_RETRIES):
-                bar.reset()
+                progress.restart()
                 seed = seed_words(n_words)
                 stack = Stack(seed)
                 for j, d in enumerate(boot_data):
@@ -240,7 +304,7 @@ def compress(images: list[ImageData], model: LoadedModel, params: CodingParams =
                     mask = np.stack([tiles[j].mask for j in b])
                     stats = ChainStats(len(b))
                     codec = tile_batch_codec(spec, eps_fn, mask, x_true=x, stats=stats,
-                                             on_step=functools.partial(bar.update, len(b)))
+                                             on_step=functools.partial(progress.advance, len(b)))
                     codec.push(stack, x[mask])
                     tiles_coded += len(b)
                     np.add.at(nelbo, [tiles[j].image for j in b], stats.total)
@@ -264,9 +328,15 @@ def compress(images: list[ImageData], model: LoadedModel, params: CodingParams =
             # from the seed; if it did, the batches grew faster than the stack: grow them more slowly
             if n_boot == 0 or n_words - kept <= HEAD_WORDS:
                 break
+    progress.end()
     boot_bits = np.zeros(len(images))
     for j, d in enumerate(boot_data):
         boot_bits[tiles[j].image] += boot.bits(d)
+    records = [{"name": d.name, "width": d.width, "height": d.height, "mode": d.mode,
+                "channels": int(d.main.shape[0]), "alpha": int(d.alpha is not None),
+                "palette_mode": d.palette_mode, "palette_bytes": len(d.palette or b""),
+                "transparency": _transparency_to_json(d.transparency), "meta": d.meta,
+                "icc_bytes": len(d.icc or b""), "exif_bytes": len(d.exif or b"")} for d in images]
     side_chunks = [c for d in images for c in _side_chunks(d)]
     side = container.pack_side(side_chunks)
     header = {
@@ -278,23 +348,23 @@ def compress(images: list[ImageData], model: LoadedModel, params: CodingParams =
                    "seed_words": n_words, "seed_kept": kept, "threads": threads,
                    "device": model.device, "boot_codec": boot_codec if n_boot else None, "boot_tiles": n_boot,
                    **({"nhwc": 1} if eps_fn.nhwc and n_model else {})},
-        "images": container.image_table(
-            [{"name": d.name, "width": d.width, "height": d.height, "mode": d.mode,
-              "channels": int(d.main.shape[0]), "alpha": int(d.alpha is not None),
-              "palette_mode": d.palette_mode, "palette_bytes": len(d.palette or b""),
-              "transparency": _transparency_to_json(d.transparency), "meta": d.meta,
-              "icc_bytes": len(d.icc or b""), "exif_bytes": len(d.exif or b"")}
-             for d in images]),
+        "images": container.image_table(records),
         "pixels_crc32": archive_checksum(images),
     }
-    data = container.Container(header, container.words_to_bytes(words[kept:]), side).to_bytes()
+    payload = container.words_to_bytes(words[kept:])
+    data = container.Container(header, payload, side).to_bytes()
+    # the same file without ICC, EXIF and tags (not written): what the metadata costs
+    bare = [dict(r, meta={}, icc_bytes=0, exif_bytes=0) for r in records]
+    bare_side = container.pack_side([c for d in images for c in _side_chunks(d, metadata=False)])
+    bare_len = len(container.Container(dict(header, images=container.image_table(bare)), payload, bare_side).to_bytes())
     side_bits = 8 * len(side)
     rep = Report(bytes=len(data), subpixels=sum(d.subpixels for d in images),
                  nelbo_bits=float(nelbo.sum()) + side_bits, initial_bits=32 * (n_words - kept),
                  seconds=time.time() - t0, per_image_nelbo_bits=[float(v) for v in nelbo],
                  bootstrap_bits=int(boot_bits.sum()), bootstrap_tiles=n_boot,
                  model_tiles=n_model, per_image_bootstrap_bits=[int(v) for v in boot_bits],
-                 ramp=ramp, encodes=encodes, tiles_coded=tiles_coded)
+                 ramp=ramp, encodes=encodes, tiles_coded=tiles_coded, metadata_bytes=len(data) - bare_len,
+                 boot_codec=boot_codec if n_boot else None)
     return data, rep
 
 
@@ -303,18 +373,25 @@ def _seed_size(tiles_in_flight: int, T: int, grid_bits: int) -> int:
     return 64 + math.ceil(tiles_in_flight * 3 * T * T * (8 + grid_bits) / 32)
 
 
-# Deficit per coded subpixel of a first chain, by (model, K, grid, b): measured once per process.
-_DEFICIT: dict[tuple, float] = {}
-
-
 def _deficit_per_subpixel(model: LoadedModel, params: CodingParams, spec: ChainSpec, eps_fn) -> float:
     """Seed bits that a first chain draws from an otherwise empty stack, per coded subpixel.
 
     Measured on a fixed mid-grey tile, so a file's bytes depend only on its inputs: a flat tile
     has the smallest per-step KLs, i.e. pushes the fewest bits back, so this errs on the high side.
+    A full chain of network calls, so it is measured once per model, settings and arithmetic, and
+    kept in the user's cache folder (`BBCODEC_CACHE`, default ~/.cache/bbcodec). It only decides how
+    many leading tiles the bootstrap codec takes, which the header records: a lost or stale cache
+    changes nothing a decoder needs.
     """
-    key = (model.sha256, params, model.device, torch.get_num_threads())
-    if key not in _DEFICIT:
+    import json
+    key = (f"{model.sha256}:K{params.steps}:{params.grid}:b{params.grid_bits}:v{params.latents}:"
+           f"{model.device}:t{torch.get_num_threads()}:nhwc{int(eps_fn.nhwc)}")
+    path = defaults.cache_dir() / "initial_deficit.json"
+    try:
+        cache = json.loads(path.read_text())
+    except (OSError, ValueError):
+        cache = {}
+    if not isinstance(cache, dict) or not isinstance(cache.get(key), float):
         T = model.tile
         x = np.full((1, 3, T, T), 128, dtype=np.uint8)
         mask = np.ones(x.shape, dtype=bool)
@@ -322,8 +399,15 @@ def _deficit_per_subpixel(model: LoadedModel, params: CodingParams, spec: ChainS
         seed = seed_words(n_words)
         stack = Stack(seed)
         tile_batch_codec(spec, eps_fn, mask).push(stack, x[mask])
-        _DEFICIT[key] = 32 * (n_words - _common_prefix(stack.words(), seed)) / mask.sum()
-    return _DEFICIT[key]
+        cache = cache if isinstance(cache, dict) else {}
+        cache[key] = 32 * (n_words - _common_prefix(stack.words(), seed)) / float(mask.sum())
+        try:
+            from .fileio import write_atomic
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(str(path), json.dumps(cache, indent=1, sort_keys=True).encode(), force=True)
+        except OSError:
+            pass  # a read-only home: measured again next time
+    return cache[key]
 
 
 def _choose_bootstrap(tiles: list[Tile], codec: str, model, params, spec, eps_fn) -> list[bytes]:
@@ -353,8 +437,41 @@ def check_model(header: dict, model: LoadedModel) -> None:
                          f"not {model.name} ({model.sha256})")
 
 
-def decompress(data: bytes, model: LoadedModel, progress: bool = False) -> tuple[list[ImageData], dict]:
+def _layout(h: dict, model: LoadedModel):
+    """What a header says the decoder has to do: image records, empty tiles, the bootstrap codec and
+    its tile count, and the encoder's batches of model tiles (in coding order)."""
+    cod = h["coding"]
+    metas = container.image_records(h)
+    tiles = [t for i, im in enumerate(metas)
+             for t in make_tiles(i, None, im["height"], im["width"], im["channels"], model.tile)]
+    boot_codec, n_boot = cod.get("boot_codec"), cod.get("boot_tiles", 0)
+    if n_boot > len(tiles) or (n_boot > 0) != (boot_codec is not None):
+        raise FormatError("corrupted header (bootstrap tiles)")
+    if boot_codec is not None:
+        boot.check_codec(boot_codec)
+    batches = _batches(len(tiles) - n_boot, cod["parallel"], start=n_boot, ramp=cod.get("ramp", DEFAULT_RAMP))
+    return metas, tiles, boot_codec, n_boot, batches
+
+
+def decode_plan(h: dict, model: LoadedModel) -> list[int]:
+    """Batch sizes of model tiles a decode of this header runs (for `estimate_seconds`)."""
+    return [len(b) for b in _layout(h, model)[4]]
+
+
+def verify(data: bytes, model: LoadedModel, images: list[ImageData], progress: Progress | bool | None = None) -> None:
+    """Decode `data` in memory and compare with the images it was made from; BbcError on any difference."""
+    from .images import same_image
+    out, _ = decompress(data, model, progress)
+    if len(out) != len(images):
+        raise BbcError(f"verification failed: the file decodes to {len(out)} images, not {len(images)}")
+    for a, b in zip(images, out):
+        if not same_image(a, b):
+            raise BbcError(f"verification failed: {a.name} does not decode bit-exact")
+
+
+def decompress(data: bytes, model: LoadedModel, progress: Progress | bool | None = None) -> tuple[list[ImageData], dict]:
     """Decode every image of a .bbc archive; raises FormatError / ModelError on any mismatch."""
+    progress = _progress(progress)
     c = container.parse(data)
     h = c.header
     check_model(h, model)
@@ -368,16 +485,7 @@ def decompress(data: bytes, model: LoadedModel, progress: bool = False) -> tuple
     except ValueError as e:
         raise FormatError(f"unsupported coding parameters ({e})")
     T = model.tile
-    metas = container.image_records(h)
-    tiles = [t for i, im in enumerate(metas)
-             for t in make_tiles(i, None, im["height"], im["width"], im["channels"], T)]
-    boot_codec, n_boot = cod.get("boot_codec"), cod.get("boot_tiles", 0)
-    if n_boot > len(tiles) or (n_boot > 0) != (boot_codec is not None):
-        raise FormatError("corrupted header (bootstrap tiles)")
-    if boot_codec is not None:
-        boot.check_codec(boot_codec)
-    n_model = len(tiles) - n_boot
-    batches = _batches(n_model, cod["parallel"], start=n_boot, ramp=cod.get("ramp", DEFAULT_RAMP))
+    metas, tiles, boot_codec, n_boot, batches = _layout(h, model)
     seed = seed_words(cod["seed_words"])
     words = np.concatenate([seed[:cod["seed_kept"]], container.bytes_to_words(c.payload)])
     if len(words) == 0:
@@ -390,11 +498,11 @@ def decompress(data: bytes, model: LoadedModel, progress: bool = False) -> tuple
     mismatch = ("decoded data does not match: the file is corrupted, or the network's probabilities "
                 f"differed from the encoder's (encoded on {cod['device']}, decoding on {model.device}; "
                 "same model, device kind and torch build are required)")
-    with torch.inference_mode(), torch_threads(cod["threads"]), \
-            _progress(n_model * spec.K, progress, "decode") as bar:
+    progress.begin("decode", [len(b) for b in reversed(batches)], spec.K, T * T)
+    with torch.inference_mode(), torch_threads(cod["threads"]):
         for b in reversed(batches):
             mask = np.stack([tiles[j].mask for j in b])
-            codec = tile_batch_codec(spec, eps_fn, mask, on_step=functools.partial(bar.update, len(b)))
+            codec = tile_batch_codec(spec, eps_fn, mask, on_step=functools.partial(progress.advance, len(b)))
             try:
                 vals = codec.pop(stack)
             except (OverflowError, ValueError, RuntimeError):
@@ -408,6 +516,7 @@ def decompress(data: bytes, model: LoadedModel, progress: bool = False) -> tuple
                 tiles[j].x = boot.tile_codec(boot_codec, tiles[j].mask).pop(stack)
             except (OverflowError, ValueError, RuntimeError):
                 raise FormatError(mismatch)
+    progress.end()
     if not np.array_equal(stack.words(), seed):
         raise FormatError(mismatch)
     side = container.unpack_side(c.side, sum(im["height"] * im["width"] * im["alpha"] + im["palette_bytes"]

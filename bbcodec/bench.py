@@ -112,6 +112,8 @@ def bench_vdm(names, arrays, model, params, parallel: int, mode: str, progress=N
     called after each one so an interrupted run can be resumed. Without `summarize` only the
     records come back (a slice for `merge`, summarized by a later resume over the whole range).
     With `stretch`, each new record names it (the index of the run's environment in `stretches`)."""
+    import torch
+
     from . import api
 
     imgs = [_image_data(n, a) for n, a in zip(names, arrays)]
@@ -123,7 +125,8 @@ def bench_vdm(names, arrays, model, params, parallel: int, mode: str, progress=N
     for i in range(start, len(imgs), size):
         group = imgs[i:i + size]
         t0 = time.time()
-        data, rep = api.compress(group, model, params, parallel=parallel, bootstrap=bootstrap)
+        data, rep = api.compress(group, model, params, parallel=parallel, bootstrap=bootstrap,
+                                 threads=torch.get_num_threads())  # bench --threads
         t_enc = time.time() - t0
         t0 = time.time()
         out, _ = api.decompress(data, model)

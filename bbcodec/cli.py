@@ -11,13 +11,12 @@ from pathlib import Path
 
 import click
 
+from . import defaults
 from .errors import BbcError
 
-DEFAULT_STEPS = 100
-DEFAULT_GRID_BITS = 0
-# tiles in flight: on one CPU thread the network's time per tile falls 1.8x from 1 to 8 tiles per call
-# and is flat beyond; the file size does not depend on it (README: "Tiles in flight")
-DEFAULT_PARALLEL = 8
+DEFAULT_STEPS = defaults.STEPS
+DEFAULT_GRID_BITS = defaults.GRID_BITS
+DEFAULT_PARALLEL = defaults.PARALLEL
 
 
 def _fail(msg: str, code: int = 1):
@@ -46,6 +45,37 @@ def _guard(fn):
 
 def _show_progress(quiet: bool) -> bool:
     return not quiet and sys.stderr.isatty()
+
+
+def _reporter(quiet: bool):
+    """Progress on stderr: redrawn on a terminal, a plain line now and then otherwise; none with --quiet."""
+    from .progress import Progress, Silent
+    return Silent() if quiet else Progress()
+
+
+def _threads_opt(f):
+    return click.option("--threads", type=click.IntRange(1, 1024), default=defaults.THREADS, show_default=True,
+                        help="torch threads of the network. Written to the file: until the network's arithmetic "
+                             "is exact, the decoder replays the encoder's count (slower, never wrong, on a "
+                             "machine with fewer cores)")(f)
+
+
+def _stdout_is_terminal() -> bool:
+    return sys.stdout.isatty()
+
+
+def _n(count: int, noun: str) -> str:
+    return f"{count:,} {noun}{'s' * (count != 1)}"
+
+
+def _summary(output: str, n_images: int, rep) -> str:
+    """One line: bytes, bits/dim of the whole file and of the pixels alone, what the metadata cost, time."""
+    meta = f", metadata {rep.metadata_bytes:,} bytes" if rep.metadata_bytes else ""
+    how = f"{rep.model_tiles} tile{'s' * (rep.model_tiles != 1)} by the model"
+    if rep.bootstrap_tiles:
+        how += f", {rep.bootstrap_tiles} by {rep.boot_codec}"
+    return (f"{n_images} image{'s' * (n_images != 1)} -> {output}: {rep.bytes:,} bytes, {rep.bpd:.4f} bits/dim "
+            f"({rep.pixels_bpd:.4f} for the pixels alone{meta}); {how}; {rep.seconds:.1f} s")
 
 
 def _model_opt(f):
@@ -102,40 +132,67 @@ def cli():
 @_parallel_opt
 @_bootstrap_opt
 @_device_opt
+@_threads_opt
 @click.option("--force", is_flag=True, help="overwrite an existing output")
+@click.option("--verify", is_flag=True, help="after writing, decode the file in memory and compare every image")
+@click.option("-y", "--yes", is_flag=True, help=f"go ahead without asking when the estimated encode time is over "
+              f"{defaults.CONFIRM_SECONDS / 60:.0f} min (without a terminal, such a run needs --yes)")
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object with the figures")
-@click.option("--quiet", is_flag=True, help="no progress bar")
+@click.option("--quiet", is_flag=True, help="no progress, estimate or summary")
 @_guard
-def compress(inputs, output, model_name, steps, grid, grid_bits, latents, parallel, bootstrap, device, force,
-             as_json, quiet):
-    """Compress images (files, folders of PNGs, or '-' for stdin) into one .bbc file."""
+def compress(inputs, output, model_name, steps, grid, grid_bits, latents, parallel, bootstrap, device, threads, force,
+             verify, yes, as_json, quiet):
+    """Compress images into one .bbc file: files, folders, or '-' for stdin.
+
+    A folder contributes its PNG, JPEG, WebP, GIF, TIFF, BMP and PBM/PGM/PPM files (by suffix, sorted,
+    sub-folders included); each image decompresses to a PNG of the same stem. Images are coded
+    exactly or refused: 16-bit samples, CMYK, multi-frame files and the like get a one-line error.
+    """
     from . import api, fileio
-    from .diffusion.codec import CodingParams
+    from .progress import duration
     from .registry import load_model
 
+    if output == "-" and _stdout_is_terminal():
+        raise BbcError("refusing to write a binary .bbc file to a terminal (redirect stdout, or give -o FILE)")
+    report = _reporter(quiet)
     images, sources = fileio.gather_images(inputs)
+    for d in images:
+        if d.dropped:
+            click.echo(f"bbcodec: warning: {d.name}: not kept: {', '.join(d.dropped)}", err=True)
     if output is None:
         if len(inputs) != 1 or inputs[0] == "-" or os.path.isdir(inputs[0]):
             raise click.UsageError("-o/--output is required for stdin, folders and several inputs")
         output = str(Path(inputs[0]).with_suffix(".bbc"))
     fileio.check_output(output, force, sources)
+    pixels = sum(d.width * d.height for d in images)
+    report.note(f"{len(images)} image{'s' * (len(images) != 1)}, {pixels / 1e6:.3f} MP; loading the model")
     model = load_model(model_name, device)
     params = api.coding_params(model, steps, grid, grid_bits, latents)
-    grid = params.grid
-    data, rep = api.compress(images, model, params,
-                             parallel=parallel, progress=_show_progress(quiet), bootstrap=_bootstrap_arg(bootstrap))
+    boot = _bootstrap_arg(bootstrap)
+    batches = api.model_tile_batches(images, model, parallel, boot)
+    seconds = api.estimate_seconds(model, params, batches, nhwc=api.NHWC_ON_CPU and model.device == "cpu",
+                                   threads=threads)
+    report.note(f"{_n(sum(batches), 'tile')} for {model.name} at K={params.steps} on {model.device}, {threads} "
+                f"thread{'s' * (threads != 1)}: about {duration(seconds)} to encode, as long to decode")
+    if seconds > defaults.CONFIRM_SECONDS and not yes:
+        if not (sys.stdin.isatty() and sys.stderr.isatty()):
+            raise BbcError(f"this would take about {duration(seconds)} to encode and as long to decode; "
+                           "add --yes to go ahead")
+        if not click.confirm(f"About {duration(seconds)} to encode and as long to decode. Go ahead?", err=True):
+            raise BbcError("cancelled")
+    data, rep = api.compress(images, model, params, parallel=parallel, progress=report, bootstrap=boot,
+                             threads=threads)
+    if verify:
+        report.note("verifying: decoding the file in memory")
+        api.verify(data, model, images, progress=report)
     fileio.write_atomic(output, data, force)
     d = rep.as_dict()
-    d.update(model=model.name, steps=steps, grid=grid, grid_bits=grid_bits, latents=params.latents, parallel=parallel,
-             images=len(images))
+    d.update(model=model.name, steps=steps, grid=params.grid, grid_bits=grid_bits, latents=params.latents,
+             parallel=parallel, threads=threads, images=len(images), verified=verify)
     if as_json:
         click.echo(json.dumps(d), err=(output == "-"))
     elif not quiet:
-        click.echo(f"{len(images)} image(s) -> {output}: {rep.bytes} bytes, {rep.bpd:.4f} bits/dim; "
-                   f"{rep.model_tiles} tiles by the model (NELBO {rep.nelbo_bits / 8:.0f} bytes), "
-                   f"{rep.bootstrap_tiles} by the bootstrap codec ({rep.bootstrap_bits // 8} bytes), "
-                   f"{d['overhead_pct']:+.2f}% over both, initial bits {rep.initial_bits}; {rep.seconds:.1f} s",
-                   err=True)
+        click.echo(_summary(output, len(images), rep) + ("; verified" if verify else ""), err=True)
 
 
 @cli.command()
@@ -144,19 +201,87 @@ def compress(inputs, output, model_name, steps, grid, grid_bits, latents, parall
               help="output PNG ('-' for stdout), or folder for a file holding several images")
 @_model_opt
 @_device_opt
+@click.option("--threads", type=click.IntRange(1, 1024), default=None,
+              help="not used yet: the decoder replays the thread count written by the encoder")
 @click.option("--force", is_flag=True, help="overwrite existing outputs")
-@click.option("--quiet", is_flag=True, help="no progress bar")
+@click.option("--quiet", is_flag=True, help="no progress")
 @_guard
-def decompress(input, output, model_name, device, force, quiet):
+def decompress(input, output, model_name, device, threads, force, quiet):
     """Decompress a .bbc file back to PNG, bit-exact."""
-    from . import api, container, fileio
-    from .registry import load_model
+    from . import fileio
 
     data = fileio.read_input(input)
-    header = container.parse(data).header
-    model = load_model(model_name or header["model"]["name"], device)
-    images, _ = api.decompress(data, model, progress=_show_progress(quiet))
+    images = _decode(input, data, model_name, device, threads, quiet)
     fileio.write_images(images, input, output, force)
+
+
+def _decode(input: str, data: bytes, model_name, device, threads, quiet):
+    """Decode a .bbc file's bytes, with the estimate and progress on stderr; errors name the file."""
+    from . import api, container
+    from .errors import FormatError
+    from .progress import duration
+    from .registry import load_model
+
+    name = "stdin" if input == "-" else input
+    try:
+        header = container.parse(data).header
+    except FormatError as e:
+        raise FormatError(f"{name}: {e}")
+    cod = header["coding"]
+    if threads is not None and threads != cod["threads"] and not quiet:
+        click.echo(f"bbcodec: note: --threads {threads} is not used: this file is decoded with the "
+                   f"{cod['threads']} thread{'s' * (cod['threads'] != 1)} it was encoded with "
+                   "(the network's float results depend on it)", err=True)
+    report = _reporter(quiet)
+    model = load_model(model_name or header["model"]["name"], device)
+    api.check_model(header, model)
+    try:
+        plan = api.decode_plan(header, model)
+        params = api.coding_params(model, cod["steps"], cod["grid"], cod["grid_bits"], cod.get("latents", 1))
+        seconds = api.estimate_seconds(model, params, plan, nhwc=bool(cod.get("nhwc", 0)), threads=cod["threads"])
+    except BbcError:
+        seconds = None  # a damaged header: decompress says what is wrong
+    if seconds is not None:
+        report.note(f"{_n(sum(plan), 'tile')} for {model.name} at K={cod['steps']} on {model.device}: "
+                    f"about {duration(seconds)} to decode")
+    try:
+        images, _ = api.decompress(data, model, progress=report)
+    except FormatError as e:
+        raise FormatError(f"{name}: {e}")
+    return images
+
+
+@cli.command()
+@click.argument("input")
+@click.argument("originals", nargs=-1)
+@_model_opt
+@_device_opt
+@click.option("--quiet", is_flag=True, help="no progress")
+@_guard
+def verify(input, originals, model_name, device, quiet):
+    """Decode a .bbc file in memory and check it: against ORIGINALS (files or folders, matched by
+    name) when given, else against the pixel checksums stored in the file. Writes nothing."""
+    from . import fileio
+    from .images import same_image
+
+    data = fileio.read_input(input)
+    images = _decode(input, data, model_name, device, None, quiet)
+    if not originals:
+        click.echo(f"{input}: {len(images)} image{'s' * (len(images) != 1)} decoded and match the stored "
+                   "pixel checksums")
+        return
+    given, _ = fileio.gather_images(originals)
+    by_name = {d.name: d for d in images}
+    for g in given:
+        d = by_name.get(g.name)
+        if d is None:
+            raise BbcError(f"{g.name}: not in {input} (it holds: {', '.join(list(by_name)[:5])}"
+                           f"{', ...' if len(by_name) > 5 else ''})")
+        if not same_image(d, g):
+            raise BbcError(f"{g.name}: differs from the image decoded from {input}")
+    missing = len(images) - len(given)
+    click.echo(f"{input}: {len(given)} image{'s' * (len(given) != 1)} bit-exact against the originals"
+               + (f" ({missing} more in the file, not given)" if missing else ""))
 
 
 @cli.command()
@@ -322,7 +447,8 @@ def schedule(model_name, data, n_images, batch, points, out, add, threads):
               "of the K (stratified: unbiased, cheaper, a little noisy per image; default: all K)")
 @click.option("--no-summary", is_flag=True, help="learned codecs: code and check the files only, and leave the "
               "summary (with its NELBO reference) to a later --resume, e.g. over slices joined by bench/merge.py")
-@click.option("--threads", type=int, default=None)
+@click.option("--threads", type=click.IntRange(1, 1024), default=defaults.THREADS, show_default=True,
+              help="torch threads of the network (coding and the NELBO reference)")
 @_device_opt
 @click.option("--quiet", is_flag=True)
 @_guard
@@ -332,8 +458,7 @@ def bench(dataset, codecs, limit, offset, model_name, steps, grid, grid_bits, la
     import torch
     from . import bench as B
 
-    if threads:
-        torch.set_num_threads(threads)
+    torch.set_num_threads(threads)
     res = B.run(dataset, list(codecs), limit, offset, out, model_name, steps, grid, grid_bits, parallel,
                 list(modes), resume=resume, device=device, show_progress=_show_progress(quiet),
                 bootstrap=_bootstrap_arg(bootstrap), chunk=chunk, nelbo_steps=nelbo_steps,

@@ -6,13 +6,14 @@ from pathlib import Path
 
 import click
 
+from . import defaults
 from .errors import BbcError
 from .images import read_image, same_image
 
 SAMPLES = Path(__file__).resolve().parent / "samples"
 
 
-def run_demo(model_name, steps, grid, grid_bits, device, progress, latents=None, parallel=1):
+def run_demo(model_name, steps, grid, grid_bits, device, progress, latents=None, parallel=defaults.PARALLEL):
     from . import api
     from .registry import load_model
 

@@ -14,7 +14,9 @@ from pathlib import Path, PurePosixPath
 from .errors import BbcError, ImageError
 from .images import ImageData, png_bytes, read_image
 
-IMAGE_SUFFIXES = {".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm", ".jpg", ".jpeg"}
+# What a folder given to compress contributes: the files with these suffixes (images.FORMATS), the
+# rest is skipped. Every image decompresses to a PNG file of the same stem (`safe_relative`).
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".tif", ".tiff", ".bmp", ".pbm", ".pgm", ".ppm")
 MAX_INPUT_BYTES = 1 << 31
 
 
@@ -32,14 +34,12 @@ def read_input(path: str) -> bytes:
 
 
 def gather_images(inputs: tuple[str, ...]) -> tuple[list[ImageData], list[Path]]:
-    """Images from files, folders (their image files, sorted, names relative to the folder) or stdin."""
-    images, sources, names = [], [], set()
+    """Images from files, folders (their image files, sorted, names relative to the folder) or stdin.
 
-    def add(d: ImageData):
-        if d.name in names:
-            raise ImageError(f"two inputs share the name {d.name!r}")
-        names.add(d.name)
-        images.append(d)
+    Names that would decompress to the same file are refused (`check_names`).
+    """
+    images, sources = [], []
+    add = images.append
 
     for inp in inputs:
         if inp == "-":
@@ -56,7 +56,21 @@ def gather_images(inputs: tuple[str, ...]) -> tuple[list[ImageData], list[Path]]
         else:
             add(read_image(inp, name=p.name))
             sources.append(p)
+    check_names(images)
     return images, sources
+
+
+def check_names(images: list[ImageData]) -> None:
+    """Refuse names that would decompress to the same file (a.jpg and a.png both to a.png), so that
+    every archive written can be extracted."""
+    targets: dict = {}
+    for d in images:
+        target = safe_relative(d.name)
+        if target in targets:
+            other = targets[target]
+            what = "share the name" if other == d.name else "would both decompress to"
+            raise ImageError(f"{other!r} and {d.name!r} {what} {str(target)!r}: rename one")
+        targets[target] = d.name
 
 
 def _same_file(a: Path, b: Path) -> bool:

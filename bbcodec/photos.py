@@ -57,7 +57,8 @@ PHOTOS = {
 
 
 def default_cache() -> Path:
-    return Path(os.environ.get("BBCODEC_CACHE", Path.home() / ".cache" / "bbcodec"))
+    from .defaults import cache_dir
+    return cache_dir()
 
 
 def pixel_sha256(a: np.ndarray) -> str:

@@ -478,7 +478,7 @@ def photos_section() -> str | None:
 
 
 def profile_section() -> str | None:
-    """bench/profile.py's runs: the network as CPU encoders run it (profile.json), and the plain
+    """bench/coding_profile.py's runs: the network as CPU encoders run it (profile.json), and the plain
     module beside it where profile_plain.json was measured too."""
     pr = _load("profile.json")
     if not pr:

@@ -26,6 +26,13 @@ def make_tiny_model(folder, seed=0, out_std=1e-3):
     return folder
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_cache(tmp_path_factory):
+    """The library's cache folder (measured start-up constants) per test session, never the user's."""
+    import os
+    os.environ["BBCODEC_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory):
     return make_tiny_model(tmp_path_factory.mktemp("tiny") / "tiny-a")

@@ -33,10 +33,14 @@ def run(*args, input=None, subprocess_=False):
 
 
 def one_line_error(p):
-    err = p.stderr.decode().strip()
-    assert p.returncode == 1, (p.returncode, err)
-    assert "\n" not in err and err.startswith("bbcodec: error: "), err
-    assert "Traceback" not in err
+    """The error is one line, the last on stderr; any line before it is a progress note of the run
+    (`bbcodec: ...`, never an error or a traceback)."""
+    lines = p.stderr.decode().strip().splitlines()
+    assert p.returncode == 1, (p.returncode, lines)
+    err = lines[-1]
+    assert err.startswith("bbcodec: error: "), lines
+    assert all(line.startswith("bbcodec: ") and "error" not in line for line in lines[:-1]), lines
+    assert "Traceback" not in p.stderr.decode()
     return err
 
 
@@ -130,7 +134,7 @@ def test_bad_files(work):
     (d / "e.bbc").write_bytes(b"")
     one_line_error(run("decompress", d / "e.bbc", *m, subprocess_=True))
     assert "not a .bbc" in _bad_file_error(d, m, b"\x89PNG\r\n\x1a\n" + b"x" * 100)
-    assert "truncated" in _bad_file_error(d, m, good[:-7])
+    assert "x.bbc: truncated" in _bad_file_error(d, m, good[:-7])
     assert "truncated" in _bad_file_error(d, m, good[:20])
     assert "trailing" in _bad_file_error(d, m, good + b"\0")
     flipped = bytearray(good)
@@ -158,9 +162,9 @@ def test_unknown_model_and_missing_registry_entry(work):
 def test_unsupported_images(work):
     d, m = work
     Image.fromarray(np.arange(64, dtype=np.uint16).reshape(8, 8) * 1000).save(d / "16bit.png")
-    assert "unsupported image mode" in one_line_error(run("compress", d / "16bit.png", *m, *STEPS))
+    assert "16-bit PNG" in one_line_error(run("compress", d / "16bit.png", *m, *STEPS))
     (d / "notimg.png").write_bytes(b"hello")
-    assert "cannot read image" in one_line_error(run("compress", d / "notimg.png", *m, *STEPS))
+    assert "notimg.png: not an image file" in one_line_error(run("compress", d / "notimg.png", *m, *STEPS))
     Image.new("CMYK", (4, 4)).save(d / "c.jpg")
     assert "unsupported" in one_line_error(run("compress", d / "c.jpg", *m, *STEPS))
     assert "no such file" in one_line_error(run("compress", d / "missing.png", *m, *STEPS))
@@ -202,7 +206,7 @@ def test_interrupt_leaves_no_partial_output(work, monkeypatch):
         raise KeyboardInterrupt
     monkeypatch.setattr(api, "compress", boom)
     p = run("compress", d / "a.png", "-o", d / "x.bbc", *m, *STEPS)
-    assert p.returncode == 130 and p.stderr.decode().strip() == "bbcodec: error: interrupted"
+    assert p.returncode == 130 and p.stderr.decode().strip().splitlines()[-1] == "bbcodec: error: interrupted"
     assert not (d / "x.bbc").exists() and not list(d.glob(".*.tmp"))
 
 
@@ -228,3 +232,101 @@ def test_decompression_bomb_input_is_refused(work):
     assert (d / "bomb.png").stat().st_size < 100_000
     err = one_line_error(run("compress", d / "bomb.png", *m, *STEPS))
     assert "pixel limit" in err and not (d / "bomb.bbc").exists()
+
+
+def test_summary_line_separates_pixels_and_metadata(work):
+    d, m = work
+    img = Image.open(d / "a.png")
+    img.save(d / "icc.png", icc_profile=b"not-a-real-icc-profile" * 40)
+    p = run("compress", d / "icc.png", *m, *STEPS)
+    assert p.returncode == 0
+    line = p.stderr.decode().strip().splitlines()[-1]
+    assert line.startswith("1 image -> ") and "for the pixels alone, metadata" in line, line
+    rep = json.loads(run("compress", d / "icc.png", "--json", "--force", *m, *STEPS).stdout)
+    assert rep["metadata_bytes"] > 0 and rep["pixels_bpd"] < rep["bpd"]
+    assert rep["pixels_bpd"] == pytest.approx(8 * (rep["bytes"] - rep["metadata_bytes"]) / rep["subpixels"])
+    # a file coded by the bootstrap codec alone says so, with no model figures
+    img.crop((0, 0, 8, 8)).save(d / "small.png")
+    line = run("compress", d / "small.png", *m, *STEPS).stderr.decode().strip().splitlines()[-1]
+    assert "0 tiles by the model, 1 by jxl" in line and "NELBO" not in line, line
+
+
+def test_progress_notes_come_first_and_plain_lines_without_a_terminal(work):
+    d, m = work
+    p = run("compress", d / "a.png", "-o", d / "p.bbc", *m, *STEPS, subprocess_=True)
+    lines = p.stderr.decode().splitlines()
+    assert p.returncode == 0 and lines[0].startswith("bbcodec: 1 image, 0.001 MP; loading the model"), lines
+    assert "to encode, as long to decode" in lines[1], lines
+    q = run("compress", d / "a.png", "-o", d / "q.bbc", "--quiet", *m, *STEPS, subprocess_=True)
+    assert q.returncode == 0 and q.stderr == b""
+
+
+def test_threads_are_written_and_replayed_beyond_the_cores(work):
+    d, m = work
+    many = (os.cpu_count() or 1) + 1
+    p = run("compress", d / "a.png", "-o", d / "t.bbc", "--threads", many, *m, *STEPS)
+    assert p.returncode == 0, p.stderr
+    info = json.loads(run("info", d / "t.bbc", "--json").stdout)
+    assert info["coding"]["threads"] == many
+    q = run("decompress", d / "t.bbc", "-o", d / "t.png", "--threads", 1, *m)
+    assert q.returncode == 0, q.stderr
+    assert f"--threads 1 is not used: this file is decoded with the {many} threads" in q.stderr.decode()
+    assert np.array_equal(pixels(d / "a.png")[2], pixels(d / "t.png")[2])
+
+
+def test_verify_against_checksums_and_originals(work):
+    d, m = work
+    p = run("compress", d / "a.png", d / "b.png", "-o", d / "ab.bbc", "--verify", *m, *STEPS)
+    assert p.returncode == 0 and p.stderr.decode().strip().endswith("; verified"), p.stderr
+    ok = run("verify", d / "ab.bbc", *m)
+    assert ok.returncode == 0 and "2 images decoded and match the stored pixel checksums" in ok.stdout.decode()
+    ok = run("verify", d / "ab.bbc", d / "a.png", d / "b.png", *m)
+    assert ok.returncode == 0 and "2 images bit-exact against the originals" in ok.stdout.decode()
+    pil_image("RGB", 40, 30, seed=5).save(d / "c.png")
+    (d / "v").mkdir()
+    pil_image("RGB", 40, 30, seed=5).save(d / "v" / "a.png")
+    assert "a.png: differs from the image decoded" in one_line_error(run("verify", d / "ab.bbc", d / "v" / "a.png", *m))
+    assert "c.png: not in" in one_line_error(run("verify", d / "ab.bbc", d / "c.png", *m))
+    assert not list(d.glob("ab.png")) and not (d / "ab").exists()
+
+
+def test_archive_that_could_not_be_extracted_is_refused(work):
+    d, m = work
+    (d / "f").mkdir()
+    for ext in ("jpg", "png"):
+        pil_image("RGB", 8, 8).save(d / "f" / f"a.{ext}")
+    err = one_line_error(run("compress", d / "f", "-o", d / "f.bbc", *m, *STEPS))
+    assert "'a.jpg' and 'a.png' would both decompress to 'a.png'" in err and not (d / "f.bbc").exists()
+
+
+def test_dropped_metadata_is_named_in_a_warning(work):
+    from PIL import PngImagePlugin
+    d, m = work
+    info = PngImagePlugin.PngInfo()
+    info.add(b"tIME", bytes([7, 234, 1, 2, 3, 4, 5]))
+    Image.open(d / "a.png").save(d / "t.png", pnginfo=info)
+    p = run("compress", d / "t.png", *m, *STEPS)
+    assert p.returncode == 0 and "bbcodec: warning: t.png: not kept: tIME" in p.stderr.decode()
+
+
+def test_garbage_on_stdin_is_named_stdin(work):
+    d, m = work
+    err = one_line_error(run("compress", "-", "-o", d / "g.bbc", *m, *STEPS, input=b"garbage" * 20))
+    assert "stdin.png: not an image file" in err and "BytesIO" not in err
+
+
+def test_binary_output_to_a_terminal_is_refused(work, monkeypatch):
+    d, m = work
+    import bbcodec.cli
+    monkeypatch.setattr(bbcodec.cli, "_stdout_is_terminal", lambda: True)
+    err = one_line_error(run("compress", d / "a.png", "-o", "-", *m, *STEPS))
+    assert "binary .bbc file to a terminal" in err
+
+
+def test_long_runs_need_yes_without_a_terminal(work, monkeypatch):
+    from bbcodec import api
+    d, m = work
+    monkeypatch.setattr(api, "estimate_seconds", lambda *a, **k: 4 * 3600.0)
+    err = one_line_error(run("compress", d / "a.png", "-o", d / "l.bbc", *m, *STEPS))
+    assert "about 4 h 0 min to encode" in err and "--yes" in err and not (d / "l.bbc").exists()
+    assert run("compress", d / "a.png", "-o", d / "l.bbc", "--yes", *m, *STEPS).returncode == 0

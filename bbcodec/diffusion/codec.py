@@ -159,7 +159,7 @@ def _channels_last_graph(net: torch.nn.Module, shape: tuple[int, ...], device: s
     try:
         with warnings.catch_warnings(), torch.inference_mode():
             warnings.simplefilter("ignore")
-            return torch.jit.freeze(torch.jit.trace(net, (x, torch.zeros(1, device=device))))
+            return torch.jit.freeze(torch.jit.trace(net, (x, torch.zeros(1, device=device)), check_trace=False))
     except Exception:  # noqa: BLE001
         return net
 

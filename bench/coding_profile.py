@@ -4,7 +4,7 @@ Times every network call (EpsFn) and every ANS call (ans.Stack) while a CIFAR-10
 encoded and decoded with the default settings; the rest of the wall time is glue (numpy for
 means, grids and masks, the chain's bookkeeping). Writes bench/results/profile.json.
 
-    .venv/bin/python bench/profile.py [--images 4] [--parallel 1] [--threads 1]
+    .venv/bin/python bench/coding_profile.py [--images 4] [--parallel 1] [--threads 1]
 """
 from __future__ import annotations
 
@@ -80,7 +80,7 @@ def main():
         print(f"{phase}: {wall:.1f} s = network {SPENT['network']:.1f} + ANS {SPENT['ans']:.2f} + "
               f"bootstrap {SPENT['bootstrap']:.2f} + glue {glue:.2f} "
               f"(coder side {100 * rows[phase]['coder_side_over_network']:.1f}% of network time)")
-    res = {"command": "python bench/profile.py " + " ".join(f"--{k} {v}" for k, v in vars(args).items()
+    res = {"command": "python bench/coding_profile.py " + " ".join(f"--{k} {v}" for k, v in vars(args).items()
                                                         if k not in ("out", "plain") and v is not None)
                                                         + (" --plain" if args.plain else ""),
            "model": model.name, "steps": params.steps, "grid": params.grid, "grid_bits": params.grid_bits,

@@ -1,0 +1,24 @@
+"""Every default of the coder in one place: the CLI, the Python API and the bench read them here."""
+import os
+from pathlib import Path
+
+STEPS = 100          # diffusion steps K
+GRID_BITS = 0        # latent bin = step std / 2^b
+# tiles in flight: on one CPU thread the network's time per tile falls 1.8x from 1 to 8 tiles per
+# call and is flat beyond; the file size does not depend on it (docs: "Tiles in flight")
+PARALLEL = 8
+# torch intra-op threads of the encoder. One: the decoder must replay the encoder's count (CPU float
+# results depend on it), so files made with the default decode alike everywhere; and two threads on
+# a two-core machine with one core busy ran the network ~70x slower than one (OpenMP spin-waits:
+# bench/results/startup_timing.json), while one thread was barely slowed.
+THREADS = 1
+BOOTSTRAP = "auto"   # classical codec of the first tiles: jxl, else webp
+# compress asks (on a terminal) or needs --yes (in scripts) above this many estimated seconds of encoding
+CONFIRM_SECONDS = 600.0
+# a plain progress line this often when stderr is not a terminal
+PROGRESS_LINE_SECONDS = 30.0
+
+
+def cache_dir() -> Path:
+    """The user's cache folder: downloads, measured start-up constants (BBCODEC_CACHE overrides)."""
+    return Path(os.environ.get("BBCODEC_CACHE", Path.home() / ".cache" / "bbcodec"))
