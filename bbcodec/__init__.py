@@ -70,7 +70,8 @@ def decompress(data: bytes, *, arrays: bool = False, model: str | None = None, d
     given (a model being trained). Raises `FormatError` for a damaged file, `ModelError` for a wrong model."""
     import numpy as np
 
-    from . import api, container
+    from . import api
+    from .format import container
     from .images import to_pil
     from .registry import load_model
 

@@ -79,12 +79,3 @@ class Stack:
             return np.zeros(0, dtype=np.int32)
         return self._popped(np.asarray(self._c.decode(_model.Uniform(int(size)), int(n)), dtype=np.int32))
 
-
-def seed_words(n: int) -> np.ndarray:
-    """The fixed pseudo-random words that seed an encoder's stack (format constant: PCG64, seed 0x5EED).
-
-    Only the part the encoder actually consumes is stored in a file; the decoder regenerates the
-    rest, so the seed's size costs nothing but what is drawn from it (the initial bits).
-    """
-    rng = np.random.Generator(np.random.PCG64(0x5EED))
-    return rng.integers(1, 2**32, size=n, dtype=np.uint64).astype(np.uint32)

@@ -87,8 +87,8 @@ def model_nelbo_k(model, params, imgs, sampled_steps: int | None = None, fitted:
     (the model's mse curve), from the same draws and network evaluations. With sampled_steps and
     stratified, each tile's steps come one from each of sampled_steps runs of the K (unbiased, and
     far less noisy per image than drawing them at random)."""
-    from .api import make_tiles
-    from .diffusion.codec import pad_noise
+    from .format.constants import pad_noise
+    from .format.plan import make_tiles
     from .diffusion.vdm import fitted_push_var, nelbo_k_bits
 
     T = model.tile

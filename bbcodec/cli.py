@@ -170,8 +170,7 @@ def compress(inputs, output, model_name, steps, grid, grid_bits, latents, parall
     params = api.coding_params(model, steps, grid, grid_bits, latents)
     boot = _bootstrap_arg(bootstrap)
     batches = api.model_tile_batches(images, model, parallel, boot)
-    seconds = api.estimate_seconds(model, params, batches, nhwc=api.NHWC_ON_CPU and model.device == "cpu",
-                                   threads=threads)
+    seconds = api.estimate_seconds(model, params, batches, nhwc=model.device == "cpu", threads=threads)
     report.note(f"{_n(sum(batches), 'tile')} for {model.name} at K={params.steps} on {model.device}, {threads} "
                 f"thread{'s' * (threads != 1)}: about {duration(seconds)} to encode, as long to decode")
     if seconds > defaults.CONFIRM_SECONDS and not yes:
@@ -217,8 +216,9 @@ def decompress(input, output, model_name, device, threads, force, quiet):
 
 def _decode(input: str, data: bytes, model_name, device, threads, quiet):
     """Decode a .bbc file's bytes, with the estimate and progress on stderr; errors name the file."""
-    from . import api, container
+    from . import api
     from .errors import FormatError
+    from .format import container
     from .progress import duration
     from .registry import load_model
 
@@ -290,7 +290,8 @@ def verify(input, originals, model_name, device, quiet):
 @_guard
 def info(input, as_json):
     """Show a .bbc file's header."""
-    from . import container, fileio
+    from . import fileio
+    from .format import container
 
     data = fileio.read_input(input)
     h = container.parse(data).header

@@ -52,7 +52,6 @@ def main():
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "profile.json"))
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    api.NHWC_ON_CPU = not args.plain
     dcodec.EpsFn.__call__ = timed("network", dcodec.EpsFn.__call__)
     for name in ("push_gaussian", "pop_gaussian", "push_categorical", "pop_categorical", "push_uniform", "pop_uniform"):
         setattr(ans.Stack, name, timed("ans", getattr(ans.Stack, name)))
@@ -69,7 +68,8 @@ def main():
         SPENT.update(network=0.0, ans=0.0, bootstrap=0.0)
         t = time.perf_counter()
         if phase == "encode":
-            data, rep = api.compress(imgs, model, params, parallel=args.parallel, bootstrap=boot)
+            data, rep = api.compress(imgs, model, params, parallel=args.parallel, bootstrap=boot,
+                                     threads=torch.get_num_threads(), nhwc=not args.plain)
         else:
             api.decompress(data, model)
         wall = time.perf_counter() - t

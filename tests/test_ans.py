@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from bbcodec.ans import Stack, seed_words
+from bbcodec.ans import Stack
+from bbcodec.format.constants import seed_words
 from bbcodec.codecs import categorical, grid_gaussian, serial, uniform
 
 

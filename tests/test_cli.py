@@ -187,7 +187,7 @@ def test_models_lists_the_default():
 
 def test_lying_header_via_cli(work):
     """A header claiming 10^10 pixels (checksums recomputed so only the sizes lie) is refused."""
-    from bbcodec import container
+    from bbcodec.format import container
     d, m = work
     assert run("compress", d / "a.png", *m, *STEPS).returncode == 0
     c = container.parse((d / "a.bbc").read_bytes())

@@ -2,8 +2,10 @@
 import numpy as np
 import pytest
 
-from bbcodec import api
-from bbcodec.ans import Stack, seed_words
+from bbcodec import api, encode
+from bbcodec.format import plan
+from bbcodec.ans import Stack
+from bbcodec.format.constants import seed_words
 from bbcodec.errors import BbcError
 from bbcodec.diffusion.codec import ChainSpec, ChainStats, CodingParams, EpsFn, tile_batch_codec
 
@@ -239,7 +241,7 @@ def curve_model(tiny_model):
 def test_latent_version_2_round_trips(curve_model, steps, grid_bits, parallel):
     imgs = [image_data("RGB", 40, 33, 1, "a.png"), image_data("L", 32, 32, 2, "b.png")]
     data, _ = _round_trip(imgs, curve_model, steps=steps, grid_bits=grid_bits, latents=2, parallel=parallel)
-    from bbcodec import container
+    from bbcodec.format import container
     assert container.parse(data).header["coding"]["latents"] == 2
 
 
@@ -252,7 +254,7 @@ def test_latent_version_is_chosen_by_the_model_and_checked(tiny_model, curve_mod
         api.coding_params(tiny_model, 10, latents=2)
     # version 1 files stay version 1: no field in the header, decoded as before
     data, _ = api.compress([image_data("RGB", 20, 20)], curve_model, CodingParams(steps=3), bootstrap=None)
-    from bbcodec import container
+    from bbcodec.format import container
     assert "latents" not in container.parse(data).header["coding"]
     with pytest.raises(ValueError):
         ChainSpec(tiny_model.schedule, CodingParams(steps=3, latents=2))  # no curve
@@ -291,13 +293,13 @@ def test_default_grid_follows_the_latent_version(curve_model):
 def test_slower_ramp_is_written_and_decoded(tiny_model, monkeypatch):
     """A retried encode records its ramp in the header and the decoder replays those batches.
     (Forcing the retries: with HEAD_WORDS = -1 every encode counts as having drawn seed words.)"""
-    from bbcodec import container
+    from bbcodec.format import container
     imgs = [image_data("RGB", 32, 32, s, f"{s}.png") for s in range(20)]
-    monkeypatch.setattr(api, "HEAD_WORDS", -1)
+    monkeypatch.setattr(encode, "HEAD_WORDS", -1)
     data, rep = api.compress(imgs, tiny_model, CodingParams(steps=4), parallel=16, bootstrap="auto")
-    assert container.parse(data).header["coding"]["ramp"] == api.RAMPS[-1] == rep.ramp
+    assert container.parse(data).header["coding"]["ramp"] == encode.RAMPS[-1] == rep.ramp
     assert rep.encodes > 1  # the report says what the retry cost
-    assert [len(b) for b in api._batches(20, 16, ramp=16)] != [len(b) for b in api._batches(20, 16)]
+    assert [len(b) for b in plan.batches(20, 16, ramp=16)] != [len(b) for b in plan.batches(20, 16)]
     out, _ = api.decompress(data, tiny_model)
     assert all(np.array_equal(a.main, b.main) for a, b in zip(imgs, out))
 
@@ -308,19 +310,19 @@ def test_a_doomed_encode_stops_early_and_leaves_nothing_behind(tiny_model, monke
     stop after its first batch (one tile). The file must be byte-identical to whole retries."""
     imgs = [image_data("RGB", 32, 32, s, f"{s}.png") for s in range(20)]
     params = CodingParams(steps=4)
-    monkeypatch.setattr(api, "RAMPS", (2, 4, api.RAMPS[-1]))
-    monkeypatch.setattr(api, "HEAD_WORDS", -1)
-    monkeypatch.setattr(api, "LOW_WATER_SLACK", 10 ** 9)  # never stops early: every plan coded whole
+    monkeypatch.setattr(encode, "RAMPS", (2, 4, encode.RAMPS[-1]))
+    monkeypatch.setattr(encode, "HEAD_WORDS", -1)
+    monkeypatch.setattr(encode, "LOW_WATER_SLACK", 10 ** 9)  # never stops early: every plan coded whole
     whole, ref = api.compress(imgs, tiny_model, params, parallel=16, bootstrap="auto")
     assert ref.encodes == 3 and ref.tiles_coded == 3 * ref.model_tiles
-    monkeypatch.setattr(api, "LOW_WATER_SLACK", -10 ** 9)
+    monkeypatch.setattr(encode, "LOW_WATER_SLACK", -10 ** 9)
     data, rep = api.compress(imgs, tiny_model, params, parallel=16, bootstrap="auto")
-    assert data == whole and rep.ramp == ref.ramp == api.RAMPS[-1]
+    assert data == whole and rep.ramp == ref.ramp == encode.RAMPS[-1]
     assert rep.encodes == 3 and rep.tiles_coded == rep.model_tiles + 2
 
 
 def test_default_ramp_is_not_written(tiny_model):
-    from bbcodec import container
+    from bbcodec.format import container
     imgs = [image_data("RGB", 32, 32, s, f"{s}.png") for s in range(3)]
     data, rep = api.compress(imgs, tiny_model, CodingParams(steps=4), parallel=2, bootstrap=None)
     assert "ramp" not in container.parse(data).header["coding"] and (rep.ramp, rep.encodes) == (2, 1)
@@ -358,15 +360,13 @@ def test_channels_last_network_is_one_function_of_the_batch(tiny_model, monkeypa
 
 def test_files_of_the_plain_network_still_decode(tiny_model, monkeypatch):
     """CPU encoders write coding.nhwc = 1; files without it (the plain module's) decode with it."""
-    from bbcodec import container
+    from bbcodec.format import container
     imgs = [image_data("RGB", 40, 36, s, f"{s}.png") for s in range(2)]
     params = CodingParams(steps=4)
     data, _ = api.compress(imgs, tiny_model, params, parallel=2, bootstrap=None)
     assert container.parse(data).header["coding"]["nhwc"] == 1
-    monkeypatch.setattr(api, "NHWC_ON_CPU", False)
-    old, _ = api.compress(imgs, tiny_model, params, parallel=2, bootstrap=None)
+    old, _ = api.compress(imgs, tiny_model, params, parallel=2, bootstrap=None, nhwc=False)
     assert "nhwc" not in container.parse(old).header["coding"] and old != data
-    monkeypatch.undo()
     for f in (data, old):
         out, _ = api.decompress(f, tiny_model)
         assert all(np.array_equal(a.main, b.main) for a, b in zip(imgs, out))

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from bbcodec import api, container
+from bbcodec import api
+from bbcodec.format import container
 from bbcodec.diffusion.codec import CodingParams
 from bbcodec.errors import BbcError
 

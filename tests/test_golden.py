@@ -21,7 +21,8 @@ import numpy as np
 import pytest
 import torch
 
-from bbcodec import api, container
+from bbcodec import api
+from bbcodec.format import container
 from bbcodec.images import from_pil
 from bbcodec.registry import load_model
 from conftest import cifar_samples, pil_image
@@ -100,8 +101,8 @@ def test_golden_file_decodes_to_its_pinned_pixels(fname):
 def test_format_constants_are_pinned_by_value():
     """Version 2's seed words and pad noise come from numpy's PCG64 Generator, whose stream numpy
     promises only per release: pinned here, so a numpy that changes them fails loudly."""
-    from bbcodec.ans import seed_words
-    from bbcodec.diffusion.codec import pad_noise
+    from bbcodec.format.constants import seed_words
+    from bbcodec.format.constants import pad_noise
     assert seed_words(3).tolist() == [1367064316, 592399874, 2947692083]
     assert hashlib.sha256(seed_words(1000).tobytes()).hexdigest() == \
         "1ee8312b565c6983bca0a3360c5f5eedbdc067040f68e289d21c97460c1b3945"

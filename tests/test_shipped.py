@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from bbcodec import api
+from bbcodec import api, encode
 from bbcodec.images import ImageData
 from bbcodec.registry import list_models, load_model
 
@@ -36,7 +36,7 @@ def test_shipped_model_round_trip_on_cifar(grid_bits, parallel, boot, latents):
         assert np.array_equal(a.main, b.main)
     # the stack's own bits (header excluded: it weighs 0.2 bits/dim on three 32x32 images) stay
     # within 3% of the NELBO of the chain that was coded
-    from bbcodec import container
+    from bbcodec.format import container
     stack_bits = 8 * len(container.parse(data).payload) - rep.initial_bits
     assert stack_bits < 1.03 * (rep.nelbo_bits + rep.bootstrap_bits)
 
@@ -64,12 +64,12 @@ def test_batches_that_outgrow_the_stack_are_retried_with_a_slower_ramp(monkeypat
     base = np.stack([128 + 60 * np.sin(2 * x + c) * np.cos(1.5 * y - c) for c in (0.0, 1.0, 2.0)])
     img = ImageData("s.png", "RGB", 256, 96, np.clip(base + rng.normal(0, 2, base.shape), 0, 255).astype(np.uint8))
     params = api.coding_params(m, 100)
-    monkeypatch.setattr(api, "RAMPS", (1,))
+    monkeypatch.setattr(encode, "RAMPS", (1,))
     _, fast = api.compress([img], m, params, parallel=16)
-    assert fast.initial_bits > 32 * api.HEAD_WORDS
-    monkeypatch.setattr(api, "RAMPS", (1, 2))
+    assert fast.initial_bits > 32 * encode.HEAD_WORDS
+    monkeypatch.setattr(encode, "RAMPS", (1, 2))
     data, rep = api.compress([img], m, params, parallel=16)
-    assert rep.initial_bits <= 32 * api.HEAD_WORDS and rep.bytes < fast.bytes
+    assert rep.initial_bits <= 32 * encode.HEAD_WORDS and rep.bytes < fast.bytes
     # the ramp-1 try stopped at the batch that dipped into the seed, before the image's end
     assert rep.encodes == 2 and rep.tiles_coded < 2 * rep.model_tiles
     out, _ = api.decompress(data, m)

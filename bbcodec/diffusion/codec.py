@@ -28,9 +28,7 @@ from .schedule import Schedule
 from .vdm import (fitted_push_var, pixel_to_model_np, prior_kl_bits, recon_probs_np, reverse_coefficients,
                   step_kl_bits)
 
-# Format constants of latent coding version 1. Frozen: change them only under a new version.
-Q_RADIUS_STDS = 8.0      # q pops cover +-8 std (the edge bins take the tails)
-PAD_NOISE_SEED = 0xB0B5
+from ..format.constants import Q_RADIUS_STDS, pad_noise
 
 
 def time_grid(name: str, steps: int) -> np.ndarray:
@@ -140,10 +138,6 @@ class ChainSpec:
         # z_1 = alpha_1 s(x) + e_K with |s(x)| < 1.
         self.r_top = math.ceil((self.alpha[K] + E[K]) / self.delta[K] + 0.5) + 2
 
-
-def pad_noise(shape: tuple[int, ...]) -> np.ndarray:
-    """The fixed noise field of uncoded subpixels.  [C, H, W] float64"""
-    return np.random.Generator(np.random.PCG64(PAD_NOISE_SEED)).standard_normal(shape)
 
 
 _NHWC_CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # net -> {(shape, device): graph}

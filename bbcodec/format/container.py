@@ -1,4 +1,4 @@
-"""The .bbc container, format version 1. The only module that knows the byte layout.
+"""The .bbc container: the byte layout and the validation of every header field.
 
     offset      size  field
     0           4     magic b"\\x89BBC"
@@ -21,7 +21,7 @@ Header fields (JSON, no pickle):
     coding          {"steps": K, "grid": time-grid id, "grid_bits": b, "latents": latent coding version
                      (absent: 1; 2 = push variances from the model's mse curve), "tile": T, "parallel": tiles in
                      flight, "ramp": batches grow to 1/ramp as many tiles as are done (absent: 2;
-                     see `api._batches`), "seed_words": W, "seed_kept": m, "threads": torch intra-op threads of the
+                     see `plan.batches`), "seed_words": W, "seed_kept": m, "threads": torch intra-op threads of the
                      encoder (the decoder uses the same: CPU float results depend on it),
                      "device": "cpu" or "cuda" (where the encoder ran the network),
                      "boot_codec": null or a `bootstrap.CODECS` name, "boot_tiles": how many leading
@@ -54,7 +54,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import FormatError
+from ..errors import FormatError
 
 MAGIC = b"\x89BBC"
 VERSION = 2

@@ -1,0 +1,118 @@
+"""The header's coding fields as a typed record, the image table, and each image's side data.
+
+`Coding` is what the decoder needs to replay the encoder: it is written as the header's `coding`
+object (fields at their default are left out where older files leave them out, so the bytes of a
+file do not depend on this class) and read back, validated, from any readable version.
+
+Side data is one zlib stream (`container.pack_side`) of, per image in order: the alpha plane
+(H*W bytes), the palette, the ICC profile, the EXIF block, with the lengths in the image table.
+`side_chunks` and `split_side` are the only code that knows that order.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+import numpy as np
+
+from ..errors import BbcError, FormatError
+from .plan import DEFAULT_RAMP
+
+CODEC_ID = "vdm-bitswap"
+
+
+@dataclass(frozen=True)
+class Coding:
+    steps: int               # diffusion steps K
+    grid: str                # time grid id ("uniform" or one shipped with the model)
+    grid_bits: int           # latent bin = step std / 2^grid_bits
+    tile: int                # T: tiles are T x T
+    parallel: int            # tiles in flight (largest batch)
+    seed_words: int          # W: the stack started on seed_words(W)
+    seed_kept: int           # m: its bottom m words are not stored (the decoder regenerates them)
+    threads: int             # torch intra-op threads of the encoder (replayed: CPU floats depend on it)
+    device: str              # "cpu" or "cuda": where the encoder ran the network
+    boot_codec: str | None = None  # the bootstrap codec of the leading tiles (`bootstrap.CODECS`)
+    boot_tiles: int = 0      # how many leading tiles it coded
+    latents: int = 1         # latent coding version (2: push variances fitted to the model's mse curve)
+    ramp: int = DEFAULT_RAMP # batches grow to 1/ramp as many tiles as are done (`plan.batches`)
+    nhwc: int = 0            # 1: the network ran channels-last (`diffusion.codec.EpsFn`)
+
+    # left out of the JSON at their default, as files have always done (boot_* are always written)
+    _OMITTED_AT_DEFAULT = ("latents", "ramp", "nhwc")
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        for k in self._OMITTED_AT_DEFAULT:
+            if d[k] == Coding.__dataclass_fields__[k].default:
+                del d[k]
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict) -> "Coding":
+        """From a header already checked by `container.validate_header`."""
+        names = {f.name for f in fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise FormatError(f"unknown coding field {sorted(unknown)[0]!r}")
+        return cls(**d)
+
+
+def transparency_to_json(t):
+    if t is None or isinstance(t, int):
+        return t
+    if isinstance(t, bytes):
+        return t.hex()
+    raise BbcError(f"unsupported transparency value {t!r}")
+
+
+def transparency_from_json(t):
+    return bytes.fromhex(t) if isinstance(t, str) else t
+
+
+def image_record(d, metadata: bool = True) -> dict:
+    """The image table's entry for an `images.ImageData` (without metadata: what the file would
+    hold without its ICC profile, EXIF and tags, to measure what they cost)."""
+    return {"name": d.name, "width": d.width, "height": d.height, "mode": d.mode,
+            "channels": int(d.main.shape[0]), "alpha": int(d.alpha is not None),
+            "palette_mode": d.palette_mode, "palette_bytes": len(d.palette or b""),
+            "transparency": transparency_to_json(d.transparency), "meta": d.meta if metadata else {},
+            "icc_bytes": len(d.icc or b"") if metadata else 0, "exif_bytes": len(d.exif or b"") if metadata else 0}
+
+
+def side_chunks(d, metadata: bool = True) -> list[bytes]:
+    """An image's side data in file order: alpha plane, palette, then (metadata) ICC profile, EXIF."""
+    out = []
+    if d.alpha is not None:
+        out.append(np.ascontiguousarray(d.alpha).tobytes())
+    if d.palette is not None:
+        out.append(d.palette)
+    for b in (d.icc, d.exif) if metadata else ():
+        if b:
+            out.append(b)
+    return out
+
+
+def side_length(records: list[dict]) -> int:
+    """Bytes of inflated side data the image table announces."""
+    return sum(im["height"] * im["width"] * im["alpha"] + im["palette_bytes"] + im["icc_bytes"] + im["exif_bytes"]
+               for im in records)
+
+
+def split_side(side: bytes, records: list[dict]) -> list[tuple]:
+    """Per image: (alpha uint8 [H, W] | None, palette | None, icc | None, exif | None)."""
+    out, pos = [], 0
+    for im in records:
+        H, W = im["height"], im["width"]
+        alpha = palette = None
+        if im["alpha"]:
+            alpha = np.frombuffer(side, dtype=np.uint8, count=H * W, offset=pos).reshape(H, W).copy()
+            pos += H * W
+        if im["palette_mode"] is not None:
+            palette = side[pos:pos + im["palette_bytes"]]
+            pos += im["palette_bytes"]
+        icc = side[pos:pos + im["icc_bytes"]] or None
+        pos += im["icc_bytes"]
+        exif = side[pos:pos + im["exif_bytes"]] or None
+        pos += im["exif_bytes"]
+        out.append((alpha, palette, icc, exif))
+    return out
