@@ -26,7 +26,7 @@ from ..bitsback import bitswap_chain
 from ..codecs import Codec, categorical, grid_gaussian
 from .schedule import Schedule
 from .vdm import (fitted_push_var, pixel_to_model_np, prior_kl_bits, recon_probs_np, reverse_coefficients,
-                  step_kl_bits)
+                  step_kl_bits, step_kl_var_bits)
 
 from ..format.constants import Q_RADIUS_STDS, pad_noise
 
@@ -198,7 +198,10 @@ class EpsFn:
 
 
 class ChainStats:
-    """Per-tile NELBO terms (bits) of the chain actually coded; filled by the encoder only."""
+    """Per-tile NELBO terms (bits) of the chain actually coded; filled by the encoder only.
+
+    diffusion sums each step's KL against the reverse model the coder pushes with (see
+    `tile_batch_codec`), so that with latent coding version 2 it is the fitted variances' KL."""
 
     def __init__(self, batch: int):
         self.recon = np.zeros(batch)
@@ -216,9 +219,13 @@ def tile_batch_codec(spec: ChainSpec, eps_fn, mask: np.ndarray, x_true: np.ndarr
     mask[mask] (mask: bool [B, C, H, W]).
 
     x_true (uint8 [B, C, H, W]) and stats are given by the encoder to record the NELBO of the
-    sampled chain: recon -log2 p(x|z_0), the per-step KLs 1/2 (SNR_s - SNR_t) ||s(x) - x_hat||^2 and
-    KL(q(z_1|x) || N(0, I)), each over real subpixels only.  on_step() is called after every network
-    evaluation (progress).
+    sampled chain: recon -log2 p(x|z_0), the per-step KLs KL(q(z_s|z_t,x) || p(z_s|z_t)) and
+    KL(q(z_1|x) || N(0, I)), each over real subpixels only.  The step KL is taken against the reverse
+    model actually pushed: version 1, the posterior's variance s_p^2, so 1/2 (SNR_s - SNR_t)
+    ||s(x) - x_hat||^2 (`step_kl_bits`); version 2, the fitted variance v = push_std^2 + delta_s^2/12
+    (the pushed std plus the widening of binning it on grid s, i.e. `fitted_push_var`), the full
+    Gaussian KL 1/2 (c_x^2 (s(x) - x_hat)^2 / v + s_p^2/v - 1 - log(s_p^2/v)) (`step_kl_var_bits`).
+    on_step() is called after every network evaluation (progress).
     """
     B = mask.shape[0]
     real = mask.reshape(-1)
@@ -227,6 +234,10 @@ def tile_batch_codec(spec: ChainSpec, eps_fn, mask: np.ndarray, x_true: np.ndarr
     f_true = pixel_to_model_np(x_true.reshape(-1)[real]) if x_true is not None else None
 
     n_real = int(real.sum())
+    # the variance each step's recorded KL is taken against (statistics only: never coded)
+    kl_var = None
+    if spec.params.latents >= 2:
+        kl_var = spec.push_std ** 2 + np.concatenate([[np.nan], spec.delta[:-1] ** 2 / 12])
 
     def per_tile(v: np.ndarray) -> np.ndarray:
         return np.bincount(tile_of, weights=v, minlength=B)
@@ -255,7 +266,11 @@ def tile_batch_codec(spec: ChainSpec, eps_fn, mask: np.ndarray, x_true: np.ndarr
         eps = eps_fn(z_full.reshape(mask.shape), spec.gamma[i]).reshape(-1)[real]
         x_hat = np.clip((z_i - spec.sigma[i] * eps) / spec.alpha[i], -1.0, 1.0)
         if stats is not None:
-            stats.diffusion += per_tile(step_kl_bits(spec.snr[i - 1], spec.snr[i], f_true, x_hat))
+            if kl_var is None:
+                kl = step_kl_bits(spec.snr[i - 1], spec.snr[i], f_true, x_hat)
+            else:
+                kl = step_kl_var_bits(spec.c_x[i], spec.s_p[i] ** 2, kl_var[i], f_true, x_hat)
+            stats.diffusion += per_tile(kl)
         if on_step is not None:
             on_step()
         mean = spec.c_z[i] * z_i + spec.c_x[i] * x_hat

@@ -129,6 +129,22 @@ def step_kl_bits(snr_s: float, snr_t: float, f: np.ndarray, x_hat: np.ndarray) -
     return 0.5 * (snr_s - snr_t) * np.square(f - x_hat) / LN2
 
 
+def gaussian_kl_bits(mean_diff_sq, var_q, var_p) -> np.ndarray:
+    """KL(N(m_q, var_q) || N(m_p, var_p)) in bits (elementwise), given (m_q - m_p)^2:
+    1/2 (log(var_p / var_q) + (var_q + (m_q - m_p)^2) / var_p - 1) / ln 2."""
+    r = np.asarray(var_q, dtype=np.float64) / var_p
+    return 0.5 * (mean_diff_sq / var_p + r - 1.0 - np.log(r)) / LN2
+
+
+def step_kl_var_bits(c_x, var_q, var_p, f: np.ndarray, x_hat: np.ndarray) -> np.ndarray:
+    """KL(q(z_s|z_t,x) || N(mean_p, var_p)) in bits per dimension (elementwise), for a reverse step
+    pushed with mean_p = c_z z_t + c_x x_hat and a variance var_p of its own (e.g. `fitted_push_var`);
+    q has the posterior variance var_q = s_p^2 and mean_q - mean_p = c_x (s(x) - x_hat).  Both the mean
+    term and the variance terms count.  With var_p = var_q it is `step_kl_bits`, since
+    c_x^2 / s_p^2 = SNR_s - SNR_t."""
+    return gaussian_kl_bits(np.square(c_x) * np.square(f - x_hat), var_q, var_p)
+
+
 def prior_kl_bits(alpha1: float, sigma1: float, f: np.ndarray) -> np.ndarray:
     """KL(q(z_1|x) || N(0, 1)) in bits per dimension (elementwise)."""
     return 0.5 * (sigma1**2 + alpha1**2 * np.square(f) - np.log(sigma1**2) - 1.0) / LN2
@@ -195,9 +211,9 @@ def nelbo_k_bits(net, sched: Schedule, x: np.ndarray, times: np.ndarray, sampled
             for row, var in enumerate(variances):
                 if var is None:
                     kl = step_kl_bits(snr[st - 1][:, None, None, None], snr[st][:, None, None, None], f[idx], x_hat)
-                else:  # KL(N(mu_q, v0) || N(mu_p, v)) with mu_q - mu_p = c_x (s(x) - x_hat)
+                else:  # KL(N(mu_q, v0) || N(mu_p, v)) with mu_q - mu_p = c_x (s(x) - x_hat): the coder's statistic
                     v = np.concatenate([[np.nan], var])
-                    cx, r, vv = (arr[st][:, None, None, None] for arr in (c_x, v0 / v, v))
-                    kl = 0.5 * (cx ** 2 * np.square(f[idx] - x_hat) / vv + r - 1.0 - np.log(r)) / LN2
+                    cx, vq, vv = (arr[st][:, None, None, None] for arr in (c_x, v0, v))
+                    kl = step_kl_var_bits(cx, vq, vv, f[idx], x_hat)
                 total[row, idx] += (kl * w[idx]).reshape(len(idx), -1).sum(1) * weight[j]
     return total[0] if push_vars is None else total
