@@ -1,7 +1,10 @@
-"""Ship a trained run as a registered model: weights, config, card (JSON + markdown), log.
+"""Ship a trained run as a registered model: weights, config, card (JSON + markdown), log; and
+retire a shipped model from the package, keeping its registry entry.
 
 Every figure on the card is measured here, from the shipped (float16-stored) weights:
-the test NELBO on the first N CIFAR-10 test images and the validation NELBO of the run.
+the test NELBO on the first N CIFAR-10 test images and the validation NELBO of the run. Weights
+are read through the registry (`read_model`, `load_model`): the bytes unpickled are the bytes
+whose sha256 is registered.
 """
 from __future__ import annotations
 
@@ -12,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .registry import MODELS_DIR, file_sha256
+from . import registry
+from .registry import REGISTRY_FORMAT, file_sha256, read_model, registry_path
 from .train import evaluate_nelbo, export_model, load_images, resumed_log
 
 
@@ -35,28 +39,30 @@ def ship(run: str, name: str, test_npz: str, train_npz: str, n_test: int = 1000,
     from .registry import load_model
 
     torch.set_num_threads(threads)
+    reg = _read_registry()
+    if name in reg["models"]:  # files name it by its sha256: a released model is never overwritten
+        raise ValueError(f"model {name} is registered already; ship the run under a new name")
     run_p = Path(run)
-    out = export_model(run, str(MODELS_DIR), name)
+    out = export_model(run, str(registry.MODELS_DIR), name)
     state = torch.load(run_p / "state.pt", weights_only=True)
     meta = json.loads(state["meta"])
     (out / "train_log.csv").write_text(resumed_log(run_p / "log.csv"))
-    sha = file_sha256(out / "weights.pt")
+    files = read_model(str(out))  # a free folder until registered: the sha256 of the bytes loaded
+    sha = files.sha256
     # ELBO-optimal time grids from TRAINING images, frozen with the model
     from .diffusion.grids import build_grids
     from .diffusion.net import VDM
-    vdm = VDM(json.loads((out / "config.json").read_text()))
-    vdm.load_state_dict({k: v.float() for k, v in torch.load(out / "weights.pt", weights_only=True).items()})
+    vdm = VDM(files.config)
+    vdm.load_state_dict(files.state_dict)
     vdm.eval()
     grids = build_grids(vdm.net, vdm.gamma.frozen(), load_images(train_npz)[:10000], n_curve=grid_points,
                         batch=grid_batch, source=f"{Path(train_npz).name}[:10000]")
     (out / "grids.json").write_text(json.dumps(grids, indent=1) + "\n")
-    reg_path = MODELS_DIR / "registry.json"
-    reg = json.loads(reg_path.read_text()) if reg_path.exists() else {"default": None, "models": {}}
     reg["models"][name] = {"path": name, "sha256": sha, "grids_sha256": file_sha256(out / "grids.json"),
                            "description": description}
     if make_default or not reg.get("default"):
         reg["default"] = name
-    reg_path.write_text(json.dumps(reg, indent=1) + "\n")
+    _write_registry(reg)
 
     model = load_model(name)
     x = load_images(test_npz)[:n_test]
@@ -77,7 +83,8 @@ def ship(run: str, name: str, test_npz: str, train_npz: str, n_test: int = 1000,
                      "wall_seconds_total": meta["seconds"], "hardware": _hardware(),
                      "threads": meta.get("threads", 1), "batch": meta.get("batch", 16),
                      **({"lr_peak": max(lrs)} if lrs else {}),
-                     **({"cooldown": meta["cooldown"]} if meta.get("cooldown") else {})},
+                     **({"cooldown": meta["cooldown"]} if meta.get("cooldown") else {}),
+                     **({"init_from": meta["init_from"]} if meta.get("init_from") else {})},
         "val_nelbo_bpd": best[0],
         "test_nelbo_bpd": test["bpd"], "test_nelbo_se": test["se"], "test_images": n_test,
         "test_nelbo_note": f"continuous-time NELBO, mean of {test_repeats} antithetic time samples per image, fixed seed",
@@ -95,15 +102,14 @@ def add_shipped_grid(name: str, grid: str) -> dict:
     from .diffusion.grids import add_grid
     from .registry import load_model
 
-    folder = MODELS_DIR / name
     model = load_model(name)  # checks the weights and the current grids.json
+    reg = _read_registry()
+    folder = registry.MODELS_DIR / reg["models"][name]["path"]
     gj = json.loads((folder / "grids.json").read_text())
     add_grid(gj, model.schedule, grid)
     (folder / "grids.json").write_text(json.dumps(gj, indent=1) + "\n")
-    reg_path = MODELS_DIR / "registry.json"
-    reg = json.loads(reg_path.read_text())
     reg["models"][name]["grids_sha256"] = file_sha256(folder / "grids.json")
-    reg_path.write_text(json.dumps(reg, indent=1) + "\n")
+    _write_registry(reg)
     card_path = folder / "card.json"
     if card_path.exists():
         card = json.loads(card_path.read_text())
@@ -117,7 +123,7 @@ def add_coded_figures(name: str, bench_json: str) -> dict:
     res = json.loads(Path(bench_json).read_text())
     run = next(r for r in res["runs"] if r["codec"] == "vdm" and r["mode"] == "archive" and r["model"] == name)
     s = run["summary"]
-    folder = MODELS_DIR / name
+    folder = registry.MODELS_DIR / _read_registry()["models"][name]["path"]
     card = json.loads((folder / "card.json").read_text())
     card["coded"] = {"bench": Path(bench_json).name, "images": s["images"], "options": run["options"],
                      "bpd": s["bpd"], "bpd_without_initial": s["bpd_without_initial"],
@@ -126,6 +132,84 @@ def add_coded_figures(name: str, bench_json: str) -> dict:
     (folder / "card.json").write_text(json.dumps(card, indent=1) + "\n")
     (folder / "MODEL_CARD.md").write_text(render_card(card))
     return card
+
+
+def _read_registry() -> dict:
+    path = registry_path()
+    reg = json.loads(path.read_text()) if path.exists() else {"default": None, "models": {}}
+    return {"format": REGISTRY_FORMAT, **{k: v for k, v in reg.items() if k != "format"}}
+
+
+def _write_registry(reg: dict) -> None:
+    path = registry_path()
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(reg, indent=1) + "\n")
+    tmp.replace(path)
+
+
+def summary_figures(card: dict, grids: dict) -> dict:
+    """What the docs' table of models reads from a model's card.json and grids.json; a retired
+    model's registry entry keeps it, its files being gone from the package."""
+    t, k = card["training"], card.get("coded")
+    smooth = grids.get("curve", {}).get("smooth")
+    return {
+        "parameters": card["parameters"],
+        "images_seen_at_best": t["images_seen_at_best"], "wall_seconds_at_best": t["wall_seconds_at_best"],
+        "val_nelbo_bpd": card["val_nelbo_bpd"], "test_nelbo_bpd": card["test_nelbo_bpd"],
+        "test_nelbo_se": card["test_nelbo_se"], "test_images": card["test_images"],
+        "coded": ({"bench": k["bench"], "images": k["images"], "bpd": k["bpd"],
+                   "steps": k["options"]["steps"], "grid": k["options"]["grid"],
+                   "latents": k["options"].get("latents", 1), "parallel": k["options"]["parallel"]} if k else None),
+        "error_curve_fit": ({"degree": smooth["log_polynomial_degree"], "chi2_per_dof": smooth["chi2_per_dof"]}
+                            if smooth else None),
+    }
+
+
+def _git_show(commit: str, path: str) -> bytes:
+    import subprocess
+    p = subprocess.run(["git", "show", f"{commit}:{path}"], capture_output=True, cwd=registry.MODELS_DIR)
+    if p.returncode:
+        raise ValueError(f"commit {commit} has no {path}: {p.stderr.decode().strip()}")
+    return p.stdout
+
+
+def retire(name: str, commit: str, path_at_commit: str | None = None) -> dict:
+    """Take a shipped model's files out of the package, keeping its registry entry: its sha256 (so
+    a file's header still finds it), `"retired": true`, the commit whose tree has its folder
+    (`last_commit`, `last_path`) and its card's figures. Run in a git checkout, before committing the
+    removal: the commit's copy of weights.pt and grids.json must have the registered sha256s, or
+    nothing is changed. Deletes the model's folder here if it is still there."""
+    import hashlib
+    import shutil
+    import subprocess
+
+    reg = _read_registry()
+    entry = reg["models"][name]
+    if name == reg.get("default"):
+        raise ValueError(f"model {name} is the default: make another model the default first")
+    if entry.get("retired"):
+        raise ValueError(f"model {name} is retired already (commit {entry['last_commit']})")
+    commit = subprocess.run(["git", "rev-parse", "--verify", f"{commit}^{{commit}}"], capture_output=True,
+                            text=True, cwd=registry.MODELS_DIR, check=True).stdout.strip()
+    folder = registry.MODELS_DIR / entry["path"]
+    if path_at_commit is None:
+        top = subprocess.run(["git", "rev-parse", "--show-toplevel"], capture_output=True, text=True,
+                             cwd=registry.MODELS_DIR, check=True).stdout.strip()
+        path_at_commit = folder.resolve().relative_to(Path(top).resolve()).as_posix()
+    for file, key in (("weights.pt", "sha256"), ("grids.json", "grids_sha256")):
+        got = hashlib.sha256(_git_show(commit, f"{path_at_commit}/{file}")).hexdigest()
+        if got != entry[key]:
+            raise ValueError(f"{commit[:12]}:{path_at_commit}/{file} is not the registered one "
+                             f"(sha256 {got[:16]}, registered {entry[key][:16]})")
+    card = json.loads(_git_show(commit, f"{path_at_commit}/card.json"))
+    grids = json.loads(_git_show(commit, f"{path_at_commit}/grids.json"))
+    reg["models"][name] = {"retired": True, "sha256": entry["sha256"], "grids_sha256": entry["grids_sha256"],
+                           "description": entry.get("description", ""), "last_commit": commit,
+                           "last_path": path_at_commit, "figures": summary_figures(card, grids)}
+    _write_registry(reg)
+    if folder.exists():
+        shutil.rmtree(folder)
+    return reg["models"][name]
 
 
 def render_card(c: dict) -> str:
@@ -169,7 +253,17 @@ Regenerate this card: `python -m bbcodec.modelcard RUN NAME` (see README).
 
 if __name__ == "__main__":
     import argparse
+    import sys
 
+    if sys.argv[1:2] == ["retire"]:
+        ap = argparse.ArgumentParser(prog="python -m bbcodec.modelcard retire",
+                                     description="take a shipped model out of the package, keeping its registry entry")
+        ap.add_argument("name")
+        ap.add_argument("commit", help="a commit whose tree has the model's folder (the last one that ships it)")
+        ap.add_argument("--path", default=None, help="the folder at that commit (default: where it is now)")
+        a = ap.parse_args(sys.argv[2:])
+        print(json.dumps(retire(a.name, a.commit, a.path), indent=1))
+        sys.exit(0)
     ap = argparse.ArgumentParser(description="ship a training run as a registered model")
     ap.add_argument("run")
     ap.add_argument("name")

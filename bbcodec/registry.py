@@ -1,16 +1,35 @@
 """Where models live, and the only place that loads their weights.
 
-models/registry.json lists shipped models by name with the sha256 of their weights file; a
-model is a folder with weights.pt (a plain state dict, loaded with weights_only=True) and
-config.json (everything needed to build the network: nothing is taken from command-line flags).
-The sha256 is checked before the weights are unpickled. A folder path works too (for models
-being trained); its sha256 is computed and recorded in the files it codes.
+The shipped models are package data: `bbcodec/models/registry.json` and one folder per model beside
+it, so an installed wheel carries them (`BBCODEC_MODELS` points elsewhere). A model folder holds
+weights.pt (a plain state dict, loaded with weights_only=True) and config.json (everything needed to
+build the network: nothing is taken from command-line flags).
+
+registry.json (format 2):
+
+    {"format": 2, "default": NAME, "models": {NAME: ENTRY, ...}}
+
+    shipped ENTRY: {"path": folder under the registry's folder, "sha256": of weights.pt,
+                    "grids_sha256": of grids.json, "description": ...}
+    retired ENTRY: {"retired": true, "sha256", "grids_sha256", "description",
+                    "last_commit": the last commit of the repository that ships it (40 hex digits),
+                    "last_path": its folder at that commit, "figures": its card's figures, for the docs}
+
+A file's header names its model and the first 16 hex digits of the weights' sha256; a model is
+found by either (`model_for_header`), and a retired one is named with the commit that has it.
+
+Every load reads weights.pt once, checks the sha256 of those bytes against the registry where the
+model is registered (by name, by sha256 prefix, or by the path of its folder), and unpickles the
+same bytes. A free folder (a model being trained) is loaded with its sha256 computed, which the
+files it codes and the runs it starts record.
 """
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +39,11 @@ from .diffusion.net import VDM
 from .diffusion.schedule import Schedule
 from .errors import ModelError
 
-MODELS_DIR = Path(os.environ.get("BBCODEC_MODELS", Path(__file__).resolve().parent.parent / "models"))
+PACKAGE_MODELS = Path(__file__).resolve().parent / "models"
+MODELS_DIR = Path(os.environ.get("BBCODEC_MODELS") or PACKAGE_MODELS)
+REGISTRY_FORMAT = 2
+SHA_PREFIX_DIGITS = 16  # what a file's header keeps of the weights' sha256
+_HEX = re.compile(r"[0-9a-f]{%d,64}" % SHA_PREFIX_DIGITS)
 
 
 @dataclass
@@ -63,23 +86,46 @@ class LoadedModel:
         return 2 if self.mse_curve is not None else 1
 
 
+@dataclass
+class ModelFiles:
+    """A model folder's files as read and checked: what `train --init-from` and the model card
+    tool start from, and what `load_model` builds its network from."""
+    name: str
+    folder: Path
+    sha256: str          # full hex sha256 of the weights.pt bytes that were unpickled
+    registered: bool     # True: checked against the registry; False: a free folder, sha256 computed
+    config: dict
+    state_dict: dict     # float32: float16-stored weights upcast (the model IS the rounded weights)
+    card: dict
+
+
+def registry_path() -> Path:
+    return MODELS_DIR / "registry.json"
+
+
 def _registry() -> dict:
-    path = MODELS_DIR / "registry.json"
+    path = registry_path()
     if not path.exists():
-        return {"default": None, "models": {}}
-    return json.loads(path.read_text())
+        return {"format": REGISTRY_FORMAT, "default": None, "models": {}}
+    reg = json.loads(path.read_text())
+    if reg.get("format", 1) > REGISTRY_FORMAT:
+        raise ModelError(f"{path}: registry format {reg['format']} is newer than this bbcodec reads "
+                         f"({REGISTRY_FORMAT}): upgrade bbcodec")
+    return reg
 
 
 def default_model_name() -> str:
     name = _registry().get("default")
     if not name:
-        raise ModelError(f"no default model registered in {MODELS_DIR / 'registry.json'}")
+        raise ModelError(f"no default model registered in {registry_path()}")
     return name
 
 
-def list_models() -> list[dict]:
+def list_models(include_retired: bool = False) -> list[dict]:
+    """Registered models, the shipped ones (and with include_retired, the retired ones too)."""
     reg = _registry()
-    return [dict(name=k, default=(k == reg.get("default")), **v) for k, v in reg["models"].items()]
+    return [dict(name=k, default=(k == reg.get("default")), **v) for k, v in reg["models"].items()
+            if include_retired or not v.get("retired")]
 
 
 def file_sha256(path: Path) -> str:
@@ -88,6 +134,21 @@ def file_sha256(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def find_by_sha256(prefix: str) -> str | None:
+    """The registered model (shipped or retired) whose weights' sha256 starts with `prefix`
+    (at least 16 hex digits, as a file's header holds), or None."""
+    prefix = prefix.lower()
+    if not _HEX.fullmatch(prefix):
+        return None
+    hits = [k for k, v in _registry()["models"].items() if v["sha256"].startswith(prefix)]
+    return hits[0] if len(hits) == 1 else None
+
+
+def retired_text(entry: dict) -> str:
+    c = entry["last_commit"]
+    return f"retired from this release; it ships with bbcodec at commit {c[:12]} (git checkout {c[:12]})"
 
 
 def resolve_device(device: str) -> str:
@@ -112,59 +173,116 @@ def deterministic_cuda() -> None:
     torch.use_deterministic_algorithms(True)
 
 
+def _locate(name_or_path: str | None) -> tuple[str, Path, dict | None]:
+    """(name, folder, registry entry or None for a free folder) of a registered name, a sha256
+    prefix of registered weights, or a folder path."""
+    reg = _registry()
+    models = reg["models"]
+    name = name_or_path or default_model_name()
+    if name not in models and not Path(name).exists():
+        name = find_by_sha256(name) or name
+    if name in models:
+        entry = models[name]
+        if entry.get("retired"):
+            raise ModelError(f"model {name} is {retired_text(entry)}")
+        return name, MODELS_DIR / entry["path"], entry
+    folder = Path(name)
+    if not (folder / "weights.pt").exists():
+        known = ", ".join(m["name"] for m in list_models()) or "none"
+        moved = ""
+        if folder.name in models and folder.parent != Path("."):  # a path of the old models/ layout
+            e = models[folder.name]
+            moved = (f"; model {folder.name} is {retired_text(e)}" if e.get("retired") else
+                     f"; the shipped models are inside the package now: give the name {folder.name}")
+        raise ModelError(f"unknown model {name!r} (registered: {known}; or a folder with weights.pt){moved}")
+    here = folder.resolve()
+    for k, entry in models.items():  # a registered model's own folder given by path: checked as by name
+        if not entry.get("retired") and (MODELS_DIR / entry["path"]).resolve() == here:
+            return k, folder, entry
+    return folder.name, folder, None
+
+
+def _read_checked(path: Path, name: str, what: str, expected: str | None) -> tuple[bytes, str]:
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise ModelError(f"model {name}: cannot read {what} ({e.strerror})")
+    sha = hashlib.sha256(data).hexdigest()
+    if expected is not None and sha != expected:
+        fail = "fail their" if what == "weights" else "fails its"
+        raise ModelError(f"model {name}: {what} {fail} sha256 check (expected {expected[:16]}, got {sha[:16]})")
+    return data, sha
+
+
+def _read(name: str, folder: Path, entry: dict | None) -> ModelFiles:
+    data, sha = _read_checked(folder / "weights.pt", name, "weights", entry["sha256"] if entry else None)
+    try:
+        config = json.loads((folder / "config.json").read_text())
+        sd = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+        sd = {k: v.float() if v.is_floating_point() else v for k, v in sd.items()}
+    except Exception as e:
+        raise ModelError(f"model {name}: cannot load ({type(e).__name__})")
+    card_path = folder / "card.json"
+    card = json.loads(card_path.read_text()) if card_path.exists() else {}
+    return ModelFiles(name=name, folder=folder, sha256=sha, registered=entry is not None, config=config,
+                      state_dict=sd, card=card)
+
+
+def read_model(name_or_path: str | None = None) -> ModelFiles:
+    """A model's weights (sha256-checked where registered), config and card, without building it:
+    by registered name, sha256 prefix, or folder path."""
+    return _read(*_locate(name_or_path))
+
+
 _CACHE: dict = {}
 
 
 def load_model(name_or_path: str | None = None, device: str = "cpu") -> LoadedModel:
-    """Load a registered model by name (sha256-verified) or a model folder by path."""
+    """Load a registered model by name or sha256 prefix, or a model folder by path; registered
+    weights and grids are sha256-checked (also when their folder is given by path)."""
     device = resolve_device(device)
-    reg = _registry()
-    name_or_path = name_or_path or default_model_name()
-    if name_or_path in reg["models"]:
-        entry = reg["models"][name_or_path]
-        folder = MODELS_DIR / entry["path"]
-        expected = entry["sha256"]
-        name = name_or_path
-    else:
-        folder = Path(name_or_path)
-        if not (folder / "weights.pt").exists():
-            known = ", ".join(reg["models"]) or "none"
-            raise ModelError(f"unknown model {name_or_path!r} (registered: {known}; or a folder with weights.pt)")
-        expected = None
-        name = folder.name
-    weights = folder / "weights.pt"
-    key = (str(weights.resolve()), device)
+    name, folder, entry = _locate(name_or_path)
+    key = (str((folder / "weights.pt").resolve()), device)
     if key in _CACHE:
         return _CACHE[key]
+    files = _read(name, folder, entry)
     try:
-        sha = file_sha256(weights)
-    except OSError as e:
-        raise ModelError(f"model {name}: cannot read weights ({e.strerror})")
-    if expected is not None and sha != expected:
-        raise ModelError(f"model {name}: weights fail their sha256 check (expected {expected[:16]}, got {sha[:16]})")
-    try:
-        config = json.loads((folder / "config.json").read_text())
-        sd = torch.load(weights, map_location="cpu", weights_only=True)
-        vdm = VDM(config)
-        # Weights may be stored in float16: the model IS the rounded weights, evaluated in float32.
-        vdm.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in sd.items()})
+        vdm = VDM(files.config)
+        vdm.load_state_dict(files.state_dict)
     except Exception as e:
         raise ModelError(f"model {name}: cannot load ({type(e).__name__})")
     vdm.eval().to(device)
-    card_path = folder / "card.json"
-    card = json.loads(card_path.read_text()) if card_path.exists() else {}
     grids, mse_curve = {}, None
     grids_path = folder / "grids.json"
     if grids_path.exists():
-        want = reg["models"].get(name, {}).get("grids_sha256") if expected is not None else None
-        if want is not None and file_sha256(grids_path) != want:
-            raise ModelError(f"model {name}: grids.json fails its sha256 check")
-        gj = json.loads(grids_path.read_text())
+        data, _ = _read_checked(grids_path, name, "grids.json", entry.get("grids_sha256") if entry else None)
+        gj = json.loads(data)
         grids = gj["grids"]
         if "curve" in gj:
             import numpy as np
             mse_curve = (np.array(gj["curve"]["t"], dtype=np.float64), np.array(gj["curve"]["mse_per_dim"], dtype=np.float64))
-    m = LoadedModel(name=name, sha256=sha[:16], config=config, vdm=vdm, schedule=vdm.gamma.frozen(),
-                    tile=int(config.get("tile", 32)), device=device, card=card, grids=grids, mse_curve=mse_curve)
+    m = LoadedModel(name=name, sha256=files.sha256[:SHA_PREFIX_DIGITS], config=files.config, vdm=vdm,
+                    schedule=vdm.gamma.frozen(), tile=int(files.config.get("tile", 32)), device=device,
+                    card=files.card, grids=grids, mse_curve=mse_curve)
     _CACHE[key] = m
     return m
+
+
+def model_for_header(header_model: dict, device: str = "cpu", override: str | None = None) -> LoadedModel:
+    """The model a file's header names ({"name", "sha256": first 16 hex digits}): the registered
+    weights with that sha256 prefix whatever their name, else the name. `override` (a name or
+    folder the user gave) is loaded as it is; the caller checks it against the header."""
+    if override:
+        return load_model(override, device)
+    name, sha = header_model["name"], header_model["sha256"]
+    models = _registry()["models"]
+    found = find_by_sha256(sha)
+    if found is not None and models[found].get("retired"):
+        raise ModelError(f"file was coded with model {name} ({sha}), {retired_text(models[found])}")
+    if found is not None:
+        return load_model(found, device)
+    if name in models:
+        raise ModelError(f"file was coded with model {name} ({sha}), which this release does not have "
+                         f"(its {name} is {models[name]['sha256'][:SHA_PREFIX_DIGITS]}); give the model's folder with --model")
+    raise ModelError(f"file was coded with model {name} ({sha}), which is not registered here; "
+                     "give the model's folder with --model")

@@ -4,7 +4,7 @@ State lives in a run folder:
     RUN/state.pt     full training state (weights, optimizer, EMA, data position, RNG), weights_only-loadable
     RUN/log.csv      one row per log interval (and per validation)
     RUN/config.json  the model config; the run is resumed with the config it was started with
-`export_model` turns the EMA weights of a run into a shipped models/<name>/ entry.
+`export_model` turns the EMA weights of a run into a model folder (shipped ones: bbcodec/models/<name>/).
 """
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ class TrainOptions:
     seed: int = 0
     recon_subset: int = 4
     grad_clip: float = 1.0
-    init_from: str | None = None  # a model folder (weights.pt + config.json) to start a NEW run from
+    init_from: str | None = None  # a registered model (name) or a model folder to start a NEW run from
     device: str = "cpu"           # cpu, cuda or auto; a run may move between them at any resume
     # Final learning-rate decay: over the next `cooldown_images` images the rate falls linearly from
     # lr to lr * cooldown_to and then stays there. Recorded in the run's state when it starts, so the
@@ -147,14 +147,25 @@ def train(opts: TrainOptions, config: dict | None = None, progress=True) -> Path
     rank, world = _distributed()
     device = _resolve_train_device(opts.device, rank)
     run = Path(opts.run)
+    cfg_path = run / "config.json"
+    state_path = run / "state.pt"
+    init = None
+    if opts.init_from and not state_path.exists():
+        # Read through the registry: a registered name, or its folder, is sha256-checked; a free
+        # folder's sha256 is recorded in the run's state (and the card of a model shipped from it).
+        # Before the run folder exists, so that a refused start leaves nothing behind.
+        from .registry import read_model
+        init = read_model(opts.init_from)
+        if progress and rank == 0:
+            kind = "registered, sha256 checked" if init.registered else "unregistered folder"
+            print(f"starting from {init.name} ({kind}): weights sha256 {init.sha256[:16]}", flush=True)
     if rank == 0:
         run.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(opts.threads)
-    cfg_path = run / "config.json"
     if cfg_path.exists():
         config = json.loads(cfg_path.read_text())
-    elif opts.init_from:
-        config = json.loads((Path(opts.init_from) / "config.json").read_text())
+    elif init is not None:
+        config = init.config
     else:
         config = dict(config or DEFAULT_CONFIG)
     if rank == 0 and not cfg_path.exists():
@@ -166,7 +177,6 @@ def train(opts: TrainOptions, config: dict | None = None, progress=True) -> Path
 
     data = load_images(opts.data)
     train_x, val_x = data[:-opts.val_images], data[-opts.val_images:]
-    state_path = run / "state.pt"
     st = {"step": 0, "images": 0, "epoch": 0, "pos": 0, "seconds": 0.0, "best_val": float("inf"),
           "threads": opts.threads, "batch": opts.batch}
     if state_path.exists():
@@ -178,15 +188,13 @@ def train(opts: TrainOptions, config: dict | None = None, progress=True) -> Path
         st.update(json.loads(saved["meta"]))
     else:
         torch.manual_seed(opts.seed)
-        if opts.init_from:
-            # Continue from shipped (EMA, float16-stored) weights: the optimizer state starts afresh.
-            sd = torch.load(Path(opts.init_from) / "weights.pt", weights_only=True)
-            sd = {k: v.float() for k, v in sd.items()}
-            model.load_state_dict(sd)
-            ema.load_state_dict(sd)
-            card = Path(opts.init_from) / "card.json"
-            if card.exists():
-                tr = json.loads(card.read_text())["training"]
+        if init is not None:
+            # Continue from shipped (EMA, float16-stored, upcast) weights: the optimizer state starts afresh.
+            model.load_state_dict(init.state_dict)
+            ema.load_state_dict(init.state_dict)
+            st["init_from"] = {"model": init.name, "sha256": init.sha256, "registered": init.registered}
+            if init.card:
+                tr = init.card["training"]
                 st["images"] = tr.get("images_seen_at_best", 0)
                 st["seconds"] = tr.get("wall_seconds_at_best", 0.0)
     _start_cooldown(opts, st)
@@ -330,7 +338,7 @@ def train(opts: TrainOptions, config: dict | None = None, progress=True) -> Path
 
 
 def export_model(run: str, out_dir: str, name: str, use_best: bool = True) -> Path:
-    """Write models/<name>/: weights.pt (EMA, float16 storage), config.json.
+    """Write <out_dir>/<name>/: weights.pt (EMA, float16 storage), config.json.
 
     The shipped model IS the float16-rounded weights: the loader upcasts them to float32, so the
     model that is evaluated and the one that codes are the same one.

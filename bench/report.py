@@ -1,6 +1,7 @@
 """Regenerate the generated blocks of README.md (headline), docs/results.md (every result) and
-docs/models.md (the shipped models), and the plots, from the committed JSON: the suite's outputs in
-bench/results/, the studies' in bench/studies/*/results/, and the models' files.
+docs/models.md (the registered models), and the plots, from the committed JSON: the suite's outputs in
+bench/results/, the studies' in bench/studies/*/results/, and the models' files (bbcodec/models/; a
+retired model's figures from its registry entry).
 
     .venv/bin/python bench/report.py          (or: python bench/suite.py report)
 
@@ -21,10 +22,12 @@ ROOT = Path(__file__).resolve().parent.parent
 RES = ROOT / "bench" / "results"
 DOCS = ROOT / "docs"
 README, RESULTS_MD, MODELS_MD = ROOT / "README.md", DOCS / "results.md", DOCS / "models.md"
+MODELS = ROOT / "bbcodec" / "models"  # the registry and the shipped models' folders (package data)
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from bbcodec.bench import markdown  # noqa: E402
+from bbcodec.modelcard import summary_figures  # noqa: E402
 import suite  # noqa: E402
 
 
@@ -136,9 +139,9 @@ def _plot_training_curve(model_dir: Path, out_png: Path, img, hrs, val, cut: int
     plt = _pyplot()
 
     shipped = []
-    for name in json.loads((ROOT / "models" / "registry.json").read_text())["models"]:
-        card = json.loads((ROOT / "models" / name / "card.json").read_text())
-        shipped.append((card["training"]["wall_seconds_at_best"] / 3600, card["test_nelbo_bpd"], name))
+    for name, entry in _registry()["models"].items():  # retired ones too: every model ever shipped
+        f = model_figures(entry)
+        shipped.append((f["wall_seconds_at_best"] / 3600, f["test_nelbo_bpd"], name))
     fig, ax = plt.subplots(1, 2, figsize=(10, 3.8))
     ax[0].plot(img[:cut], val[:cut], "o-", ms=3, label="constant learning rate")
     ax[1].plot(hrs[:cut], val[:cut], "o", ms=3, label="validation (1,000 held-out training images)")
@@ -736,7 +739,17 @@ def _first_bpd(run: dict, n: int) -> float:
 
 
 def _registry() -> dict:
-    return json.loads((ROOT / "models" / "registry.json").read_text())
+    return json.loads((MODELS / "registry.json").read_text())
+
+
+def model_figures(entry: dict) -> dict:
+    """A registered model's figures (`modelcard.summary_figures`): from its card.json and grids.json
+    where it ships, from its registry entry where it is retired."""
+    if entry.get("retired"):
+        return entry["figures"]
+    folder = MODELS / entry["path"]
+    return summary_figures(json.loads((folder / "card.json").read_text()),
+                           json.loads((folder / "grids.json").read_text()))
 
 
 def cifar_section(reg: dict, draw: bool) -> str | None:
@@ -808,29 +821,31 @@ def results_block(reg: dict, draw: bool) -> str:
 
 
 def models_block(reg: dict, draw: bool) -> str:
-    """docs/models.md's generated block: every shipped model from its card and grids, then the
-    default model's training curve and its extrapolation."""
+    """docs/models.md's generated block: every registered model (shipped: from its card and grids;
+    retired: from its registry entry), then the default model's training curve and its extrapolation."""
     rows = ["| model | parameters | training images | hours (one CPU thread) | validation NELBO | "
             "test NELBO (first 1,000) | coded: first 100 in one archive | coded with | error-curve fit: degree (BIC), "
             "χ²/dof |", "|---|---:|---:|---:|---:|---:|---:|---|---:|"]
-    for name in reg["models"]:
-        folder = ROOT / "models" / reg["models"][name]["path"]
-        card = json.loads((folder / "card.json").read_text())
-        smooth = json.loads((folder / "grids.json").read_text())["curve"].get("smooth")
-        k, t = card.get("coded"), card["training"]
+    for name, entry in reg["models"].items():
+        f = model_figures(entry)
+        k, fit = f["coded"], f["error_curve_fit"]
         coded = f"{k['bpd']:.4f}" if k else "–"
-        o = k["options"] if k else {}
-        how = (f"K={o['steps']} {o['grid']} v{o.get('latents', 1)} p={o['parallel']}" if k else "–")
-        fit = f"{smooth['log_polynomial_degree']}, {smooth['chi2_per_dof']:.2f}" if smooth else "–"
-        mark = " (default)" if name == reg["default"] else ""
-        rows.append(f"| [`{name}`]({_rel(folder / 'MODEL_CARD.md', MODELS_MD)}){mark} | {card['parameters']:,} | "
-                    f"{t['images_seen_at_best']:,} | {t['wall_seconds_at_best'] / 3600:.2f} | {card['val_nelbo_bpd']:.4f} | "
-                    f"{card['test_nelbo_bpd']:.4f} ± {card['test_nelbo_se']:.4f} | {coded} | {how} | {fit} |")
-    table = ("### Shipped models\n\nFrom each model's `card.json` and `grids.json` (the smoothed error curve that "
-             "grid opt3 is optimised on: log M(t) as a weighted polynomial in t, its degree chosen by BIC). "
+        how = f"K={k['steps']} {k['grid']} v{k['latents']} p={k['parallel']}" if k else "–"
+        fit = f"{fit['degree']}, {fit['chi2_per_dof']:.2f}" if fit else "–"
+        if entry.get("retired"):
+            label = f"`{name}` (retired; commit {entry['last_commit'][:12]})"
+        else:
+            label = (f"[`{name}`]({_rel(MODELS / entry['path'] / 'MODEL_CARD.md', MODELS_MD)})"
+                     + (" (default)" if name == reg["default"] else ""))
+        rows.append(f"| {label} | {f['parameters']:,} | {f['images_seen_at_best']:,} | "
+                    f"{f['wall_seconds_at_best'] / 3600:.2f} | {f['val_nelbo_bpd']:.4f} | "
+                    f"{f['test_nelbo_bpd']:.4f} ± {f['test_nelbo_se']:.4f} | {coded} | {how} | {fit} |")
+    table = ("### Registered models\n\nFrom each shipped model's `card.json` and `grids.json` (the smoothed error "
+             "curve that grid opt3 is optimised on: log M(t) as a weighted polynomial in t, its degree chosen by BIC); "
+             "a retired model's row from the figures its registry entry keeps, its files being at the commit named. "
              "Coded: `bench/results/cifar10_test_vdm_archive100.json`, at the defaults of its day.\n\n"
              + "\n".join(rows) + "\n")
-    mdir = ROOT / "models" / reg["default"]
+    mdir = MODELS / reg["models"][reg["default"]]["path"]
     card = json.loads((mdir / "card.json").read_text())
     png = RES / "training_curve.png"
     curve = training_curve(mdir, png, draw)
@@ -839,7 +854,7 @@ def models_block(reg: dict, draw: bool) -> str:
                f"**{card['test_nelbo_bpd']:.4f} ± {card['test_nelbo_se']:.4f} bits/dim** "
                f"({card['parameters']:,} parameters, {card['training']['images_seen_at_best']:,} training images "
                f"seen, {card['training']['wall_seconds_at_best'] / 3600:.2f} h on one thread of a 2-core CPU). "
-               f"See `models/{card['name']}/MODEL_CARD.md`.\n\n"
+               f"See `{_repo(mdir / 'MODEL_CARD.md')}`.\n\n"
                f"![training curve]({_rel(png, MODELS_MD)})\n\n"
                + extrapolation_text(curve, card["training"]["wall_seconds_at_best"] / 3600))
     return table + "\n" + default
