@@ -73,10 +73,10 @@ def decompress(data: bytes, *, arrays: bool = False, model: str | None = None, d
     from . import api
     from .format import container
     from .images import to_pil
-    from .registry import load_model
+    from .registry import model_for_header
 
     header = container.parse(data).header
-    m = load_model(model or header["model"]["name"], device)
+    m = model_for_header(header["model"], device, override=model)
     api.check_model(header, m)
     images, _ = api.decompress(data, m, progress=progress)
     out = []

@@ -21,10 +21,11 @@ from . import bootstrap as boot
 from . import defaults, encode
 from .ans import Stack
 from .diffusion.codec import ChainSpec, CodingParams, EpsFn, tile_batch_codec
-from .errors import BbcError, FormatError, ModelError
+from .errors import ArithmeticMismatchError, BbcError, FormatError, ModelError
 from .format import container, plan
 from .format.constants import seed_words
-from .format.header import CODEC_ID, Coding, image_record, side_chunks, side_length, split_side, transparency_from_json
+from .format.header import (CODEC_ID, Coding, arithmetic, arithmetic_mismatch, image_record, side_chunks, side_length,
+                             split_side, transparency_from_json)
 from .images import ImageData, archive_checksum
 from .progress import Progress, Silent
 from .registry import LoadedModel
@@ -200,13 +201,16 @@ def _compress(images, model, params, parallel, progress: Progress, bootstrap, th
     header = {"codec": CODEC_ID, "model": {"name": model.name, "sha256": model.sha256}, "coding": coding.to_json(),
               "images": container.image_table([image_record(d) for d in images]),
               "pixels_crc32": archive_checksum(images)}
+    version = params.format_version
+    if version >= 3:
+        header["arithmetic"] = arithmetic(model.device)
     payload = container.words_to_bytes(enc.words)
     side = container.pack_side([c for d in images for c in side_chunks(d)])
-    data = container.Container(header, payload, side).to_bytes()
+    data = container.Container(header, payload, side, version).to_bytes()
     # the same file without ICC, EXIF and tags (not written): what the metadata costs
     bare_header = dict(header, images=container.image_table([image_record(d, metadata=False) for d in images]))
     bare_side = container.pack_side([c for d in images for c in side_chunks(d, metadata=False)])
-    bare_len = len(container.Container(bare_header, payload, bare_side).to_bytes())
+    bare_len = len(container.Container(bare_header, payload, bare_side, version).to_bytes())
     boot_bits = np.zeros(len(images))
     for j, d in enumerate(boot_data[:enc.n_boot]):
         boot_bits[tiles[j].image] += boot.bits(d)
@@ -259,19 +263,33 @@ def verify(data: bytes, model: LoadedModel, images: list[ImageData], progress: P
             raise BbcError(f"verification failed: {a.name} does not decode bit-exact")
 
 
-def decompress(data: bytes, model: LoadedModel, progress: Progress | bool | None = None) -> tuple[list[ImageData], dict]:
-    """Decode every image of a .bbc archive; raises FormatError / ModelError on any mismatch."""
+def check_arithmetic(c: container.Container, model: LoadedModel) -> None:
+    """Refuse, before any decoding, a file written under arithmetic other than this machine's (version 3
+    files record it; older ones are judged by their checksums alone)."""
+    if c.version >= 3:
+        why = arithmetic_mismatch(c.header["arithmetic"], arithmetic(model.device))
+        if why:
+            raise ArithmeticMismatchError(why)
+
+
+def decompress(data: bytes, model: LoadedModel, progress: Progress | bool | None = None,
+               any_arithmetic: bool = False) -> tuple[list[ImageData], dict]:
+    """Decode every image of a .bbc archive; raises FormatError / ModelError on any mismatch, and
+    ArithmeticMismatchError for a file made under other arithmetic (unless any_arithmetic)."""
     progress = _progress(progress)
     c = container.parse(data)
     h = c.header
     check_model(h, model)
+    if not any_arithmetic:
+        check_arithmetic(c, model)
     coding, metas, tiles, bs = _layout(h, model)
     try:
-        params = CodingParams(steps=coding.steps, grid=coding.grid, grid_bits=coding.grid_bits, latents=coding.latents)
+        params = CodingParams(steps=coding.steps, grid=coding.grid, grid_bits=coding.grid_bits, latents=coding.latents,
+                              format_version=c.version)
         spec = ChainSpec(model.schedule, params, model.time_grid(params.grid, params.steps), model.mse_curve)
     except ValueError as e:
         raise FormatError(f"unsupported coding parameters ({e})")
-    seed = seed_words(coding.seed_words)
+    seed = seed_words(coding.seed_words, c.version)
     words = np.concatenate([seed[:coding.seed_kept], container.bytes_to_words(c.payload)])
     if len(words) == 0:
         raise FormatError("corrupted payload (empty)")

@@ -98,7 +98,7 @@ def model_nelbo_k(model, params, imgs, sampled_steps: int | None = None, fitted:
     times = model.time_grid(params.grid, params.steps)
     push_vars = [None, fitted_push_var(model.schedule, times, model.mse_curve)] if fitted else None
     bits = nelbo_k_bits(model.vdm.net, model.schedule, x, times, sampled_steps=sampled_steps, stratified=stratified,
-                        mask=None if mask.all() else mask, pad=pad_noise(x.shape[1:]), push_vars=push_vars)
+                        mask=None if mask.all() else mask, pad=pad_noise(x.shape[1:], params.format_version), push_vars=push_vars)
     per_image = lambda b: np.bincount([t.image for t in tiles], weights=b, minlength=len(imgs))  # noqa: E731
     return np.stack([per_image(b) for b in bits]) if fitted else per_image(bits)
 

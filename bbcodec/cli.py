@@ -194,47 +194,63 @@ def compress(inputs, output, model_name, steps, grid, grid_bits, latents, parall
         click.echo(_summary(output, len(images), rep) + ("; verified" if verify else ""), err=True)
 
 
+def _decode_opts(f):
+    f = click.option("--any-arithmetic", is_flag=True,
+                     help="decode a file written under other arithmetic (torch build, CPU kernels, device) instead of "
+                          "refusing it; a wrong result is still caught by the checksums")(f)
+    return click.option("--device", default="auto", type=click.Choice(["auto", "cpu", "cuda"]), show_default=True,
+                        help="where the network runs (auto: where the encoder ran it, as the file says)")(f)
+
+
 @cli.command()
 @click.argument("input")
 @click.option("-o", "--output", default=None,
               help="output PNG ('-' for stdout), or folder for a file holding several images")
 @_model_opt
-@_device_opt
+@_decode_opts
 @click.option("--threads", type=click.IntRange(1, 1024), default=None,
               help="not used yet: the decoder replays the thread count written by the encoder")
 @click.option("--force", is_flag=True, help="overwrite existing outputs")
 @click.option("--quiet", is_flag=True, help="no progress")
 @_guard
-def decompress(input, output, model_name, device, threads, force, quiet):
+def decompress(input, output, model_name, device, any_arithmetic, threads, force, quiet):
     """Decompress a .bbc file back to PNG, bit-exact."""
     from . import fileio
 
     data = fileio.read_input(input)
-    images = _decode(input, data, model_name, device, threads, quiet)
+    images = _decode(input, data, model_name, device, threads, quiet, any_arithmetic)
     fileio.write_images(images, input, output, force)
 
 
-def _decode(input: str, data: bytes, model_name, device, threads, quiet):
+def _decode(input: str, data: bytes, model_name, device, threads, quiet, any_arithmetic=False):
     """Decode a .bbc file's bytes, with the estimate and progress on stderr; errors name the file."""
     from . import api
     from .errors import FormatError
     from .format import container
     from .progress import duration
-    from .registry import load_model
+    from .registry import model_for_header
 
     name = "stdin" if input == "-" else input
     try:
-        header = container.parse(data).header
+        parsed = container.parse(data)
     except FormatError as e:
         raise FormatError(f"{name}: {e}")
-    cod = header["coding"]
+    header, cod = parsed.header, parsed.header["coding"]
+    if device == "auto":
+        import torch
+        device = cod["device"]
+        if device == "cuda" and not torch.cuda.is_available():
+            raise BbcError(f"{name} was encoded on a CUDA device and this machine has none (its probabilities "
+                           "come from a GPU's arithmetic; --device cpu --any-arithmetic tries the CPU)")
     if threads is not None and threads != cod["threads"] and not quiet:
         click.echo(f"bbcodec: note: --threads {threads} is not used: this file is decoded with the "
                    f"{cod['threads']} thread{'s' * (cod['threads'] != 1)} it was encoded with "
                    "(the network's float results depend on it)", err=True)
     report = _reporter(quiet)
-    model = load_model(model_name or header["model"]["name"], device)
+    model = model_for_header(header["model"], device, override=model_name)
     api.check_model(header, model)
+    if not any_arithmetic:
+        api.check_arithmetic(parsed, model)
     try:
         plan = api.decode_plan(header, model)
         params = api.coding_params(model, cod["steps"], cod["grid"], cod["grid_bits"], cod.get("latents", 1))
@@ -245,7 +261,7 @@ def _decode(input: str, data: bytes, model_name, device, threads, quiet):
         report.note(f"{_n(sum(plan), 'tile')} for {model.name} at K={cod['steps']} on {model.device}: "
                     f"about {duration(seconds)} to decode")
     try:
-        images, _ = api.decompress(data, model, progress=report)
+        images, _ = api.decompress(data, model, progress=report, any_arithmetic=any_arithmetic)
     except FormatError as e:
         raise FormatError(f"{name}: {e}")
     return images
@@ -255,17 +271,17 @@ def _decode(input: str, data: bytes, model_name, device, threads, quiet):
 @click.argument("input")
 @click.argument("originals", nargs=-1)
 @_model_opt
-@_device_opt
+@_decode_opts
 @click.option("--quiet", is_flag=True, help="no progress")
 @_guard
-def verify(input, originals, model_name, device, quiet):
+def verify(input, originals, model_name, device, any_arithmetic, quiet):
     """Decode a .bbc file in memory and check it: against ORIGINALS (files or folders, matched by
     name) when given, else against the pixel checksums stored in the file. Writes nothing."""
     from . import fileio
     from .images import same_image
 
     data = fileio.read_input(input)
-    images = _decode(input, data, model_name, device, None, quiet)
+    images = _decode(input, data, model_name, device, None, quiet, any_arithmetic)
     if not originals:
         click.echo(f"{input}: {len(images)} image{'s' * (len(images) != 1)} decoded and match the stored "
                    "pixel checksums")
@@ -354,7 +370,7 @@ def demo(model_name, steps, grid, grid_bits, latents, parallel, device, quiet):
 @click.option("--ema", type=float, default=0.995, show_default=True)
 @click.option("--threads", type=int, default=1, show_default=True)
 @click.option("--val-images", type=int, default=1000, show_default=True)
-@click.option("--init-from", default=None, help="start a new run from a model folder's weights (e.g. models/NAME)")
+@click.option("--init-from", default=None, help="start a new run from a model's weights: a registered NAME or a model folder (sha256-checked)")
 @click.option("--device", default="cpu", type=click.Choice(["auto", "cpu", "cuda"]), show_default=True,
               help="under torchrun, each process takes the GPU of its LOCAL_RANK")
 @click.option("--cooldown-images", type=click.IntRange(0), default=None,

@@ -72,7 +72,7 @@ def deficit_per_subpixel(model, params: CodingParams, spec: ChainSpec, eps_fn) -
     the bootstrap codec takes, which the header records: a lost or stale cache changes nothing a
     decoder needs.
     """
-    key = (f"{model.sha256}:K{params.steps}:{params.grid}:b{params.grid_bits}:v{params.latents}:"
+    key = (f"{model.sha256}:f{params.format_version}:K{params.steps}:{params.grid}:b{params.grid_bits}:v{params.latents}:"
            f"{model.device}:t{torch.get_num_threads()}:nhwc{int(eps_fn.nhwc)}")
     path = defaults.cache_dir() / "initial_deficit.json"
     try:
@@ -84,7 +84,7 @@ def deficit_per_subpixel(model, params: CodingParams, spec: ChainSpec, eps_fn) -
         x = np.full((1, 3, T, T), 128, dtype=np.uint8)
         mask = np.ones(x.shape, dtype=bool)
         n_words = seed_size(1, T, params.grid_bits)
-        seed = seed_words(n_words)
+        seed = seed_words(n_words, params.format_version)
         stack = Stack(seed)
         tile_batch_codec(spec, eps_fn, mask).push(stack, x[mask])
         cache = cache if isinstance(cache, dict) else {}
@@ -134,7 +134,7 @@ def encode(tiles: list[Tile], n_images: int, spec: ChainSpec, eps_fn, parallel: 
                        spec.K, T * T)
         for _ in range(MAX_SEED_RETRIES):
             progress.restart()
-            seed = seed_words(n_words)
+            seed = seed_words(n_words, spec.params.format_version)
             stack = Stack(seed)
             for j, d in enumerate(boot_data):
                 boot.tile_codec(boot_codec, tiles[j].mask, d).push(stack, tiles[j].x)

@@ -13,5 +13,10 @@ class ModelError(BbcError):
     """A model that cannot be found, fails its checksum, or is not the one a file was coded with."""
 
 
+class ArithmeticMismatchError(BbcError):
+    """A file whose probabilities depend on arithmetic (torch build, CPU kernels, device) other than this
+    machine's: refused before decoding, naming what differs."""
+
+
 class ImageError(BbcError):
     """An image that cannot be read or is of an unsupported kind."""

@@ -10,6 +10,10 @@ from bbcodec.diffusion.net import DEFAULT_CONFIG, VDM
 from bbcodec.images import from_pil
 from bbcodec.registry import load_model
 
+# One intra-op thread, as the coder's default: tiny networks gain nothing from more, and beside another busy
+# process (a training run) OpenMP's spinning threads made single tests minutes long.
+torch.set_num_threads(1)
+
 TINY = dict(DEFAULT_CONFIG, channels=[8, 8], attn_levels=[1], tile=32)
 
 

@@ -330,3 +330,52 @@ def test_long_runs_need_yes_without_a_terminal(work, monkeypatch):
     err = one_line_error(run("compress", d / "a.png", "-o", d / "l.bbc", *m, *STEPS))
     assert "about 4 h 0 min to encode" in err and "--yes" in err and not (d / "l.bbc").exists()
     assert run("compress", d / "a.png", "-o", d / "l.bbc", "--yes", *m, *STEPS).returncode == 0
+
+
+def _repacked(data, **changes):
+    """The same file with header fields changed (for the checks that come before decoding)."""
+    from bbcodec.format import container
+    c = container.parse(data)
+    h = dict(c.header)
+    for key, value in changes.items():
+        h[key] = dict(h[key], **value)
+    return container.Container(h, c.payload, c.side, c.version).to_bytes()
+
+
+def test_other_arithmetic_is_refused_before_decoding_naming_what_differs(work):
+    d, m = work
+    assert run("compress", d / "a.png", "-o", d / "x.bbc", *m, *STEPS).returncode == 0
+    (d / "y.bbc").write_bytes(_repacked((d / "x.bbc").read_bytes(), arithmetic={"torch": "1.0.0", "numpy": "1.0"}))
+    err = one_line_error(run("decompress", d / "y.bbc", "-o", d / "y.png", *m))
+    assert "numpy 1.0 here" in err and "torch 1.0.0 here" in err and "--any-arithmetic" in err, err
+    assert not (d / "y.png").exists()
+    # the record is all that differs here, so decoding anyway gives the picture back
+    p = run("decompress", d / "y.bbc", "-o", d / "y.png", "--any-arithmetic", *m)
+    assert p.returncode == 0 and np.array_equal(pixels(d / "a.png")[2], pixels(d / "y.png")[2])
+
+
+def test_other_cpu_kernels_in_another_process(work):
+    """Decoding under ATEN_CPU_CAPABILITY=avx2 (what a machine without AVX-512 runs): bit-exact where the
+    kernels are the same, else refused in one line that names the CPU capability; never a wrong picture."""
+    d, m = work
+    assert run("compress", d / "a.png", "-o", d / "x.bbc", *m, *STEPS).returncode == 0
+    env = dict(os.environ, ATEN_CPU_CAPABILITY="avx2")
+    p = subprocess.run([sys.executable, "-m", "bbcodec.cli", "decompress", str(d / "x.bbc"), "-o", str(d / "z.png"),
+                        *map(str, m)], capture_output=True, env=env)
+    r = Result(p.returncode, p.stdout, p.stderr)
+    if r.returncode == 0:
+        assert np.array_equal(pixels(d / "a.png")[2], pixels(d / "z.png")[2])
+    else:
+        assert "cpu_capability" in one_line_error(r) and not (d / "z.png").exists()
+
+
+def test_device_auto_follows_the_file(work):
+    import torch
+    d, m = work
+    assert run("compress", d / "a.png", "-o", d / "x.bbc", *m, *STEPS).returncode == 0
+    (d / "g.bbc").write_bytes(_repacked((d / "x.bbc").read_bytes(), coding={"device": "cuda"},
+                                       arithmetic={"device": "cuda"}))
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA: the file's device is there")
+    err = one_line_error(run("decompress", d / "g.bbc", "-o", d / "g.png", *m))
+    assert "encoded on a CUDA device and this machine has none" in err

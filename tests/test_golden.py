@@ -12,6 +12,7 @@ only the files of the current format version, on purpose, after a deliberate for
 Until the network's arithmetic is exact, a file decodes only where the arithmetic matches what
 wrote it (torch build, CPU capability): a file made elsewhere is skipped with the reason.
 """
+import dataclasses
 import hashlib
 import json
 import os
@@ -99,12 +100,33 @@ def test_golden_file_decodes_to_its_pinned_pixels(fname):
 
 
 def test_format_constants_are_pinned_by_value():
-    """Version 2's seed words and pad noise come from numpy's PCG64 Generator, whose stream numpy
-    promises only per release: pinned here, so a numpy that changes them fails loudly."""
-    from bbcodec.format.constants import seed_words
-    from bbcodec.format.constants import pad_noise
-    assert seed_words(3).tolist() == [1367064316, 592399874, 2947692083]
-    assert hashlib.sha256(seed_words(1000).tobytes()).hexdigest() == \
+    """Versions 1-2 draw the seed words and pad noise from numpy's PCG64 Generator, whose stream numpy
+    promises only per release: pinned here, so a numpy that changes them fails loudly. Version 3
+    derives them from SplitMix64 in integer arithmetic (its reference outputs pinned too)."""
+    from bbcodec.format.constants import pad_noise, seed_words, splitmix64
+    assert seed_words(3, 2).tolist() == [1367064316, 592399874, 2947692083]
+    assert hashlib.sha256(seed_words(1000, 2).tobytes()).hexdigest() == \
         "1ee8312b565c6983bca0a3360c5f5eedbdc067040f68e289d21c97460c1b3945"
-    assert hashlib.sha256(pad_noise((3, 32, 32)).tobytes()).hexdigest() == \
+    assert hashlib.sha256(pad_noise((3, 32, 32), 2).tobytes()).hexdigest() == \
         "c56ea6b9814fca8cff4cd8a98222b7187981c2653b72dbb94264ee38437f8559"
+    assert [int(v) for v in splitmix64(0, 3)] == [0xE220A8397B1DCDAF, 0x6E789E6AA1B965F4, 0x06C45D188009454F]
+    assert seed_words(3, 3).tolist() == [166854045, 1429369878, 1566296646]
+    assert hashlib.sha256(seed_words(1000, 3).tobytes()).hexdigest() == \
+        "96e09882195675045e7c50b728d6b0951fc7434db0567e723752f6fe90d5611e"
+    assert hashlib.sha256(pad_noise((3, 32, 32), 3).tobytes()).hexdigest() == \
+        "70927e691f996787a4a1c678a53021f0c19100800317b5ae8d5076e961a2a8d7"
+
+
+@pytest.mark.parametrize("fname", sorted(json.loads(MANIFEST.read_text())))
+def test_the_encoder_still_writes_the_golden_bytes(fname):
+    """Re-encoding a golden file's images in its format version gives the same bytes: the encoder's
+    choices and arithmetic have not drifted (where the arithmetic is the one that wrote it)."""
+    entry = json.loads(MANIFEST.read_text())[fname]
+    if entry["written_with"] != arithmetic():
+        pytest.skip(f"written with {entry['written_with']}, this machine has {arithmetic()}")
+    name = fname.rsplit("-v", 1)[0]
+    model_name, images, opts = _cases()[name]
+    model = load_model(model_name)
+    params = dataclasses.replace(api.coding_params(model, opts.get("steps", 100)), format_version=entry["format_version"])
+    data, _ = api.compress(images, model, params, parallel=opts.get("parallel", 8), threads=1)
+    assert data == (GOLDEN / fname).read_bytes()

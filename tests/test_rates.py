@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 
 from bbcodec.ans import Stack
+from bbcodec.format import constants
+from bbcodec.format.container import VERSION
 from bbcodec.diffusion.codec import ChainSpec, ChainStats, CodingParams, EpsFn, tile_batch_codec
 from bbcodec.diffusion.schedule import Schedule
 from bbcodec.diffusion.vdm import (fitted_push_var, gaussian_kl_bits, pixel_to_model_np, step_kl_bits,
@@ -17,9 +19,9 @@ from conftest import cifar_samples
 
 
 def seed_words(n):
-    """The encoder's seed words (PCG64, seed 0x5EED, as the format draws them), so the measured
-    figures below are those of the coder's own start."""
-    return np.random.Generator(np.random.PCG64(0x5EED)).integers(1, 2**32, size=n, dtype=np.uint64).astype(np.uint32)
+    """The encoder's seed words in the current format, so the measured figures below are those of
+    the coder's own start."""
+    return constants.seed_words(n, VERSION)
 
 
 def _kl_bits(m1, v1, m2, v2):

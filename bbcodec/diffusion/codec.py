@@ -29,6 +29,7 @@ from .vdm import (fitted_push_var, pixel_to_model_np, prior_kl_bits, recon_probs
                   step_kl_bits, step_kl_var_bits)
 
 from ..format.constants import Q_RADIUS_STDS, pad_noise
+from ..format.container import VERSION
 
 
 def time_grid(name: str, steps: int) -> np.ndarray:
@@ -50,6 +51,7 @@ class CodingParams:
     grid: str = "uniform"
     grid_bits: int = 0
     latents: int = 1
+    format_version: int = VERSION  # the .bbc version coded for (its pad noise: `format.constants`)
 
 
 class ChainSpec:
@@ -230,7 +232,7 @@ def tile_batch_codec(spec: ChainSpec, eps_fn, mask: np.ndarray, x_true: np.ndarr
     B = mask.shape[0]
     real = mask.reshape(-1)
     tile_of = np.repeat(np.arange(B), mask[0].size)[real]  # tile index of each real subpixel
-    eps_pad = np.broadcast_to(pad_noise(mask.shape[1:]), mask.shape).reshape(-1)
+    eps_pad = np.broadcast_to(pad_noise(mask.shape[1:], spec.params.format_version), mask.shape).reshape(-1)
     f_true = pixel_to_model_np(x_true.reshape(-1)[real]) if x_true is not None else None
 
     n_real = int(real.sum())

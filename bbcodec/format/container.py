@@ -2,11 +2,12 @@
 
     offset      size  field
     0           4     magic b"\\x89BBC"
-    4           2     format version, uint16 little-endian (2; version 1 files are still read)
+    4           2     format version, uint16 little-endian (3; versions 1 and 2 are still read)
     6           4     header length H, uint32 LE (at most MAX_HEADER)
     10          H     header: a raw DEFLATE stream, with the preset dictionary HEADER_ZDICT, of
                       a UTF-8 JSON object with sorted keys (fields below; inflates to at most
-                      MAX_HEADER bytes). Version 1: a zlib stream without dictionary. The
+                      MAX_HEADER bytes; version 3 appends typical arithmetic records to version
+                      2's dictionary, HEADER_ZDICT_V3). Version 1: a zlib stream without dictionary. The
                       dictionary cuts a one-image header from ~330 to under 100 bytes, which is
                       0.2 bits/dim instead of 0.9 on a 32x32 file.
     10+H        4     CRC32 of the H header bytes, uint32 LE
@@ -33,6 +34,11 @@ Header fields (JSON, no pickle):
                     "alpha" (0/1), "palette_mode" (str|null), "palette_bytes" (int),
                     "transparency" (int|hex str|null), "meta" (object: text, gamma, chromaticity,
                     srgb, dpi), "icc_bytes", "exif_bytes" (lengths of those side-data chunks)
+    arithmetic      (version 3) what the encoder's float probabilities depended on, {str: str}: "torch",
+                    "constriction", "numpy" versions, "device", "cpu_capability" (torch's ATen
+                    kernels) or the CUDA device, and "onednn_max_cpu_isa" where that override was
+                    set. A decoder whose own record differs refuses before decoding, naming what
+                    differs (`header.arithmetic_mismatch`).
     pixels_crc32    CRC32 over all decoded images (pixels, palettes, modes, sizes, in order; see
                     `images.archive_checksum`): one field, not one per image, because at CIFAR-10
                     sizes four bytes per image would cost 0.01 bits/dim
@@ -57,8 +63,8 @@ import numpy as np
 from ..errors import FormatError
 
 MAGIC = b"\x89BBC"
-VERSION = 2
-READABLE_VERSIONS = (1, 2)
+VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 # Format constant of version 2 (never edit): typical header text, the preset DEFLATE dictionary.
 HEADER_ZDICT = (
     b'"transparency":[null],"width":[32]},"model":{"name":"cifar10-vdm-s1","sha256":"0000000000000000"},'
@@ -68,6 +74,18 @@ HEADER_ZDICT = (
     b'"mode":["RGB"],"name":["image.png"],"palette_bytes":[0],"palette_mode":[null],'
     b'"payload_bytes":1000,"payload_crc32":1000000000,"pixels_crc32":1000000000,"side_bytes":0,"side_crc32":0}'
 )
+# Version 3's dictionary: version 2's, then a typical arithmetic record (60 bytes a file otherwise).
+HEADER_ZDICT_V3 = HEADER_ZDICT + (
+    b'"arithmetic":{"constriction":"0.5.0","cpu_capability":"AVX512","device":"cpu","numpy":"2.4.6",'
+    b'"torch":"2.13.0+cpu"},"arithmetic":{"constriction":"0.5.0","cpu_capability":"AVX2","device":"cuda",'
+    b'"cuda":"12.8","cuda_device":"NVIDIA ","numpy":"2.3.5","torch":"2.9.1+cu128"}'
+)
+
+
+def header_dictionary(version: int) -> bytes:
+    return HEADER_ZDICT_V3 if version >= 3 else HEADER_ZDICT
+
+
 MAX_HEADER = 1 << 20
 MAX_IMAGES = 100_000
 MAX_SIDE = 1 << 31
@@ -80,6 +98,7 @@ class Container:
     header: dict
     payload: bytes
     side: bytes
+    version: int = VERSION  # what to_bytes writes; parse gives the file's
 
     def to_bytes(self) -> bytes:
         h = dict(self.header)
@@ -87,9 +106,9 @@ class Container:
         h["payload_crc32"] = zlib.crc32(self.payload)
         h["side_bytes"] = len(self.side)
         h["side_crc32"] = zlib.crc32(self.side)
-        z = zlib.compressobj(9, zlib.DEFLATED, -15, 9, zlib.Z_DEFAULT_STRATEGY, HEADER_ZDICT)
+        z = zlib.compressobj(9, zlib.DEFLATED, -15, 9, zlib.Z_DEFAULT_STRATEGY, header_dictionary(self.version))
         hb = z.compress(json.dumps(h, separators=(",", ":"), sort_keys=True).encode()) + z.flush()
-        return _PRE.pack(MAGIC, VERSION, len(hb)) + hb + struct.pack("<I", zlib.crc32(hb)) + self.payload + self.side
+        return _PRE.pack(MAGIC, self.version, len(hb)) + hb + struct.pack("<I", zlib.crc32(hb)) + self.payload + self.side
 
 
 def _need(cond: bool, msg: str) -> None:
@@ -121,14 +140,14 @@ def parse(data: bytes, verify_checksums: bool = True) -> Container:
     (hcrc,) = struct.unpack_from("<I", data, _PRE.size + hlen)
     _need(not verify_checksums or zlib.crc32(hb) == hcrc, "corrupted header (checksum mismatch)")
     try:
-        d = zlib.decompressobj() if version == 1 else zlib.decompressobj(-15, HEADER_ZDICT)
+        d = zlib.decompressobj() if version == 1 else zlib.decompressobj(-15, header_dictionary(version))
         raw = d.decompress(hb, MAX_HEADER)
         _need(d.eof and not d.unconsumed_tail, "corrupted header (too large or incomplete)")
         h = json.loads(raw.decode())
     except (zlib.error, UnicodeDecodeError, json.JSONDecodeError):
         raise FormatError("corrupted header (not valid)")
     _need(isinstance(h, dict), "corrupted header")
-    validate_header(h)
+    validate_header(h, version)
     start = _PRE.size + hlen + 4
     p, s = h["payload_bytes"], h["side_bytes"]
     _need(len(data) >= start + p + s, "truncated file")
@@ -137,7 +156,7 @@ def parse(data: bytes, verify_checksums: bool = True) -> Container:
     if verify_checksums:
         _need(zlib.crc32(payload) == h["payload_crc32"], "corrupted payload (checksum mismatch)")
         _need(zlib.crc32(side) == h["side_crc32"], "corrupted side data (checksum mismatch)")
-    return Container(h, payload, side)
+    return Container(h, payload, side, version)
 
 
 def _num(v) -> bool:
@@ -158,8 +177,15 @@ def _valid_meta(m) -> bool:
     return bool(ok)
 
 
-def validate_header(h: dict) -> None:
+def validate_header(h: dict, version: int = VERSION) -> None:
     _need(h.get("codec") == "vdm-bitswap", f"unknown codec {h.get('codec')!r}")
+    a = h.get("arithmetic")
+    if version >= 3:
+        _need(isinstance(a, dict) and 0 < len(a) <= 16 and all(isinstance(k, str) and isinstance(v, str)
+                                                               and len(k) < 40 and len(v) < 200 for k, v in a.items()),
+              "invalid header field 'arithmetic'")
+    else:
+        _need(a is None, "invalid header field 'arithmetic'")
     m = h.get("model")
     _need(isinstance(m, dict) and isinstance(m.get("name"), str) and isinstance(m.get("sha256"), str),
           "invalid header field 'model'")

@@ -57,6 +57,38 @@ class Coding:
         return cls(**d)
 
 
+def arithmetic(device: str) -> dict:
+    """What float probabilities computed here depend on, beyond the header's coding fields (threads,
+    layout, batches): recorded by the encoder (format version 3), compared by the decoder."""
+    import importlib.metadata
+    import os
+
+    import torch
+    rec = {"torch": torch.__version__, "constriction": importlib.metadata.version("constriction"),
+           "numpy": np.__version__, "device": device}
+    if device == "cuda":
+        rec["cuda_device"] = torch.cuda.get_device_name()
+        rec["cuda"] = str(torch.version.cuda)
+    else:
+        rec["cpu_capability"] = torch.backends.cpu.get_cpu_capability()
+    for var in ("ONEDNN_MAX_CPU_ISA", "NPY_DISABLE_CPU_FEATURES"):
+        if os.environ.get(var):
+            rec[var.lower()] = os.environ[var]
+    return rec
+
+
+def arithmetic_mismatch(recorded: dict, here: dict) -> str | None:
+    """None where the arithmetic matches; else one line naming each difference."""
+    keys = sorted(set(recorded) | set(here), key=lambda k: (k != "device", k))
+    diff = [f"{k} {recorded.get(k, '(unset)')} here {here.get(k, '(unset)')}" for k in keys
+            if recorded.get(k) != here.get(k)]
+    if not diff:
+        return None
+    return ("the file was written under other arithmetic (" + "; ".join(diff) + "): its probabilities would "
+            "not be reproduced here, so it decodes only where it was made (or try with --any-arithmetic: "
+            "a wrong result is still caught by the checksums)")
+
+
 def transparency_to_json(t):
     if t is None or isinstance(t, int):
         return t
