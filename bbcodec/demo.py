@@ -34,7 +34,7 @@ def run_demo(model_name, steps, grid, grid_bits, device, progress, latents=None,
             raise BbcError(f"{a.name}: round trip is NOT bit-exact")
     png_bits = sum(f.stat().st_size for f in files) * 8
     click.echo(f"bit-exact round trip: yes ({len(images)} images)")
-    from .bench import model_nelbo_k
+    from .diffusion.reference import model_nelbo_k
     refs = model_nelbo_k(model, params, images, fitted=params.latents == 2)
     ref = float(refs[0].sum() if params.latents == 2 else refs.sum())
     n = rep.subpixels

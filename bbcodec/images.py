@@ -146,6 +146,11 @@ def from_pil(img: Image.Image, name: str) -> ImageData:
                      bytes(icc) if icc else None, bytes(exif) if exif else None)
 
 
+def from_array(a: np.ndarray, name: str) -> ImageData:
+    """An ImageData from a uint8 array [H, W] or [H, W, C] (C = 2, 3, 4: LA, RGB, RGBA)."""
+    return from_pil(Image.fromarray(a), name)
+
+
 def to_pil(d: ImageData) -> Image.Image:
     size = (d.width, d.height)
     if d.mode == "1":

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import defaults
 from .diffusion.net import VDM, DEFAULT_CONFIG
 from .diffusion.vdm import vdm_loss
 
@@ -27,13 +28,13 @@ from .diffusion.vdm import vdm_loss
 class TrainOptions:
     data: str
     run: str
-    minutes: float = 60.0
-    batch: int = 32
-    lr: float = 1e-3
+    minutes: float = defaults.TRAIN_MINUTES
+    batch: int = defaults.TRAIN_BATCH
+    lr: float = defaults.TRAIN_LR
     warmup: int = 200
     weight_decay: float = 0.0
-    ema: float = 0.999
-    val_images: int = 1000        # held out from the END of the training file, never trained on
+    ema: float = defaults.TRAIN_EMA
+    val_images: int = defaults.TRAIN_VAL_IMAGES  # held out from the END of the training file, never trained on
     val_every_min: float = 10.0
     ckpt_every_min: float = 5.0
     log_every: int = 20

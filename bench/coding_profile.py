@@ -19,7 +19,8 @@ import torch
 
 from bbcodec import ans, api
 from bbcodec import bootstrap as boot_mod
-from bbcodec.bench import _image_data, environment, load_dataset
+from bbcodec.bench import environment, load_dataset
+from bbcodec.images import from_array
 from bbcodec.cli import DEFAULT_STEPS, DEFAULT_GRID_BITS
 from bbcodec.diffusion import codec as dcodec
 from bbcodec.registry import load_model
@@ -62,7 +63,7 @@ def main():
     params = api.coding_params(model, DEFAULT_STEPS, None, DEFAULT_GRID_BITS, args.latents)
     boot = None if args.bootstrap == "none" else boot_mod.default_codec() if args.bootstrap == "auto" else args.bootstrap
     names, arrays = load_dataset(args.dataset, args.images)
-    imgs = [_image_data(n, a) for n, a in zip(names, arrays)]
+    imgs = [from_array(a, n) for n, a in zip(names, arrays)]
     rows = {}
     for phase in ("encode", "decode"):
         SPENT.update(network=0.0, ans=0.0, bootstrap=0.0)

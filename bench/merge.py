@@ -8,13 +8,13 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bbcodec.bench import _save, merge  # noqa: E402
+from bbcodec.bench import merge, save_json  # noqa: E402
 from bbcodec.errors import BbcError  # noqa: E402
 
 if __name__ == "__main__":
     if len(sys.argv) < 3:
         sys.exit(__doc__)
     try:
-        _save(merge([json.loads(Path(p).read_text()) for p in sys.argv[2:]]), sys.argv[1])
+        save_json(merge([json.loads(Path(p).read_text()) for p in sys.argv[2:]]), sys.argv[1])
     except BbcError as e:
         sys.exit(f"error: {e}")

@@ -21,7 +21,9 @@ from pathlib import Path
 import torch
 
 from bbcodec.api import CodingParams
-from bbcodec.bench import _image_data, _save, load_dataset, model_nelbo_k
+from bbcodec.bench import load_dataset, save_json
+from bbcodec.diffusion.reference import model_nelbo_k
+from bbcodec.images import from_array
 from bbcodec.registry import load_model
 
 
@@ -62,7 +64,7 @@ def main(argv=None) -> int:
         if p["name"] in have or (a.only and p["name"] not in a.only):
             continue
         t0 = time.time()
-        img = _image_data(p["name"], by_name[p["name"]])
+        img = from_array(by_name[p["name"]], p["name"])
         plain, fitted = reference(img)
         use = fitted if fitted is not None else plain
         sampled = p.get("model_nelbo_k_fitted_bits") or p["model_nelbo_k_bits"]
@@ -72,7 +74,7 @@ def main(argv=None) -> int:
                "sampled_steps": run["summary"].get("model_nelbo_k_sampled_steps"),
                "file_over_sampled_nelbo_k": 8 * p["bytes"] / sampled, "seconds": time.time() - t0}
         done["images"].append(row)
-        _save(done, str(out))
+        save_json(done, str(out))
         print(f"{p['name']}: file / NELBO_K {row['file_over_nelbo_k']:.4f} with all {o['steps']} steps "
               f"({row['file_over_sampled_nelbo_k']:.4f} with {row['sampled_steps']} sampled), {row['seconds']:.0f} s",
               flush=True)
@@ -80,10 +82,10 @@ def main(argv=None) -> int:
         if a.stratified is None or row.get("stratified_steps") == a.stratified:
             continue
         t0 = time.time()
-        plain, fitted = reference(_image_data(row["name"], by_name[row["name"]]), a.stratified)
+        plain, fitted = reference(from_array(by_name[row["name"]], row["name"]), a.stratified)
         row.update(stratified_steps=a.stratified,
                    file_over_stratified_nelbo_k=row["file_bits"] / (fitted if fitted is not None else plain))
-        _save(done, str(out))
+        save_json(done, str(out))
         print(f"{row['name']}: file / NELBO_K {row['file_over_stratified_nelbo_k']:.4f} with {a.stratified} "
               f"stratified steps (all steps {row['file_over_nelbo_k']:.4f}), {time.time() - t0:.0f} s", flush=True)
     return 0

@@ -475,7 +475,7 @@ def photos_section() -> str | None:
                        + "\n".join(classical_on(classical, names)) + "\n")
     if classical:
         out.append("All nine photos, classical codecs:\n\n" + markdown(classical)
-                   + "\nSuite entry: `photos-classical` (`bbcodec photos` rebuilds the set from Debian's wallpaper "
+                   + "\nSuite entry: `photos-classical` (`python scripts/photos_full.py` rebuilds the set from Debian's wallpaper "
                      "packages and the scikit-image wheel, pixel-checked).\n")
     return "\n".join(out)
 
@@ -690,6 +690,28 @@ def memory_section() -> str | None:
             "short (K = 1). Suite entry `memory`: " + ", ".join(cmds) + ".\n\n" + "\n".join(rows) + "\n")
 
 
+def startup_section() -> str | None:
+    """Time to first output and to exit of `bbcodec compress` (bench/startup_timing.py)."""
+    r = _load("startup_timing.json")
+    if not r:
+        return None
+    sec = lambda v: "did not finish" if v is None else f"{v:.1f}"  # noqa: E731
+    rows = ["| case | code | first output, s | estimate shown, s | total, s | load (1 min) |",
+            "|---|---|---:|---:|---:|---:|"]
+    for row in sorted(r["rows"], key=lambda x: (x["case"], x["label"])):
+        est = "-" if row["estimate_s"] is None else f"{row['estimate_s']:.1f}"
+        total = "killed at the limit" if row.get("timed_out") else sec(row["total_s"])
+        first = "-" if row["first_output_s"] is None else f"{row['first_output_s']:.1f}"
+        rows.append(f"| {row['case']} | {row['label']} ({row['revision']}) | {first} | {est} | {total} | "
+                    f"{row['load_average_1min']:.1f} |")
+    return ("### Start-up and time to first output\n\n`bbcodec compress` as a person runs it, stderr on a terminal, a "
+            "fresh cache folder per case (so the first chain's initial-bit deficit is measured, as on a first run), "
+            "default settings. \"before\" is the code at commit 269ccb4: no output until its progress bar, the "
+            "deficit measured in every process, the network traced with a trace check, and torch's default of one "
+            "thread per core, which beside a busy core spins. Suite entry `startup-timing`: "
+            f"`{r['command']}`.\n\n" + "\n".join(rows) + "\n")
+
+
 def rate_vs_seconds(out_png: Path, draw: bool) -> str | None:
     """bits/dim against encode+decode seconds per image on CIFAR-10: every coded run we have."""
     pts = []
@@ -804,7 +826,8 @@ def suite_section() -> str:
 def results_block(reg: dict, draw: bool) -> str:
     """docs/results.md's generated block: the suite's results, then the studies'."""
     parts = [suite_section()]
-    for section in (lambda: cifar_section(reg, draw), photos_section, profile_section, memory_section):
+    for section in (lambda: cifar_section(reg, draw), photos_section, profile_section, memory_section,
+                    startup_section):
         text = section()
         if text:
             parts.append(text)

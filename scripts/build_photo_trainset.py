@@ -5,7 +5,7 @@
 
 Sources: the JPEG photographs in `mate-backgrounds` (usr/share/backgrounds/mate/nature/) and
 `plasma-workspace-wallpapers` other than the five that the `photos-full` TEST set uses
-(bbcodec.photos.PHOTOS; checked below). The other wallpaper packages the data README names
+(photos_full.PHOTOS; checked below). The other wallpaper packages the data README names
 (gnome-backgrounds, ukui-wallpapers, lomiri-wallpapers, sway-backgrounds, debian-edu-artwork) were
 looked through and hold no photographs (renders, drawings, gradients, logos), so none are used.
 
@@ -17,7 +17,7 @@ validates on them alone. The pixels of every downsampled photo and of the whole 
 against pinned sha256s, so a rebuild either reproduces the set exactly or fails.
 
 Output: an .npz with `x` uint8 [N, 32, 32, 3] (and nothing else). Downloads go through
-`apt-get download` into bbcodec's cache (shared with `bbcodec.photos`), checked against the pinned
+`apt-get download` into bbcodec's cache (shared with `photos_full.py`), checked against the pinned
 .deb sha256s.
 """
 from __future__ import annotations
@@ -33,10 +33,10 @@ from pathlib import Path
 
 import numpy as np
 
-from bbcodec import photos
+import photos_full as photos  # beside this script
 from bbcodec.errors import BbcError
 
-DEBS = {  # package -> (version, sha256 of the .deb); the same pins as bbcodec.photos
+DEBS = {  # package -> (version, sha256 of the .deb); the same pins as photos_full.py
     "mate-backgrounds": ("1.26.0-1", "7bf4c2209f34b4f61ba6d24c8b58c28b361e82e4b943aae6d42c030169af9e04"),
     "plasma-workspace-wallpapers": ("4:5.27.5-2", "32cd18b71c8c938a18b3b351f217c02ac590e323caa3cf322fbb875ce8892f8b"),
 }

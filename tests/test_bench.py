@@ -10,6 +10,8 @@ import pytest
 from click.testing import CliRunner
 
 from bbcodec import api, bench
+from bbcodec.diffusion import reference
+from bbcodec.images import from_array
 from bbcodec.cli import cli
 from bbcodec.errors import BbcError
 
@@ -31,6 +33,15 @@ def _run(npz, out, tiny_model_dir, *extra):
 
 needs_toml = pytest.mark.skipif(sys.version_info < (3, 11) and importlib.util.find_spec("tomli") is None,
                                 reason="bench/suite.toml needs tomllib (Python 3.11) or tomli")
+
+
+def _photos_full():
+    """scripts/photos_full.py (the photo test set's builder: a script, not part of the package)."""
+    path = Path(__file__).resolve().parents[1] / "scripts" / "photos_full.py"
+    spec = importlib.util.spec_from_file_location("photos_full", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _bench_module(name: str):
@@ -129,7 +140,7 @@ def test_model_nelbo_reference_covers_partial_tiles(tiny_model):
     from bbcodec.diffusion.codec import CodingParams
     from conftest import image_data
     imgs = [image_data("RGB", 40, 20, 1), image_data("L", 32, 32, 2)]
-    bits = bench.model_nelbo_k(tiny_model, CodingParams(steps=4, grid="uniform"), imgs)
+    bits = reference.model_nelbo_k(tiny_model, CodingParams(steps=4, grid="uniform"), imgs)
     assert bits.shape == (2,) and np.all(np.isfinite(bits)) and np.all(bits > 0)
 
 
@@ -141,9 +152,9 @@ def test_a_sampled_nelbo_reference_is_stratified_and_says_so(npz, tmp_path, tiny
     s = next(r for r in json.loads(out.read_text())["runs"] if r["codec"] == "vdm")["summary"]
     assert s["model_nelbo_k_estimator"] == "stratified" and s["model_nelbo_k_sampled_steps"] == 2
     model = load_model(str(tiny_model_dir))
-    imgs = [bench._image_data(str(i), a) for i, a in enumerate(cifar_samples()[:3])]
+    imgs = [from_array(a, str(i)) for i, a in enumerate(cifar_samples()[:3])]
     p = CodingParams(steps=3, grid="uniform")
-    strat, rand = (bench.model_nelbo_k(model, p, imgs, 2, stratified=st).sum() / s["subpixels"] for st in (True, False))
+    strat, rand = (reference.model_nelbo_k(model, p, imgs, 2, stratified=st).sum() / s["subpixels"] for st in (True, False))
     assert s["model_nelbo_k_bpd"] == pytest.approx(strat) and strat != pytest.approx(rand)
     assert _run(npz, tmp_path / "all.json", tiny_model_dir, "--nelbo-steps", "3").exit_code == 0
     s = next(r for r in json.loads((tmp_path / "all.json").read_text())["runs"] if r["codec"] == "vdm")["summary"]
@@ -153,7 +164,7 @@ def test_a_sampled_nelbo_reference_is_stratified_and_says_so(npz, tmp_path, tiny
 def test_photo_set_is_checked_pixel_for_pixel(tmp_path, monkeypatch):
     """A rebuilt photo whose pixels differ from the pinned hash is an error, never a silent new set."""
     from PIL import Image
-    from bbcodec import photos
+    photos = _photos_full()
     import io
     buf = io.BytesIO()
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(buf, format="PNG")
@@ -167,7 +178,7 @@ def test_photo_set_is_checked_pixel_for_pixel(tmp_path, monkeypatch):
 def test_photo_set_rebuilds_from_the_package_registries(tmp_path):
     """Downloads ~150 MB (Debian .debs and the scikit-image wheel); needs apt-get and network."""
     import shutil
-    from bbcodec import photos
+    photos = _photos_full()
     if shutil.which("apt-get") is None or shutil.which("dpkg-deb") is None:
         pytest.skip("needs apt-get and dpkg-deb")
     out = photos.build(tmp_path / "out", tmp_path / "cache")
@@ -186,7 +197,7 @@ def test_slices_coded_apart_merge_into_one_resumable_run(npz, tmp_path, tiny_mod
     assert [r["first"] for r in merged["runs"][0]["records"]] == ["00000.png", "00001.png", "00002.png"]
     # both slices' environments are kept, and each record still names its own
     assert len(merged["stretches"]) == 2 and [r["stretch"] for r in merged["runs"][0]["records"]] == [0, 0, 1]
-    bench._save(merged, str(out))
+    bench.save_json(merged, str(out))
     calls = []
     real = api.compress
     monkeypatch.setattr(api, "compress", lambda imgs, *a, **k: calls.append(len(imgs)) or real(imgs, *a, **k))
@@ -224,8 +235,8 @@ def test_nelbo_exact_script_recomputes_the_reference_of_a_per_file_run(npz, tmp_
     ref = 1 if o["latents"] == 2 else slice(None)  # with latent coding v2, the fitted-variance reference
     assert [r["name"] for r in rows] == ["00000.png", "00001.png", "00002.png"]
     for row, a in zip(rows, cifar_samples()[:3]):  # each image's own file against its own reference
-        img = bench._image_data(row["name"], a)
-        exact, strat = (bench.model_nelbo_k(model, p, [img], m, fitted=o["latents"] == 2,
+        img = from_array(a, row["name"])
+        exact, strat = (reference.model_nelbo_k(model, p, [img], m, fitted=o["latents"] == 2,
                                             stratified=m is not None)[ref].ravel()[0] for m in (None, 2))
         assert row["file_over_nelbo_k"] == pytest.approx(row["file_bits"] / exact, rel=1e-12)
         assert row["file_over_stratified_nelbo_k"] == pytest.approx(row["file_bits"] / strat, rel=1e-12)

