@@ -101,3 +101,22 @@ def test_lying_header_is_refused_before_allocation(valid, tiny_model):
        refix=st.booleans())
 def test_fuzz_long(valid, tiny_model, muts, cut, splice, refix):
     _run(valid, tiny_model, muts, cut, splice, refix)
+
+
+def test_header_fields_that_would_crash_the_decoder_are_refused(tiny_model):
+    """Found by reading the format as an outside decoder would: a non-hex transparency string, an
+    unknown palette mode, an unknown top-level key and bytes after the header's DEFLATE stream."""
+    from bbcodec.errors import FormatError
+    from bbcodec.format.container import _PRE
+    data, _ = api.compress([image_data("P", 12, 12, 3, "p.png")], tiny_model, CodingParams(steps=2), bootstrap=None)
+    c = container.parse(data)
+    for bad, words in ((dict(c.header, images=dict(c.header["images"], transparency=["zz"])), "transparency"),
+                       (dict(c.header, images=dict(c.header["images"], palette_mode=["XYZ"])), "palette_mode"),
+                       (dict(c.header, extra=1), "'extra'")):
+        with pytest.raises(FormatError, match=words):
+            api.decompress(container.Container(bad, c.payload, c.side, c.version).to_bytes(), tiny_model)
+    hlen = _PRE.unpack_from(data)[2]
+    hb = data[_PRE.size:_PRE.size + hlen] + b"junk"
+    forged = _PRE.pack(container.MAGIC, c.version, len(hb)) + hb + struct.pack("<I", zlib.crc32(hb)) + data[_PRE.size + hlen + 4:]
+    with pytest.raises(FormatError, match="corrupted header"):
+        container.parse(forged)

@@ -3,7 +3,10 @@
 Latents live on static grids, one per time index, derived from the schedule and the coding
 parameters alone (never from data), so the decoder rebuilds them from the model and the header:
 
-    delta_i = 2^-grid_bits * min(std of every distribution coded on grid i)
+    delta_i = 2^-grid_bits * min(the schedule's std of every distribution coded on grid i)
+
+(the schedule's: q's step std and the posterior std s_p, before the pop stds are shrunk for binning
+or the push stds of latent coding version 2 are fitted; see `ChainSpec`)
 
 A latent is coded as its integer grid index n (z = n * delta_i), relative to the rounded mean of
 the distribution it is coded with, over a symbol range that provably covers every value the

@@ -36,10 +36,11 @@ Header fields (JSON, no pickle):
                     srgb, dpi), "icc_bytes", "exif_bytes" (lengths of those side-data chunks)
     arithmetic      (version 3) what the encoder's float probabilities depended on, {str: str}: "torch",
                     "constriction", "numpy" versions, "device", "cpu_capability" (torch's ATen
-                    kernels) or the CUDA device, and "onednn_max_cpu_isa" where that override was
-                    set. A decoder whose own record differs refuses before decoding, naming what
+                    kernels) or the CUDA device, and "onednn_max_cpu_isa" and
+                    "npy_disable_cpu_features" where those overrides were set. A decoder whose own record differs refuses before decoding, naming what
                     differs (`header.arithmetic_mismatch`).
-    pixels_crc32    CRC32 over all decoded images (pixels, palettes, modes, sizes, in order; see
+    pixels_crc32    CRC32 over all decoded images (mode, size, pixels, alpha, palette, transparency,
+                    meta, ICC and EXIF, in order; see
                     `images.archive_checksum`): one field, not one per image, because at CIFAR-10
                     sizes four bytes per image would cost 0.01 bits/dim
     payload_bytes, payload_crc32, side_bytes, side_crc32
@@ -142,7 +143,7 @@ def parse(data: bytes, verify_checksums: bool = True) -> Container:
     try:
         d = zlib.decompressobj() if version == 1 else zlib.decompressobj(-15, header_dictionary(version))
         raw = d.decompress(hb, MAX_HEADER)
-        _need(d.eof and not d.unconsumed_tail, "corrupted header (too large or incomplete)")
+        _need(d.eof and not d.unconsumed_tail and not d.unused_data, "corrupted header (too large or incomplete)")
         h = json.loads(raw.decode())
     except (zlib.error, UnicodeDecodeError, json.JSONDecodeError):
         raise FormatError("corrupted header (not valid)")
@@ -177,8 +178,23 @@ def _valid_meta(m) -> bool:
     return bool(ok)
 
 
+PALETTE_MODES = ("RGB", "RGBA", "L", "LA", "RGBX", "CMYK", "P")  # Pillow's palette raw modes
+HEADER_KEYS = {"codec", "model", "coding", "images", "pixels_crc32", "payload_bytes", "payload_crc32",
+               "side_bytes", "side_crc32", "arithmetic"}
+
+
+def _is_hex(s: str) -> bool:
+    try:
+        bytes.fromhex(s)
+        return True
+    except ValueError:
+        return False
+
+
 def validate_header(h: dict, version: int = VERSION) -> None:
     _need(h.get("codec") == "vdm-bitswap", f"unknown codec {h.get('codec')!r}")
+    unknown = sorted(set(h) - HEADER_KEYS)
+    _need(not unknown, f"invalid header field {unknown[0]!r}" if unknown else "")
     a = h.get("arithmetic")
     if version >= 3:
         _need(isinstance(a, dict) and 0 < len(a) <= 16 and all(isinstance(k, str) and isinstance(v, str)
@@ -217,6 +233,10 @@ def validate_header(h: dict, version: int = VERSION) -> None:
         ch = _int(im, "channels", 1, 3)
         _need(ch in (1, 3), "invalid image entry (channels)")
         _need(im["mode"] in ("1", "L", "LA", "P", "RGB", "RGBA"), "invalid image entry (mode)")
+        _need(im["palette_mode"] is None or im["palette_mode"] in PALETTE_MODES, "invalid image entry (palette_mode)")
+        t = im["transparency"]
+        _need(t is None or (isinstance(t, int) and not isinstance(t, bool) and 0 <= t < 1 << 16)
+              or (isinstance(t, str) and len(t) <= 2048 and _is_hex(t)), "invalid image entry (transparency)")
         _int(im, "alpha", 0, 1)
         _int(im, "palette_bytes", 0, 4096)
         _int(im, "icc_bytes", 0, 1 << 24)
