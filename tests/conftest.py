@@ -52,6 +52,22 @@ def tiny_model(tiny_model_dir):
     return load_model(str(tiny_model_dir))
 
 
+def chain_rate(model, spec, x: np.ndarray, seed_words) -> tuple[int, float]:
+    """Code tiles x (uint8 [N, 3, 32, 32]) one after another on one stack: (bits the stack grew by,
+    the NELBO the encoder recorded along those chains, in bits)."""
+    from bbcodec.ans import Stack
+    from bbcodec.diffusion.codec import ChainStats, EpsFn, tile_batch_codec
+    W = 20000
+    st = Stack(seed_words(W))
+    nelbo = 0.0
+    for j in range(len(x)):
+        xb, mask = x[j:j + 1], np.ones((1, 3, 32, 32), dtype=bool)
+        stats = ChainStats(1)
+        tile_batch_codec(spec, EpsFn(model.vdm.net), mask, x_true=xb, stats=stats).push(st, xb[mask])
+        nelbo += stats.total.sum()
+    return 32 * (len(st.words()) - W), nelbo
+
+
 def cifar_samples():
     """The CIFAR-10 test images bundled with the package (uint8 [N, 32, 32, 3])."""
     from bbcodec.demo import SAMPLES

@@ -4,14 +4,12 @@ import numpy as np
 import pytest
 
 from bbcodec import api, encode
-from bbcodec.format import plan
-from bbcodec.ans import Stack
-from bbcodec.format import constants
+from bbcodec.format import constants, plan
 from bbcodec.format.container import VERSION
 from bbcodec.errors import BbcError
-from bbcodec.diffusion.codec import ChainSpec, ChainStats, CodingParams, EpsFn, tile_batch_codec
+from bbcodec.diffusion.codec import ChainSpec, CodingParams, EpsFn
 
-from conftest import cifar_samples, image_data
+from conftest import chain_rate, cifar_samples, image_data
 
 seed_words = functools.partial(constants.seed_words, version=VERSION)  # the current format's
 
@@ -85,15 +83,7 @@ def test_rate_matches_nelbo_of_the_sampled_chain(tiny_model):
     that was coded: the coder wastes nothing measurable over the model."""
     x = cifar_samples()[:4].transpose(0, 3, 1, 2).copy()
     spec = ChainSpec(tiny_model.schedule, CodingParams(steps=100, grid_bits=2))
-    W = 20000
-    st = Stack(seed_words(W))
-    nelbo = 0.0
-    for j in range(len(x)):
-        xb, mask = x[j:j + 1], np.ones((1, 3, 32, 32), dtype=bool)
-        stats = ChainStats(1)
-        tile_batch_codec(spec, EpsFn(tiny_model.vdm.net), mask, x_true=xb, stats=stats).push(st, xb[mask])
-        nelbo += stats.total.sum()
-    achieved = 32 * (len(st.words()) - W)
+    achieved, nelbo = chain_rate(tiny_model, spec, x, seed_words)
     assert abs(achieved / nelbo - 1) < 0.01, (achieved, nelbo)
 
 

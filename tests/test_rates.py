@@ -10,12 +10,12 @@ import pytest
 from bbcodec.ans import Stack
 from bbcodec.format import constants
 from bbcodec.format.container import VERSION
-from bbcodec.diffusion.codec import ChainSpec, ChainStats, CodingParams, EpsFn, tile_batch_codec
+from bbcodec.diffusion.codec import ChainSpec, ChainStats, CodingParams, tile_batch_codec
 from bbcodec.diffusion.schedule import Schedule
 from bbcodec.diffusion.vdm import (fitted_push_var, gaussian_kl_bits, pixel_to_model_np, step_kl_bits,
                                    step_kl_var_bits)
 
-from conftest import cifar_samples
+from conftest import chain_rate, cifar_samples
 
 
 def seed_words(n):
@@ -137,15 +137,7 @@ def test_version_2_rate_matches_the_recorded_nelbo_from_both_sides(fitted_model)
     x = cifar_samples()[:4].transpose(0, 3, 1, 2).copy()
     model = fitted_model
     spec = ChainSpec(model.schedule, CodingParams(steps=100, grid_bits=0, latents=2), mse_curve=model.mse_curve)
-    W = 20000
-    st = Stack(seed_words(W))
-    nelbo = 0.0
-    for j in range(len(x)):
-        xb, mask = x[j:j + 1], np.ones((1, 3, 32, 32), dtype=bool)
-        stats = ChainStats(1)
-        tile_batch_codec(spec, EpsFn(model.vdm.net), mask, x_true=xb, stats=stats).push(st, xb[mask])
-        nelbo += stats.total.sum()
-    achieved = 32 * (len(st.words()) - W)
+    achieved, nelbo = chain_rate(model, spec, x, seed_words)
     ratio = achieved / nelbo
     assert 0.99 <= ratio <= 1.015, (achieved, nelbo, ratio)
 
