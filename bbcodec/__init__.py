@@ -38,7 +38,10 @@ def _as_image_data(item, index: int):
         item = Image.fromarray(item.reshape(item.shape[:2]) if mode == "L" else item, mode)
     if not isinstance(item, Image.Image):
         raise ImageError(f"item {index}: a {type(item).__name__}; expected a path, a PIL image or a uint8 array")
-    return from_pil(item, f"{index:05d}.png")
+    try:
+        return from_pil(item, f"{index:05d}.png")
+    except ImageError as e:  # name the item as the caller knows it, then the name it would be stored under
+        raise ImageError(f"item {index} ({e})")
 
 
 def compress(images, *, model: str | None = None, steps: int = defaults.STEPS, parallel: int = defaults.PARALLEL,

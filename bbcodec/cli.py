@@ -164,10 +164,12 @@ def compress(inputs, output, model_name, steps, grid, grid_bits, latents, parall
             raise click.UsageError("-o/--output is required for stdin, folders and several inputs")
         output = str(Path(inputs[0]).with_suffix(".bbc"))
     fileio.check_output(output, force, sources)
-    pixels = sum(d.width * d.height for d in images)
-    report.note(f"{len(images)} image{'s' * (len(images) != 1)}, {pixels / 1e6:.3f} MP; loading the model")
     model = load_model(model_name, device)
     params = api.coding_params(model, steps, grid, grid_bits, latents)
+    model.time_grid(params.grid, params.steps)  # an unknown grid or K is refused before any output
+    pixels = sum(d.width * d.height for d in images)
+    report.note(f"{len(images)} image{'s' * (len(images) != 1)}, {pixels / 1e6:.3f} MP, for {model.name}; "
+                "timing the network")
     boot = _bootstrap_arg(bootstrap)
     batches = api.model_tile_batches(images, model, parallel, boot)
     seconds = api.estimate_seconds(model, params, batches, nhwc=model.device == "cpu", threads=threads)
@@ -216,25 +218,35 @@ def _decode_opts(f):
 def decompress(input, output, model_name, device, any_arithmetic, threads, force, quiet):
     """Decompress a .bbc file back to PNG, bit-exact."""
     from . import fileio
+    from .format import container
 
     data = fileio.read_input(input)
-    images = _decode(input, data, model_name, device, threads, quiet, any_arithmetic)
-    fileio.write_images(images, input, output, force)
+    parsed = _parse(input, data)
+    # every output is checked before the (long) decode
+    targets = fileio.output_targets([im["name"] for im in container.image_records(parsed.header)], input, output,
+                                    force)
+    images = _decode(input, data, parsed, model_name, device, threads, quiet, any_arithmetic)
+    fileio.write_images(images, targets, force)
 
 
-def _decode(input: str, data: bytes, model_name, device, threads, quiet, any_arithmetic=False):
-    """Decode a .bbc file's bytes, with the estimate and progress on stderr; errors name the file."""
-    from . import api
+def _parse(input: str, data: bytes):
+    """The container of a .bbc file's bytes; errors name the file."""
     from .errors import FormatError
     from .format import container
+    try:
+        return container.parse(data)
+    except FormatError as e:
+        raise FormatError(f"{'stdin' if input == '-' else input}: {e}")
+
+
+def _decode(input: str, data: bytes, parsed, model_name, device, threads, quiet, any_arithmetic=False):
+    """Decode a parsed .bbc file, with the estimate and progress on stderr; errors name the file."""
+    from . import api
+    from .errors import FormatError
     from .progress import duration
     from .registry import model_for_header
 
     name = "stdin" if input == "-" else input
-    try:
-        parsed = container.parse(data)
-    except FormatError as e:
-        raise FormatError(f"{name}: {e}")
     header, cod = parsed.header, parsed.header["coding"]
     if device == "auto":
         import torch
@@ -250,7 +262,10 @@ def _decode(input: str, data: bytes, model_name, device, threads, quiet, any_ari
     model = model_for_header(header["model"], device, override=model_name)
     api.check_model(header, model)
     if not any_arithmetic:
-        api.check_arithmetic(parsed, model)
+        try:
+            api.check_arithmetic(parsed, model)
+        except BbcError as e:
+            raise type(e)(f"{name}: {e}")
     try:
         plan = api.decode_plan(header, model)
         params = api.coding_params(model, cod["steps"], cod["grid"], cod["grid_bits"], cod.get("latents", 1))
@@ -278,21 +293,25 @@ def verify(input, originals, model_name, device, any_arithmetic, quiet):
     """Decode a .bbc file in memory and check it: against ORIGINALS (files or folders, matched by
     name) when given, else against the pixel checksums stored in the file. Writes nothing."""
     from . import fileio
+    from .format import container
     from .images import same_image
 
     data = fileio.read_input(input)
-    images = _decode(input, data, model_name, device, None, quiet, any_arithmetic)
+    parsed = _parse(input, data)
+    stored = [im["name"] for im in container.image_records(parsed.header)]
+    given, _ = fileio.gather_images(originals) if originals else ([], [])
+    for g in given:  # every original is read and matched by name before the (long) decode
+        if g.name not in stored:
+            raise BbcError(f"{g.name}: not in {input} (it holds: {', '.join(stored[:5])}"
+                           f"{', ...' if len(stored) > 5 else ''})")
+    images = _decode(input, data, parsed, model_name, device, None, quiet, any_arithmetic)
     if not originals:
         click.echo(f"{input}: {len(images)} image{'s' * (len(images) != 1)} decoded and match the stored "
                    "pixel checksums")
         return
-    given, _ = fileio.gather_images(originals)
     by_name = {d.name: d for d in images}
     for g in given:
-        d = by_name.get(g.name)
-        if d is None:
-            raise BbcError(f"{g.name}: not in {input} (it holds: {', '.join(list(by_name)[:5])}"
-                           f"{', ...' if len(by_name) > 5 else ''})")
+        d = by_name[g.name]
         if not same_image(d, g):
             raise BbcError(f"{g.name}: differs from the image decoded from {input}")
     missing = len(images) - len(given)
@@ -310,7 +329,7 @@ def info(input, as_json):
     from .format import container
 
     data = fileio.read_input(input)
-    h = container.parse(data).header
+    h = _parse(input, data).header
     records = container.image_records(h)
     from .images import mode_channels
     sub = sum(im["width"] * im["height"] * mode_channels(im["mode"]) for im in records)

@@ -136,26 +136,36 @@ def safe_relative(name: str) -> PurePosixPath:
     return p.with_suffix(".png")
 
 
-def write_images(images: list[ImageData], input: str, output: str | None, force: bool) -> None:
-    """One image: a PNG file (default: input with .png). Several: a folder (default: input's stem)."""
-    if len(images) == 1 and (output is None or output == "-" or not Path(output).is_dir()):
+def output_targets(names: list[str], input: str, output: str | None, force: bool) -> list[str]:
+    """Where the decoded images go, checked before any decoding: one image to a PNG file (default:
+    the input with .png, '-' for stdout), several into a folder (default: the input's stem), each
+    with its stored name and .png. Refused: an existing file without --force, the input itself,
+    several images to stdout or to a name that looks like an image file, clashing names."""
+    if len(names) == 1 and (output is None or output == "-" or not Path(output).is_dir()):
         if output is None:
-            if input == "-":
-                output = "-"
-            else:
-                output = str(Path(input).with_suffix(".png"))
+            output = "-" if input == "-" else str(Path(input).with_suffix(".png"))
         check_output(output, force, [Path(input)] if input != "-" else [])
-        write_atomic(output, png_bytes(images[0]), force)
-        return
+        return [output]
     if output == "-":
-        raise BbcError("a file holding several images cannot be written to stdout; give a folder with -o")
+        raise BbcError(f"the file holds {len(names)} images, which cannot be written to stdout; give a folder with -o")
+    if output and Path(output).suffix.lower() in IMAGE_SUFFIXES and not Path(output).is_dir():
+        raise BbcError(f"-o {output}: the file holds {len(names)} images; give a folder, not an image file name")
     folder = Path(output) if output else Path(input).with_suffix("")
-    targets = [folder / safe_relative(d.name) for d in images]
+    targets = [folder / safe_relative(n) for n in names]
     if len(set(targets)) != len(targets):
         raise BbcError("two images would be written to the same file name")
     for t in targets:
         if t.parent.exists():
-            check_output(str(t), force)
+            check_output(str(t), force, [Path(input)] if input != "-" else [])
+    return [str(t) for t in targets]
+
+
+def write_images(images: list[ImageData], targets: list[str], force: bool) -> None:
+    """Write decoded images to the targets `output_targets` gave (all encoded before any is written)."""
+    if len(targets) == 1 and (targets[0] == "-" or len(images) == 1):
+        write_atomic(targets[0], png_bytes(images[0]), force)
+        return
+    targets = [Path(t) for t in targets]
     blobs = [png_bytes(d) for d in images]  # encode all before writing any
     created = []
     try:

@@ -247,6 +247,8 @@ def read_image(path: str, data: bytes | None = None, name: str | None = None) ->
         if data is None:
             with open(path, "rb") as f:
                 data = f.read()
+        if not data:
+            raise ImageError(f"{name}: empty file")
         with Image.open(io.BytesIO(data)) as img:
             w, h = img.size
             if w * h > MAX_IMAGE_PIXELS:  # refused before any pixel is decoded

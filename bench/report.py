@@ -932,8 +932,20 @@ def headline_block(reg: dict, draw: bool) -> str | None:
     return ("\n".join(rows) + "\n\nBits per subpixel of whole files (header and side data included), every file "
             "decoded and compared; lower is better, the best of each row in bold. Seconds on one CPU thread. The "
             "classical codecs code one file per image; their CIFAR-10 seconds are the mean over all 10,000 test "
-            f"images. bbcodec's model on the photos is a CIFAR-10 model: it has never seen a photo. Every table: "
-            f"[docs/results.md](docs/results.md).\n")
+            f"images. bbcodec's model on the photos is a CIFAR-10 model: it has never seen a photo.{_retired_note(reg, a, p)} "
+            f"Every table: [docs/results.md](docs/results.md).\n")
+
+
+def _retired_note(reg: dict, *runs) -> str:
+    """A sentence for each model of these runs that the package no longer ships (where to get it)."""
+    out = []
+    for name in dict.fromkeys(r["model"] for r in runs):
+        e = reg["models"].get(name, {})
+        if e.get("retired"):
+            c = e["last_commit"][:12]
+            out.append(f" `{name}` is retired from the package; it ships at commit {c} (`git checkout {c}` to rerun "
+                       "that row).")
+    return "".join(out)
 
 
 BLOCKS = ((README, "headline", headline_block), (RESULTS_MD, "results", results_block),

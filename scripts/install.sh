@@ -18,6 +18,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 pip_install() { .venv/bin/python -m pip install -q "$@"; }
 if ! .venv/bin/python -c "import torch" 2>/dev/null; then
+  echo "install.sh: installing torch into .venv (a few minutes on a fresh machine)" >&2
   if [ -n "${TORCH_SPEC:-}" ]; then
     pip_install "$TORCH_SPEC" ${TORCH_INDEX:+--index-url "$TORCH_INDEX"}
   elif command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
@@ -28,4 +29,5 @@ if ! .venv/bin/python -c "import torch" 2>/dev/null; then
       || pip_install "torch==$TORCH_VERSION+cpu" --extra-index-url "$CPU_INDEX"
   fi
 fi
+echo "install.sh: installing bbcodec and its dependencies into .venv" >&2
 pip_install -e ".[test]"

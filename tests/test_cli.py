@@ -255,7 +255,7 @@ def test_progress_notes_come_first_and_plain_lines_without_a_terminal(work):
     d, m = work
     p = run("compress", d / "a.png", "-o", d / "p.bbc", *m, *STEPS, subprocess_=True)
     lines = p.stderr.decode().splitlines()
-    assert p.returncode == 0 and lines[0].startswith("bbcodec: 1 image, 0.001 MP; loading the model"), lines
+    assert p.returncode == 0 and lines[0].startswith("bbcodec: 1 image, 0.001 MP, for tiny-a; timing the network"), lines
     assert "to encode, as long to decode" in lines[1], lines
     q = run("compress", d / "a.png", "-o", d / "q.bbc", "--quiet", *m, *STEPS, subprocess_=True)
     assert q.returncode == 0 and q.stderr == b""
@@ -347,7 +347,8 @@ def test_other_arithmetic_is_refused_before_decoding_naming_what_differs(work):
     assert run("compress", d / "a.png", "-o", d / "x.bbc", *m, *STEPS).returncode == 0
     (d / "y.bbc").write_bytes(_repacked((d / "x.bbc").read_bytes(), arithmetic={"torch": "1.0.0", "numpy": "1.0"}))
     err = one_line_error(run("decompress", d / "y.bbc", "-o", d / "y.png", *m))
-    assert "numpy 1.0 here" in err and "torch 1.0.0 here" in err and "--any-arithmetic" in err, err
+    assert err.startswith(f"bbcodec: error: {d / 'y.bbc'}: made under other arithmetic"), err
+    assert "numpy: 1.0 in the file" in err and "torch: 1.0.0 in the file" in err and "--any-arithmetic" in err, err
     assert not (d / "y.png").exists()
     # the record is all that differs here, so decoding anyway gives the picture back
     p = run("decompress", d / "y.bbc", "-o", d / "y.png", "--any-arithmetic", *m)
@@ -379,3 +380,38 @@ def test_device_auto_follows_the_file(work):
         pytest.skip("this machine has CUDA: the file's device is there")
     err = one_line_error(run("decompress", d / "g.bbc", "-o", d / "g.png", *m))
     assert "encoded on a CUDA device and this machine has none" in err
+
+
+
+def test_outputs_and_originals_are_checked_before_the_decode(work, monkeypatch):
+    """An existing output, an image file name for several images, stdout for several images, or an
+    original missing from the archive: refused at once, not after a decode that may take hours."""
+    from bbcodec import api
+    d, m = work
+    assert run("compress", d / "a.png", d / "b.png", "-o", d / "ab.bbc", *m, *STEPS).returncode == 0
+    (d / "ab").mkdir()
+    (d / "ab" / "a.png").write_bytes(b"keep")
+    monkeypatch.setattr(api, "decompress", lambda *a, **k: pytest.fail("decoded before checking the outputs"))
+    assert "exists" in one_line_error(run("decompress", d / "ab.bbc", *m))
+    assert "give a folder, not an image file name" in one_line_error(run("decompress", d / "ab.bbc", "-o", d / "x.png", *m))
+    assert "cannot be written to stdout" in one_line_error(run("decompress", d / "ab.bbc", "-o", "-", *m))
+    pil_image("RGB", 5, 5).save(d / "zz.png")
+    assert "zz.png: not in" in one_line_error(run("verify", d / "ab.bbc", d / "zz.png", *m))
+    assert (d / "ab" / "a.png").read_bytes() == b"keep" and not (d / "x.png").exists()
+
+
+def test_a_file_without_model_tiles_decodes_under_any_arithmetic(work):
+    d, m = work
+    Image.open(d / "a.png").crop((0, 0, 8, 8)).save(d / "s.png")
+    assert run("compress", d / "s.png", "-o", d / "s.bbc", *m, *STEPS).returncode == 0
+    (d / "t.bbc").write_bytes(_repacked((d / "s.bbc").read_bytes(), arithmetic={"torch": "1.0.0"}))
+    p = run("decompress", d / "t.bbc", "-o", d / "t.png", *m)
+    assert p.returncode == 0 and np.array_equal(pixels(d / "s.png")[2], pixels(d / "t.png")[2])
+
+
+def test_empty_stdin_and_info_name_what_is_wrong(work):
+    d, m = work
+    assert "stdin.png: empty file" in one_line_error(run("compress", "-", "-o", d / "e.bbc", *m, input=b""))
+    assert run("compress", d / "a.png", "-o", d / "x.bbc", *m, *STEPS).returncode == 0
+    (d / "tr.bbc").write_bytes((d / "x.bbc").read_bytes()[:-9])
+    assert f"{d / 'tr.bbc'}: truncated" in one_line_error(run("info", d / "tr.bbc"))

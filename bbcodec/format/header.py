@@ -80,13 +80,12 @@ def arithmetic(device: str) -> dict:
 def arithmetic_mismatch(recorded: dict, here: dict) -> str | None:
     """None where the arithmetic matches; else one line naming each difference."""
     keys = sorted(set(recorded) | set(here), key=lambda k: (k != "device", k))
-    diff = [f"{k} {recorded.get(k, '(unset)')} here {here.get(k, '(unset)')}" for k in keys
+    diff = [f"{k}: {recorded.get(k, '(unset)')} in the file, {here.get(k, '(unset)')} here" for k in keys
             if recorded.get(k) != here.get(k)]
     if not diff:
         return None
-    return ("the file was written under other arithmetic (" + "; ".join(diff) + "): its probabilities would "
-            "not be reproduced here, so it decodes only where it was made (or try with --any-arithmetic: "
-            "a wrong result is still caught by the checksums)")
+    return ("made under other arithmetic (" + "; ".join(diff) + "), so its probabilities are not reproduced "
+            "here: decode it where it was made")
 
 
 def transparency_to_json(t):
