@@ -145,17 +145,19 @@ def model_tile_batches(images: list[ImageData], model: LoadedModel, parallel: in
 
 
 def coding_params(model: LoadedModel, steps: int, grid: str | None = None, grid_bits: int = 0,
-                  latents: int | None = None) -> CodingParams:
+                  latents: int | None = None, order: str = "bitswap") -> CodingParams:
     """CodingParams with the model's defaults for what is not given (latents: version 2 where the model
     has its mse curve; grid: the model's ELBO-optimal grid for that version, where shipped: opt3, else
-    opt2, for version 2; opt1 for version 1)."""
+    opt2, for version 2; opt1 for version 1). order: "bitswap", or "bbans" (comparison only)."""
+    if order not in container.ORDERS:
+        raise BbcError(f"unknown chain order {order!r} (known: {', '.join(container.ORDERS)})")
     latents = model.default_latents if latents is None else latents
     if latents == 2 and model.mse_curve is None:
         raise BbcError(f"--latents 2 needs the model's mse curve; model {model.name} has none (use --latents 1)")
     if grid is None:
         fitted = [g for g in ("opt3", "opt2") if g in model.grids] if latents == 2 else []
         grid = fitted[0] if fitted else model.default_grid
-    return CodingParams(steps=steps, grid=grid, grid_bits=grid_bits, latents=latents)
+    return CodingParams(steps=steps, grid=grid, grid_bits=grid_bits, latents=latents, order=order)
 
 
 def compress(images: list[ImageData], model: LoadedModel, params: CodingParams | None = None,
@@ -200,7 +202,7 @@ def _compress(images, model, params, parallel, progress: Progress, bootstrap, th
     coding = Coding(steps=params.steps, grid=params.grid, grid_bits=params.grid_bits, tile=T, parallel=parallel,
                     seed_words=enc.seed_words, seed_kept=enc.seed_kept, threads=threads, device=model.device,
                     boot_codec=boot_codec if enc.n_boot else None, boot_tiles=enc.n_boot, latents=params.latents,
-                    ramp=enc.ramp, nhwc=int(nhwc and n_model > 0))
+                    ramp=enc.ramp, nhwc=int(nhwc and n_model > 0), order=params.order)
     header = {"codec": CODEC_ID, "model": {"name": model.name, "sha256": model.sha256}, "coding": coding.to_json(),
               "images": container.image_table([image_record(d) for d in images]),
               "pixels_crc32": archive_checksum(images)}
@@ -298,7 +300,7 @@ def decompress(data: bytes, model: LoadedModel, progress: Progress | bool | None
     coding, metas, tiles, bs = _layout(h, model)
     try:
         params = CodingParams(steps=coding.steps, grid=coding.grid, grid_bits=coding.grid_bits, latents=coding.latents,
-                              format_version=c.version)
+                              format_version=c.version, order=coding.order)
         spec = ChainSpec(model.schedule, params, model.time_grid(params.grid, params.steps), model.mse_curve)
     except ValueError as e:
         raise FormatError(f"unsupported coding parameters ({e})")

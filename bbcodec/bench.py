@@ -9,7 +9,9 @@ Every coded image is decoded and compared before anything is reported. Counting,
   involved (`diffusion.vdm.nelbo_k_bits`): the reference the coder's overhead is measured against;
 - `model_nelbo_k_fitted_bpd` (latent coding version 2 runs): the same with the reverse variances
   version 2 codes with (fitted to the model's error curve), on the same steps and noise draws;
-- archive mode: all images in one .bbc on one ANS stack; per-file mode: one .bbc per image.
+- archive mode: all images in one .bbc on one ANS stack; per-file mode: one .bbc per image;
+- `order` "bbans" codes the same chain in BB-ANS order (comparison only: what Bit-Swap saves is in
+  `initial_bits`); its run keys carry ":bbans", Bit-Swap's carry nothing, as before the option.
 JSON is the source of truth; markdown tables are generated from it.
 """
 from __future__ import annotations
@@ -264,8 +266,8 @@ def run(dataset: str, codecs: list[str], limit: int | None, offset: int, out: st
         model_name: str | None, steps: int, grid: str | None, grid_bits: int, parallel: int,
         modes: list[str], resume: bool = False, device: str = "cpu", show_progress: bool = True,
         bootstrap: str | None = "auto", chunk: int | None = None, nelbo_steps: int | None = None,
-        latents: int | None = None, summarize: bool = True) -> dict:
-    """Run every (codec, mode) on the dataset; with `out`, the JSON is rewritten after every coded
+        latents: int | None = None, summarize: bool = True, orders: tuple[str, ...] = ("bitswap",)) -> dict:
+    """Run every (codec, mode) on the dataset, the learned codec in every chain order of `orders`; with `out`, the JSON is rewritten after every coded
     file, and `resume` continues a partial JSON: finished runs are kept, an unfinished one goes on
     after its last complete file. Without `summarize`, learned runs stop after their last file and
     stay unfinished (slices coded apart, joined by `merge`)."""
@@ -296,12 +298,14 @@ def run(dataset: str, codecs: list[str], limit: int | None, offset: int, out: st
             from .api import coding_params
             from .registry import load_model
             model = load_model(model_name, device)
-            params = coding_params(model, steps, grid, grid_bits, latents)
-            g = params.grid
-            lv = "" if params.latents == 1 else f":v{params.latents}"  # version 1 keys predate the field
-            for mode in modes:
+            for order, mode in [(o, m) for o in orders for m in modes]:
+                params = coding_params(model, steps, grid, grid_bits, latents, order)
+                g = params.grid
+                lv = "" if params.latents == 1 else f":v{params.latents}"  # version 1 keys predate the field
+                od = "" if order == "bitswap" else f":{order}"  # so do Bit-Swap keys
                 size = "" if mode == "per-file" or not chunk else f":chunk{chunk}"
-                key = f"vdm:{model.name}:K{steps}:{g}:b{grid_bits}{lv}:p{parallel}:boot-{bootstrap or 'none'}:{mode}{size}"
+                key = (f"vdm:{model.name}:K{steps}:{g}:b{grid_bits}{lv}{od}:p{parallel}:boot-{bootstrap or 'none'}:"
+                       f"{mode}{size}")
                 if key in runs and runs[key].get("complete", True):
                     continue
                 entry = runs.get(key)
@@ -309,7 +313,7 @@ def run(dataset: str, codecs: list[str], limit: int | None, offset: int, out: st
                     entry = {"key": key, "codec": "vdm", "mode": mode, "model": model.name,
                              "model_sha256": model.sha256, "complete": False,
                              "options": {"steps": steps, "grid": g, "grid_bits": grid_bits, "latents": params.latents,
-                                         "parallel": parallel,
+                                         "order": order, "parallel": parallel,
                                          "bootstrap": bootstrap, "chunk": chunk if mode == "archive" else 1}}
                     result["runs"].append(entry)
                     runs[key] = entry
@@ -395,7 +399,8 @@ def markdown(result: dict) -> str:
             o = r["options"]
             boot = o.get("bootstrap", "none") or "none"
             chunk = f", {o['chunk']} per archive" if r["mode"] == "archive" and o.get("chunk") else ""
-            name = (f"bbcodec {r['model']} K={o['steps']} {o['grid']} b={o['grid_bits']} v{o.get('latents', 1)} "
+            order = f" order={o['order']}" if o.get("order", "bitswap") != "bitswap" else ""
+            name = (f"bbcodec {r['model']} K={o['steps']} {o['grid']} b={o['grid_bits']} v{o.get('latents', 1)}{order} "
                     f"p={o['parallel']} boot={boot}")
             ref = s.get("model_nelbo_k_bpd")
             refs = f"{ref:.4f} ± {s['model_nelbo_k_se']:.4f} | {s['ratio_to_model_nelbo_k']:.4f}" if ref else " | "

@@ -1,14 +1,27 @@
-"""Bits-back compositions of codecs.
+"""Bits-back compositions of codecs: one Markov hierarchy x <- z_0 <- z_1 <- ... <- z_K, two orders.
 
-`bitswap_chain` codes x under a Markov hierarchy x <- z_0 <- z_1 <- ... <- z_K in Bit-Swap order
-(Kingma et al. 2019): each latent's pop is paid back by the very next push, so the stack's
-deficit stays near one step's worth instead of K steps' worth as in BB-ANS order.
+Both take the same per-step codec constructors, so a step is written once and only the order of
+the pops and pushes differs:
+    posterior0(x)        q(z_0 | x)            (popped by the encoder)
+    likelihood(z_0)      p(x | z_0)
+    posterior(i, z_{i-1}) q(z_i | z_{i-1})     i = 1..K (popped)
+    prior(i, z_i)        p(z_{i-1} | z_i)      i = 1..K
+    top                  p(z_K)
 
-Encoding (the decoder runs the same code backwards):
+`bitswap_chain` (Kingma et al. 2019, the product): each latent's pop is paid back by the very next
+push, so the stack's deficit stays near one step's worth. Encoding (the decoder runs it backwards):
     pop  z_0 with posterior0(x)
     push x   with likelihood(z_0)
     for i = 1..K: pop z_i with posterior(i, z_{i-1}); push z_{i-1} with prior(i, z_i)
     push z_K with top
+
+`bbans_chain` (Townsend et al. 2019), for comparison only: every latent is popped before anything
+is pushed, so the encoder needs initial bits for all K + 1 latents at once (about K times Bit-Swap's):
+    pop  z_0 with posterior0(x); for i = 1..K: pop z_i with posterior(i, z_{i-1})
+    push x with likelihood(z_0); for i = 1..K: push z_{i-1} with prior(i, z_i)
+    push z_K with top
+Both code the same symbols with the same models, so they differ only in initial bits (and in the
+ANS coder's rounding), not in the rate net of them.
 """
 from __future__ import annotations
 
@@ -43,3 +56,37 @@ def bitswap_chain(num_steps: int,
         return x
 
     return Codec(push, pop)
+
+
+def bbans_chain(num_steps: int,
+                posterior0: Callable[[object], Codec],
+                likelihood: Callable[[object], Codec],
+                posterior: Callable[[int, object], Codec],
+                prior: Callable[[int, object], Codec],
+                top: Codec) -> Codec:
+    # holds all K + 1 latents at once (the decoder too): K times one latent's memory
+    def push(stack, x):
+        z = [posterior0(x).pop(stack)]
+        for i in range(1, num_steps + 1):
+            z.append(posterior(i, z[i - 1]).pop(stack))
+        likelihood(z[0]).push(stack, x)
+        for i in range(1, num_steps + 1):
+            prior(i, z[i]).push(stack, z[i - 1])
+        top.push(stack, z[num_steps])
+
+    def pop(stack):
+        z = [None] * (num_steps + 1)
+        z[num_steps] = top.pop(stack)
+        for i in range(num_steps, 0, -1):
+            z[i - 1] = prior(i, z[i]).pop(stack)
+        x = likelihood(z[0]).pop(stack)
+        for i in range(num_steps, 0, -1):
+            posterior(i, z[i - 1]).push(stack, z[i])
+        posterior0(x).push(stack, z[0])
+        return x
+
+    return Codec(push, pop)
+
+
+# the header's `coding.order` -> composition (`format.container.ORDERS` names the same)
+CHAINS = {"bitswap": bitswap_chain, "bbans": bbans_chain}

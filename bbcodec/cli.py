@@ -4,6 +4,7 @@ Exit status: 0 success, 1 bad input (one line on stderr), 2 usage error, 130 int
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
@@ -26,8 +27,6 @@ def _fail(msg: str, code: int = 1):
 
 def _guard(fn):
     """Turn BbcError / OSError / Ctrl-C into one line and an exit status, never a traceback."""
-    import functools
-
     @functools.wraps(fn)
     def wrapper(*a, **kw):
         try:
@@ -96,6 +95,14 @@ def _latents_opt(f):
                              "1 = the schedule's posterior variances (auto: 2 where the model ships its curve)")(f)
 
 
+def _order_opt(f, repeatable: bool = False):
+    return click.option("--order", "orders" if repeatable else "order", type=click.Choice(["bitswap", "bbans"]),
+                        multiple=repeatable, default=["bitswap"] if repeatable else "bitswap", show_default=True,
+                        help="the chain's composition" + (" (repeatable)" if repeatable else "") + ": bitswap, or "
+                             "bbans (every latent popped before anything is pushed: about K times the initial bits; "
+                             "for comparison only)")(f)
+
+
 def _parallel_opt(f):
     return click.option("--parallel", type=click.IntRange(1, 65536), default=DEFAULT_PARALLEL, show_default=True,
                         help="tiles in flight (batches grow from one tile to N, so the initial bits do not "
@@ -129,6 +136,7 @@ def cli():
 @click.option("--grid-bits", type=click.IntRange(0, 8), default=DEFAULT_GRID_BITS, show_default=True,
               help="latent bin = step std / 2^b")
 @_latents_opt
+@_order_opt
 @_parallel_opt
 @_bootstrap_opt
 @_device_opt
@@ -140,8 +148,8 @@ def cli():
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object with the figures")
 @click.option("--quiet", is_flag=True, help="no progress, estimate or summary")
 @_guard
-def compress(inputs, output, model_name, steps, grid, grid_bits, latents, parallel, bootstrap, device, threads, force,
-             verify, yes, as_json, quiet):
+def compress(inputs, output, model_name, steps, grid, grid_bits, latents, order, parallel, bootstrap, device, threads,
+             force, verify, yes, as_json, quiet):
     """Compress images into one .bbc file: files, folders, or '-' for stdin.
 
     A folder contributes its PNG, JPEG, WebP, GIF, TIFF, BMP and PBM/PGM/PPM files (by suffix, sorted,
@@ -165,7 +173,7 @@ def compress(inputs, output, model_name, steps, grid, grid_bits, latents, parall
         output = str(Path(inputs[0]).with_suffix(".bbc"))
     fileio.check_output(output, force, sources)
     model = load_model(model_name, device)
-    params = api.coding_params(model, steps, grid, grid_bits, latents)
+    params = api.coding_params(model, steps, grid, grid_bits, latents, order)
     model.time_grid(params.grid, params.steps)  # an unknown grid or K is refused before any output
     pixels = sum(d.width * d.height for d in images)
     report.note(f"{len(images)} image{'s' * (len(images) != 1)}, {pixels / 1e6:.3f} MP, for {model.name}; "
@@ -189,7 +197,7 @@ def compress(inputs, output, model_name, steps, grid, grid_bits, latents, parall
     fileio.write_atomic(output, data, force)
     d = rep.as_dict()
     d.update(model=model.name, steps=steps, grid=params.grid, grid_bits=grid_bits, latents=params.latents,
-             parallel=parallel, threads=threads, images=len(images), verified=verify)
+             order=params.order, parallel=parallel, threads=threads, images=len(images), verified=verify)
     if as_json:
         click.echo(json.dumps(d), err=(output == "-"))
     elif not quiet:
@@ -268,7 +276,8 @@ def _decode(input: str, data: bytes, parsed, model_name, device, threads, quiet,
             raise type(e)(f"{name}: {e}")
     try:
         plan = api.decode_plan(header, model)
-        params = api.coding_params(model, cod["steps"], cod["grid"], cod["grid_bits"], cod.get("latents", 1))
+        params = api.coding_params(model, cod["steps"], cod["grid"], cod["grid_bits"], cod.get("latents", 1),
+                                   cod.get("order", "bitswap"))
         seconds = api.estimate_seconds(model, params, plan, nhwc=bool(cod.get("nhwc", 0)), threads=cod["threads"])
     except BbcError:
         seconds = None  # a damaged header: decompress says what is wrong
@@ -339,8 +348,9 @@ def info(input, as_json):
     else:
         c = h["coding"]
         click.echo(f"{input}: {len(data)} bytes, {out['bpd']:.4f} bits/dim, {len(records)} image(s)")
+        order = f" order={c['order']}" if "order" in c else ""
         click.echo(f"  model {h['model']['name']} ({h['model']['sha256']}), K={c['steps']} grid={c['grid']} "
-                   f"grid_bits={c['grid_bits']} tile={c['tile']} parallel={c['parallel']}")
+                   f"grid_bits={c['grid_bits']} tile={c['tile']} parallel={c['parallel']}{order}")
         for im in records:
             click.echo(f"  {im['name']}: {im['width']}x{im['height']} {im['mode']}")
 
@@ -471,6 +481,7 @@ def schedule(model_name, data, n_images, batch, points, out, add, threads):
 @click.option("--grid", default=None)
 @click.option("--grid-bits", type=click.IntRange(0, 8), default=DEFAULT_GRID_BITS, show_default=True)
 @_latents_opt
+@functools.partial(_order_opt, repeatable=True)
 @_parallel_opt
 @click.option("--mode", "modes", multiple=True, type=click.Choice(["archive", "per-file"]),
               default=["archive", "per-file"], show_default=True)
@@ -490,8 +501,8 @@ def schedule(model_name, data, n_images, batch, points, out, add, threads):
 @_device_opt
 @click.option("--quiet", is_flag=True)
 @_guard
-def bench(dataset, codecs, limit, offset, model_name, steps, grid, grid_bits, latents, parallel, modes, out, resume,
-          bootstrap, chunk, nelbo_steps, no_summary, threads, device, quiet):
+def bench(dataset, codecs, limit, offset, model_name, steps, grid, grid_bits, latents, orders, parallel, modes, out,
+          resume, bootstrap, chunk, nelbo_steps, no_summary, threads, device, quiet):
     """Benchmark codecs on a dataset: decoded and compared, then bits, NELBO and seconds."""
     import torch
     from . import bench as B
@@ -500,7 +511,7 @@ def bench(dataset, codecs, limit, offset, model_name, steps, grid, grid_bits, la
     res = B.run(dataset, list(codecs), limit, offset, out, model_name, steps, grid, grid_bits, parallel,
                 list(modes), resume=resume, device=device, show_progress=_show_progress(quiet),
                 bootstrap=_bootstrap_arg(bootstrap), chunk=chunk, nelbo_steps=nelbo_steps,
-                latents=latents, summarize=not no_summary)
+                latents=latents, summarize=not no_summary, orders=tuple(orders))
     md = B.markdown(res)
     if out:
         Path(out).with_suffix(".md").write_text(md)

@@ -51,9 +51,18 @@ class Encoded:
     tiles_coded: int           # tile chains coded over all of them
 
 
-def seed_size(tiles_in_flight: int, T: int, grid_bits: int) -> int:
-    """Seed words to start a stack with: more than a batch's deficit can draw (retried if not)."""
-    return 64 + math.ceil(tiles_in_flight * 3 * T * T * (8 + grid_bits) / 32)
+def seed_size(tiles_in_flight: int, T: int, spec: ChainSpec) -> int:
+    """Seed words to start a stack with: more than a batch's deficit can draw (retried if not).
+
+    In BB-ANS order a tile pops all its K + 1 latents before pushing anything, so the seed also covers
+    their entropy: per subpixel, log2(pop std / bin) + log2(sqrt(2 pi e)) bits, and a bit of margin, per
+    latent (Bit-Swap's need is one step's worth; its size is what headers have always recorded)."""
+    words = 64 + math.ceil(tiles_in_flight * 3 * T * T * (8 + spec.params.grid_bits) / 32)
+    if spec.params.order == "bbans":
+        ratio = np.concatenate([[spec.pop_std0 / spec.delta[0]], spec.pop_std[1:] / spec.delta[1:]])
+        bits = float(np.sum(np.maximum(np.log2(ratio), 0.0) + 0.5 * np.log2(2 * np.pi * np.e) + 1.0))
+        words += math.ceil(tiles_in_flight * 3 * T * T * bits / 32)
+    return words
 
 
 def common_prefix(a: np.ndarray, b: np.ndarray) -> int:
@@ -72,8 +81,9 @@ def deficit_per_subpixel(model, params: CodingParams, spec: ChainSpec, eps_fn) -
     the bootstrap codec takes, which the header records: a lost or stale cache changes nothing a
     decoder needs.
     """
+    order = "" if params.order == "bitswap" else f":{params.order}"  # keys of Bit-Swap predate the field
     key = (f"{model.sha256}:f{params.format_version}:K{params.steps}:{params.grid}:b{params.grid_bits}:v{params.latents}:"
-           f"{model.device}:t{torch.get_num_threads()}:nhwc{int(eps_fn.nhwc)}")
+           f"{model.device}:t{torch.get_num_threads()}:nhwc{int(eps_fn.nhwc)}{order}")
     path = defaults.cache_dir() / "initial_deficit.json"
     try:
         cache = json.loads(path.read_text())
@@ -83,7 +93,7 @@ def deficit_per_subpixel(model, params: CodingParams, spec: ChainSpec, eps_fn) -
         T = model.tile
         x = np.full((1, 3, T, T), 128, dtype=np.uint8)
         mask = np.ones(x.shape, dtype=bool)
-        n_words = seed_size(1, T, params.grid_bits)
+        n_words = seed_size(1, T, spec)
         seed = seed_words(n_words, params.format_version)
         stack = Stack(seed)
         tile_batch_codec(spec, eps_fn, mask).push(stack, x[mask])
@@ -126,7 +136,7 @@ def encode(tiles: list[Tile], n_images: int, spec: ChainSpec, eps_fn, parallel: 
         bs = plan_batches(n_model, parallel, start=n_boot, ramp=r)
         if not plans or bs != plans[-1][1]:
             plans.append((r, bs))
-    n_words = seed_size(max([len(b) for b in plans[0][1]] + [1]), T, spec.params.grid_bits)
+    n_words = seed_size(max([len(b) for b in plans[0][1]] + [1]), T, spec)
     encodes = tiles_coded = 0
     for ramp, bs in plans:
         encodes += 1

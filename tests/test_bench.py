@@ -279,3 +279,18 @@ def test_the_suite_declares_every_published_result(capsys):
     with pytest.raises(SystemExit, match="take no model"):
         suite.main(["run", "cifar10-classical", "--model", "M", "--dry-run"])
     assert suite.main(["--list"]) == 0 and "studies" in capsys.readouterr().out
+
+
+def test_bbans_order_runs_are_keyed_apart(npz, tmp_path, tiny_model_dir):
+    """--order bbans adds runs beside Bit-Swap's (whose keys are as before the option) in one JSON."""
+    out = tmp_path / "o.json"
+    r = CliRunner().invoke(cli, ["bench", str(npz), "--model", str(tiny_model_dir), "--steps", "3", "--grid", "uniform",
+                                 "--mode", "per-file", "--bootstrap", "none", "--order", "bitswap", "--order", "bbans",
+                                 "--out", str(out), "--quiet"])
+    assert r.exit_code == 0, r.output
+    runs = json.loads(out.read_text())["runs"]
+    assert [":bbans:" in x["key"] for x in runs] == [False, True]
+    assert [x["options"]["order"] for x in runs] == ["bitswap", "bbans"]
+    bs, bb = (x["summary"] for x in runs)
+    assert bb["initial_bits"] > bs["initial_bits"]
+    assert "order=bbans" in out.with_suffix(".md").read_text()

@@ -415,3 +415,15 @@ def test_empty_stdin_and_info_name_what_is_wrong(work):
     assert run("compress", d / "a.png", "-o", d / "x.bbc", *m, *STEPS).returncode == 0
     (d / "tr.bbc").write_bytes((d / "x.bbc").read_bytes()[:-9])
     assert f"{d / 'tr.bbc'}: truncated" in one_line_error(run("info", d / "tr.bbc"))
+
+
+def test_order_option_writes_a_bbans_file_that_decodes(work):
+    d, m = work
+    p = run("compress", d / "a.png", "-o", d / "a.bbc", "--json", "--order", "bbans", "--bootstrap", "none", *m, *STEPS)
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["order"] == "bbans"
+    assert json.loads(run("info", d / "a.bbc", "--json").stdout)["coding"]["order"] == "bbans"
+    assert "order=bbans" in run("info", d / "a.bbc").stdout.decode()
+    assert run("decompress", d / "a.bbc", "-o", d / "a2.png", *m).returncode == 0
+    assert np.array_equal(pixels(d / "a.png")[2], pixels(d / "a2.png")[2])
+    assert run("compress", d / "a.png", "--order", "bb", *m, *STEPS).returncode == 2

@@ -18,7 +18,7 @@ def _round_trip(images, model, boots=(None, "auto"), **kw):
     """Round trip with every tile coded by the prior (bootstrap None) and with the first tiles
     coded classically (auto): both code paths, every time."""
     params = CodingParams(steps=kw.pop("steps", 4), grid_bits=kw.pop("grid_bits", 1), grid=kw.pop("grid", "uniform"),
-                          latents=kw.pop("latents", 1))
+                          latents=kw.pop("latents", 1), order=kw.pop("order", "bitswap"))
     for boot in boots:
         data, rep = api.compress(images, model, params, bootstrap=boot, **kw)
         out, header = api.decompress(data, model)
@@ -367,4 +367,83 @@ def test_files_of_the_plain_network_still_decode(tiny_model, monkeypatch):
     c = container.parse(data)
     bad = container.Container(dict(c.header, coding=dict(c.header["coding"], nhwc=2)), c.payload, c.side)
     with pytest.raises(BbcError, match="nhwc"):
+        api.decompress(bad.to_bytes(), tiny_model)
+
+
+# --- chain order: BB-ANS order (comparison only) codes the same steps, all latents popped first ------
+
+def test_both_orders_of_a_toy_chain_round_trip_and_leave_the_stack_as_found():
+    """bitsback's two compositions of the same small codecs: pop(push(x)) gives back x and the stack,
+    and BB-ANS order draws more from the stack before its first push than Bit-Swap order does."""
+    from bbcodec.ans import Stack
+    from bbcodec.bitsback import CHAINS
+    from bbcodec.codecs import grid_gaussian
+    rng = np.random.default_rng(0)
+    K, n = 6, 50
+    x = rng.integers(0, 40, n)
+
+    def g(mean, std):  # a Gaussian on the unit grid
+        return grid_gaussian(1.0, np.asarray(mean, dtype=np.float64), std, 200)
+
+    parts = (lambda x: g(x * 1.0, 4.0), lambda z: g(z * 1.0, 5.0), lambda i, z: g(z * 0.9, 4.0),
+             lambda i, z: g(z * 1.0, 6.0), g(np.zeros(n), 60.0))
+    low = {}
+    for order, chain in CHAINS.items():
+        seed = seed_words(2000)
+        st = Stack(seed)
+        chain(K, *parts).push(st, x)
+        low[order] = st.low
+        assert np.array_equal(chain(K, *parts).pop(st), x)
+        assert np.array_equal(st.words(), seed)
+    assert low["bbans"] < low["bitswap"] - n * K // 32  # at least a bit per symbol and step more drawn
+
+
+@pytest.mark.parametrize("parallel", [1, 3])
+def test_bbans_order_round_trips_rgb_grey_partial_tiles_and_archives(tiny_model, parallel):
+    from bbcodec.format import container
+    imgs = [image_data("RGB", 40, 33, 1, "a.png"), image_data("L", 5, 70, 2, "b.png"),
+            image_data("RGBA", 32, 32, 3, "c.png"), image_data("RGB", 1, 1, 4, "d.png")]
+    for order in ("bitswap", "bbans"):
+        params = CodingParams(steps=4, grid_bits=1, order=order)
+        for boot in (None, "auto"):
+            data, _ = api.compress(imgs, tiny_model, params, parallel=parallel, bootstrap=boot)
+            out, header = api.decompress(data, tiny_model)
+            assert header["coding"].get("order", "bitswap") == order
+            assert all(np.array_equal(a.main, b.main) for a, b in zip(imgs, out))
+            # the default is left out, so Bit-Swap files keep their bytes (tests/test_golden.py pins them)
+            assert ("order" in container.parse(data).header["coding"]) == (order == "bbans")
+
+
+def test_bbans_order_needs_about_k_times_the_initial_bits(tiny_model):
+    """Same steps, same models, another order: the initial bits grow with K in BB-ANS order only, while
+    the rate net of them stays that of a chain sampled from the same q (a few % apart: other samples)."""
+    imgs = [image_data("RGB", 32, 32, 1), image_data("L", 32, 32, 2, "g.png")]
+    rep = {}
+    for order in ("bitswap", "bbans"):
+        for steps in (5, 20):
+            data, r = api.compress(imgs[:1], tiny_model, CodingParams(steps=steps, order=order), bootstrap=None)
+            rep[order, steps] = r
+            (out,), _ = api.decompress(data, tiny_model)
+            assert np.array_equal(out.main, imgs[0].main)
+        _round_trip(imgs[1:], tiny_model, boots=(None,), steps=5, order=order)
+    for steps in (5, 20):
+        assert rep["bbans", steps].initial_bits > 2 * rep["bitswap", steps].initial_bits
+    assert rep["bbans", 20].bpd_without_initial == pytest.approx(rep["bitswap", 20].bpd_without_initial, rel=0.1)
+    assert rep["bbans", 20].initial_bits > 2.5 * rep["bbans", 5].initial_bits
+    assert rep["bitswap", 20].initial_bits < 1.5 * rep["bitswap", 5].initial_bits
+
+
+def test_an_unknown_order_is_refused(tiny_model):
+    from bbcodec.bitsback import CHAINS
+    from bbcodec.format import container
+    from bbcodec.errors import FormatError
+    assert tuple(CHAINS) == container.ORDERS
+    with pytest.raises(BbcError, match="chain order"):
+        api.coding_params(tiny_model, 4, order="bitback")
+    with pytest.raises(ValueError):
+        ChainSpec(tiny_model.schedule, CodingParams(steps=3, order="bitback"))
+    data, _ = api.compress([image_data("RGB", 8, 8)], tiny_model, CodingParams(steps=2, order="bbans"), bootstrap=None)
+    c = container.parse(data)
+    bad = container.Container(dict(c.header, coding=dict(c.header["coding"], order="bitback")), c.payload, c.side)
+    with pytest.raises(FormatError, match="order"):
         api.decompress(bad.to_bytes(), tiny_model)

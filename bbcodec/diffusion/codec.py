@@ -1,4 +1,5 @@
-"""The VDM prior as a Bit-Swap codec over K diffusion steps, for batches of tiles in flight.
+"""The VDM prior as a Bit-Swap codec over K diffusion steps, for batches of tiles in flight (or,
+for comparison only, the same steps in BB-ANS order: `CodingParams.order`, `bitsback.CHAINS`).
 
 Latents live on static grids, one per time index, derived from the schedule and the coding
 parameters alone (never from data), so the decoder rebuilds them from the model and the header:
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..bitsback import bitswap_chain
+from ..bitsback import CHAINS
 from ..codecs import Codec, categorical, grid_gaussian
 from .schedule import Schedule
 from .vdm import (fitted_push_var, pixel_to_model_np, prior_kl_bits, recon_probs_np, reverse_coefficients,
@@ -49,12 +50,14 @@ LATENT_VERSIONS = (1, 2)
 class CodingParams:
     """steps K, time grid name, bins of 2^-grid_bits step std, and the latent coding version:
     1 pushes p(z_s | z_t) with the schedule's reverse std; 2 with the model's expected-cost-optimal
-    variance, corrected for binning (see ChainSpec.push_std)."""
+    variance, corrected for binning (see ChainSpec.push_std). order: the chain's composition,
+    "bitswap" (the product) or "bbans" (every latent popped first: comparison only; `bitsback`)."""
     steps: int = 100
     grid: str = "uniform"
     grid_bits: int = 0
     latents: int = 1
     format_version: int = VERSION  # the .bbc version coded for (its pad noise: `format.constants`)
+    order: str = "bitswap"
 
 
 class ChainSpec:
@@ -82,6 +85,8 @@ class ChainSpec:
             raise ValueError("grid_bits must be in 0..8")
         if params.latents not in LATENT_VERSIONS:
             raise ValueError(f"latent coding version must be one of {LATENT_VERSIONS}")
+        if params.order not in CHAINS:
+            raise ValueError(f"chain order must be one of {tuple(CHAINS)}")
         K = params.steps
         self.params = params
         self.K = K
@@ -285,5 +290,4 @@ def tile_batch_codec(spec: ChainSpec, eps_fn, mask: np.ndarray, x_true: np.ndarr
     if stats is not None:
         stats.prior += per_tile(prior_kl_bits(spec.alpha[spec.K], spec.sigma[spec.K], f_true))
 
-    chain = bitswap_chain(spec.K, posterior0, likelihood, posterior, prior, top)
-    return chain
+    return CHAINS[spec.params.order](spec.K, posterior0, likelihood, posterior, prior, top)

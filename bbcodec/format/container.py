@@ -27,7 +27,9 @@ Header fields (JSON, no pickle):
                      "device": "cpu" or "cuda" (where the encoder ran the network),
                      "boot_codec": null or a `bootstrap.CODECS` name, "boot_tiles": how many leading
                      tiles are coded with it instead of the prior (absent: none), "nhwc": 1 where the
-                     network ran channels-last (`diffusion.codec.EpsFn`; absent: 0, the plain module)}
+                     network ran channels-last (`diffusion.codec.EpsFn`; absent: 0, the plain module),
+                     "order": the chain's composition, one of ORDERS (absent: "bitswap"; "bbans" pops every
+                     latent before pushing, for comparison only: `bitsback`)}
     images          the image table, one list per column, one entry per image (columns compress
                     far better than records: a CIFAR-10 archive pays a few bytes per image):
                     "name", "width", "height", "mode", "channels" (coded by the prior: 1 or 3),
@@ -88,6 +90,8 @@ def header_dictionary(version: int) -> bytes:
 
 
 MAX_HEADER = 1 << 20
+# `coding.order` values, the names of `bitsback.CHAINS` (kept apart: this module imports no coder)
+ORDERS = ("bitswap", "bbans")
 MAX_IMAGES = 100_000
 MAX_SIDE = 1 << 31
 MAX_PIXELS = 89_478_485   # Pillow's decompression-bomb limit, over all images of a file
@@ -221,6 +225,7 @@ def validate_header(h: dict, version: int = VERSION) -> None:
     _need(c.get("boot_codec") is None or isinstance(c.get("boot_codec"), str), "invalid header field 'boot_codec'")
     _int({"boot_tiles": c.get("boot_tiles", 0)}, "boot_tiles", 0, MAX_PIXELS)
     _int({"nhwc": c.get("nhwc", 0)}, "nhwc", 0, 1)
+    _need(c.get("order", "bitswap") in ORDERS, "invalid header field 'order'")
     table = h.get("images")
     _need(isinstance(table, dict) and set(table) == set(IMAGE_COLUMNS), "invalid header field 'images'")
     n = len(table["name"])

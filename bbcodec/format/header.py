@@ -36,9 +36,10 @@ class Coding:
     latents: int = 1         # latent coding version (2: push variances fitted to the model's mse curve)
     ramp: int = DEFAULT_RAMP # batches grow to 1/ramp as many tiles as are done (`plan.batches`)
     nhwc: int = 0            # 1: the network ran channels-last (`diffusion.codec.EpsFn`)
+    order: str = "bitswap"   # the chain's composition (`container.ORDERS`; "bbans" for comparison only)
 
     # left out of the JSON at their default, as files have always done (boot_* are always written)
-    _OMITTED_AT_DEFAULT = ("latents", "ramp", "nhwc")
+    _OMITTED_AT_DEFAULT = ("latents", "ramp", "nhwc", "order")
 
     def to_json(self) -> dict:
         d = asdict(self)
