@@ -208,7 +208,7 @@ def _compress(images, model, params, parallel, progress: Progress, bootstrap, th
               "pixels_crc32": archive_checksum(images)}
     version = params.format_version
     if version >= 3:
-        header["arithmetic"] = arithmetic(model.device)
+        header["arithmetic"] = arithmetic(model.device, eps_fn if n_model else None, T)
     payload = container.words_to_bytes(enc.words)
     side = container.pack_side([c for d in images for c in side_chunks(d)])
     data = container.Container(header, payload, side, version).to_bytes()
@@ -277,7 +277,10 @@ def _arithmetic_differs(c: container.Container, model: LoadedModel) -> str | Non
     tiles = sum(plan.tile_count(im["height"], im["width"], coding.tile) for im in container.image_records(c.header))
     if coding.boot_tiles >= tiles:
         return None  # classical bytes only: no network, no float probabilities
-    return arithmetic_mismatch(c.header["arithmetic"], arithmetic(model.device))
+    eps_fn = EpsFn(model.vdm.net, model.device, nhwc=bool(coding.nhwc))
+    with torch.inference_mode(), torch_threads(coding.threads):
+        here = arithmetic(model.device, eps_fn if "network_probe" in c.header["arithmetic"] else None, coding.tile)
+    return arithmetic_mismatch(c.header["arithmetic"], here)
 
 
 def check_arithmetic(c: container.Container, model: LoadedModel) -> None:

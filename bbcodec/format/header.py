@@ -58,11 +58,37 @@ class Coding:
         return cls(**d)
 
 
-def arithmetic(device: str) -> dict:
+def _sha16(*arrays) -> str:
+    import hashlib
+    h = hashlib.sha256()
+    for a in arrays:
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()[:16]
+
+
+def numpy_probe() -> str:
+    """numpy's exp, expm1, log and log1p on fixed arrays long enough for their SIMD loops: the
+    transcendental functions the coder's float64 coefficients and bin masses use, which differ by a few
+    ulp with numpy's CPU dispatch, glibc's variants (GLIBC_TUNABLES) and the machine."""
+    x = np.linspace(-30.0, 30.0, 4099)
+    w = np.linspace(1e-6, 50.0, 4099)
+    return _sha16(np.exp(x), np.expm1(x), np.log(w), np.log1p(w))
+
+
+def network_probe(eps_fn, tile: int) -> str:
+    """The network's output on one fixed tile of latents (one call, as the coder makes it: its layout
+    and the thread count in force): what ATen's CPU kernels, oneDNN and the device make of it."""
+    z = np.sin(np.arange(3 * tile * tile, dtype=np.float64) * 0.37).reshape(1, 3, tile, tile)  # |z| <= 1
+    return _sha16(eps_fn(z, 0.0))
+
+
+def arithmetic(device: str, eps_fn=None, tile: int = 32) -> dict:
     """What float probabilities computed here depend on, beyond the header's coding fields (threads,
-    layout, batches): recorded by the encoder (format version 3), compared by the decoder."""
+    layout, batches): recorded by the encoder (format version 3), compared by the decoder. Versions and
+    the CPU capability name what differs; the probes test it directly, whatever the cause (an
+    environment variable, a library, the machine). The probes are taken with eps_fn only: a file whose
+    tiles are all classical depends on no float arithmetic and is never checked."""
     import importlib.metadata
-    import os
 
     import torch
     rec = {"torch": torch.__version__, "constriction": importlib.metadata.version("constriction"),
@@ -72,9 +98,9 @@ def arithmetic(device: str) -> dict:
         rec["cuda"] = str(torch.version.cuda)
     else:
         rec["cpu_capability"] = torch.backends.cpu.get_cpu_capability()
-    for var in ("ONEDNN_MAX_CPU_ISA", "NPY_DISABLE_CPU_FEATURES"):
-        if os.environ.get(var):
-            rec[var.lower()] = os.environ[var]
+    if eps_fn is not None:
+        rec["numpy_probe"] = numpy_probe()
+        rec["network_probe"] = network_probe(eps_fn, tile)
     return rec
 
 
