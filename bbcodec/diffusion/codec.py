@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -34,6 +34,8 @@ from .vdm import (fitted_push_var, pixel_to_model_np, prior_kl_bits, recon_probs
 
 from ..format.constants import Q_RADIUS_STDS, pad_noise
 from ..format.container import VERSION
+
+EXACT_MATH_VERSION = 3  # the first format version whose coefficients and bin masses use `exact`
 
 
 def time_grid(name: str, steps: int) -> np.ndarray:
@@ -89,6 +91,9 @@ class ChainSpec:
             raise ValueError(f"chain order must be one of {tuple(CHAINS)}")
         K = params.steps
         self.params = params
+        # version 3 computes every coefficient with `exact` (the same bits on any machine)
+        sched = replace(sched, exact=params.format_version >= EXACT_MATH_VERSION)
+        self.sched = sched
         self.K = K
         t = time_grid(params.grid, K) if times is None else np.asarray(times, dtype=np.float64)
         if len(t) != K + 1 or t[0] != 0.0 or t[-1] != 1.0 or np.any(np.diff(t) <= 0):
@@ -101,7 +106,7 @@ class ChainSpec:
         c_z, c_x, s_p = reverse_coefficients(sched, s, tt)
         pad = lambda a: np.concatenate([[np.nan], a])  # index steps 1..K
         self.a_q, self.s_q, self.c_z, self.c_x, self.s_p = map(pad, (a_q, s_q, c_z, c_x, s_p))
-        self.snr = np.exp(-self.gamma)
+        self.snr = sched.exp(-self.gamma)
 
         scale = 2.0 ** (-params.grid_bits)
         delta = np.empty(K + 1)
@@ -257,7 +262,7 @@ def tile_batch_codec(spec: ChainSpec, eps_fn, mask: np.ndarray, x_true: np.ndarr
         return grid_gaussian(spec.delta[0], spec.alpha[0] * f, spec.pop_std0, int(spec.rq[0]))
 
     def likelihood(n0):
-        probs = recon_probs_np(n0 * spec.delta[0], spec.alpha[0], spec.sigma[0])
+        probs = recon_probs_np(n0 * spec.delta[0], spec.alpha[0], spec.sigma[0], spec.sched.exact)
         if stats is not None:
             xs = x_true.reshape(-1)[real].astype(np.int64)
             stats.recon += per_tile(-np.log2(np.maximum(probs[np.arange(len(xs)), xs], 1e-300)))

@@ -14,6 +14,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from . import exact
+
 
 class LearnedLinearSchedule(nn.Module):
     """gamma(t) = gamma_min + (gamma_max - gamma_min) t with both endpoints learned."""
@@ -36,10 +38,17 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Schedule:
-    """Frozen linear schedule evaluated in float64 (numpy)."""
+    """Frozen linear schedule evaluated in float64 (numpy).
+
+    exact: its transcendentals from `exact` (the same bits on every machine: what format version 3
+    codes with) instead of numpy's (versions 1 and 2, whose files were coded with them)."""
 
     gamma_min: float
     gamma_max: float
+    exact: bool = False
+
+    def exp(self, x) -> np.ndarray:
+        return exact.exp(x) if self.exact else np.exp(x)
 
     def gamma(self, t) -> np.ndarray:
         t = np.asarray(t, dtype=np.float64)
@@ -47,7 +56,8 @@ class Schedule:
 
     def alpha_sigma(self, t) -> tuple[np.ndarray, np.ndarray]:
         g = self.gamma(t)
-        return np.sqrt(_sigmoid(-g)), np.sqrt(_sigmoid(g))
+        sig = exact.sigmoid if self.exact else _sigmoid
+        return np.sqrt(sig(-g)), np.sqrt(sig(g))
 
     def transition(self, s, t) -> tuple[np.ndarray, np.ndarray]:
         """alpha_{t|s} and sigma_{t|s} of q(z_t | z_s) for s < t.
@@ -58,4 +68,4 @@ class Schedule:
         gs, gt = self.gamma(s), self.gamma(t)
         a_s, _ = self.alpha_sigma(s)
         a_t, s_t = self.alpha_sigma(t)
-        return a_t / a_s, s_t * np.sqrt(-np.expm1(gs - gt))
+        return a_t / a_s, s_t * np.sqrt(-(exact.expm1 if self.exact else np.expm1)(gs - gt))

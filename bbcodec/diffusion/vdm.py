@@ -13,6 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from . import exact
 from .schedule import Schedule
 
 LN2 = math.log(2.0)
@@ -38,11 +39,15 @@ def recon_logits(z0: torch.Tensor, alpha0: torch.Tensor, sigma0: torch.Tensor) -
     return -0.5 * diff.square() / (sigma0 / alpha0).square()
 
 
-def recon_probs_np(z0: np.ndarray, alpha0: float, sigma0: float) -> np.ndarray:
-    """float64 probabilities of p(x | z_0) for the coder.  z0: [N] -> [N, 256]."""
+def recon_probs_np(z0: np.ndarray, alpha0: float, sigma0: float, exact_math: bool = False) -> np.ndarray:
+    """float64 probabilities of p(x | z_0) for the coder.  z0: [N] -> [N, 256].  exact_math: the same
+    bits on every machine (`exact`, format version 3); else numpy's exp and sum (versions 1-2)."""
     levels = pixel_to_model_np(np.arange(NUM_VALUES))
     logits = -0.5 * np.square(z0[:, None] / alpha0 - levels[None, :]) / (sigma0 / alpha0) ** 2
     logits -= logits.max(axis=1, keepdims=True)
+    if exact_math:
+        p = exact.exp(logits)
+        return p / exact.row_sum(p)
     p = np.exp(logits)
     return p / p.sum(axis=1, keepdims=True)
 
@@ -120,7 +125,8 @@ def fitted_push_var(sched: Schedule, times: np.ndarray, mse_curve: tuple) -> np.
     M(t) = E (s(x) - x_hat(z_t))^2 per dimension (Bao et al. 2022): s_p^2 + c_x^2 M(t).  float [K]
     (The coder's version 2 pushes this less delta^2/12, the binning's own widening: diffusion/codec.py.)"""
     _, c_x, s_p = reverse_coefficients(sched, times[:-1], times[1:])
-    return s_p ** 2 + c_x ** 2 * np.interp(times[1:], mse_curve[0], mse_curve[1])
+    interp = exact.interp if sched.exact else np.interp
+    return s_p ** 2 + c_x ** 2 * interp(times[1:], mse_curve[0], mse_curve[1])
 
 
 def step_kl_bits(snr_s: float, snr_t: float, f: np.ndarray, x_hat: np.ndarray) -> np.ndarray:

@@ -36,11 +36,12 @@ Header fields (JSON, no pickle):
                     "alpha" (0/1), "palette_mode" (str|null), "palette_bytes" (int),
                     "transparency" (int|hex str|null), "meta" (object: text, gamma, chromaticity,
                     srgb, dpi), "icc_bytes", "exif_bytes" (lengths of those side-data chunks)
-    arithmetic      (version 3) what the encoder's float probabilities depended on, {str: str}: "torch",
-                    "constriction", "numpy" versions, "device", "cpu_capability" (torch's ATen
-                    kernels) or "cuda_device" and "cuda", and, where the network coded tiles,
-                    "numpy_probe" (16 hex digits of sha256 of numpy's exp/expm1/log/log1p on fixed
-                    arrays) and "network_probe" (of its output on one fixed tile; `header.network_probe`). A decoder whose own record differs refuses before decoding, naming what
+    arithmetic      (version 3) what the encoder's float probabilities depended on, {str: str}: "torch"
+                    and "constriction" versions, "device", "cpu_capability" (torch's ATen kernels)
+                    or "cuda_device" and "cuda", and, where the network coded tiles, "network_probe"
+                    (16 hex digits of sha256 of its output on one fixed tile; `header.network_probe`).
+                    Version 3's coefficients and bin masses are exact (`diffusion.exact`): numpy's
+                    version and CPU dispatch do not matter to it. A decoder whose own record differs refuses before decoding, naming what
                     differs (`header.arithmetic_mismatch`).
     pixels_crc32    CRC32 over all decoded images (mode, size, pixels, alpha, palette, transparency,
                     meta, ICC and EXIF, in order; see
@@ -80,11 +81,10 @@ HEADER_ZDICT = (
 )
 # Version 3's dictionary: version 2's, then a typical arithmetic record (60 bytes a file otherwise).
 HEADER_ZDICT_V3 = HEADER_ZDICT + (
-    b'"arithmetic":{"constriction":"0.5.0","cpu_capability":"AVX2","device":"cuda","cuda":"12.8","cuda_device":'
-    b'"NVIDIA ","numpy":"2.3.5","torch":"2.9.1+cu128"},"arithmetic":{"constriction":"0.5.0","cpu_capability":"AVX512",'
-    b'"device":"cpu","network_probe":"0123456789abcdef","numpy":"2.4.6","numpy_probe":"0123456789abcdef",'
-    b'"torch":"2.13.0+cpu"},"arithmetic":{"constriction":"0.5.0","cpu_capability":"AVX512","device":"cpu",'
-    b'"numpy":"2.4.6","torch":"2.13.0+cpu"}'
+    b'"arithmetic":{"constriction":"0.5.0","cuda":"12.8","cuda_device":"NVIDIA ","device":"cuda",'
+    b'"network_probe":"0123456789abcdef","torch":"2.9.1+cu128"},"arithmetic":{"constriction":"0.5.0",'
+    b'"cpu_capability":"AVX512","device":"cpu","network_probe":"0123456789abcdef","torch":"2.13.0+cpu"},'
+    b'"arithmetic":{"constriction":"0.5.0","cpu_capability":"AVX512","device":"cpu","torch":"2.13.0+cpu"}'
 )
 
 

@@ -66,15 +66,6 @@ def _sha16(*arrays) -> str:
     return h.hexdigest()[:16]
 
 
-def numpy_probe() -> str:
-    """numpy's exp, expm1, log and log1p on fixed arrays long enough for their SIMD loops: the
-    transcendental functions the coder's float64 coefficients and bin masses use, which differ by a few
-    ulp with numpy's CPU dispatch, glibc's variants (GLIBC_TUNABLES) and the machine."""
-    x = np.linspace(-30.0, 30.0, 4099)
-    w = np.linspace(1e-6, 50.0, 4099)
-    return _sha16(np.exp(x), np.expm1(x), np.log(w), np.log1p(w))
-
-
 def network_probe(eps_fn, tile: int) -> str:
     """The network's output on one fixed tile of latents (one call, as the coder makes it: its layout
     and the thread count in force): what ATen's CPU kernels, oneDNN and the device make of it."""
@@ -84,22 +75,22 @@ def network_probe(eps_fn, tile: int) -> str:
 
 def arithmetic(device: str, eps_fn=None, tile: int = 32) -> dict:
     """What float probabilities computed here depend on, beyond the header's coding fields (threads,
-    layout, batches): recorded by the encoder (format version 3), compared by the decoder. Versions and
-    the CPU capability name what differs; the probes test it directly, whatever the cause (an
-    environment variable, a library, the machine). The probes are taken with eps_fn only: a file whose
-    tiles are all classical depends on no float arithmetic and is never checked."""
+    layout, batches): recorded by the encoder (format version 3), compared by the decoder. Version 3's
+    coefficients and bin masses are exact (`diffusion.exact`), so what is left is the network and the
+    entropy coder: torch's version and CPU capability (or CUDA device) name what differs, and the
+    network probe tests it directly, whatever the cause (an environment variable, a library, the
+    machine). The probe is taken with eps_fn only: a file whose tiles are all classical depends on no
+    float arithmetic and is never checked."""
     import importlib.metadata
 
     import torch
-    rec = {"torch": torch.__version__, "constriction": importlib.metadata.version("constriction"),
-           "numpy": np.__version__, "device": device}
+    rec = {"torch": torch.__version__, "constriction": importlib.metadata.version("constriction"), "device": device}
     if device == "cuda":
         rec["cuda_device"] = torch.cuda.get_device_name()
         rec["cuda"] = str(torch.version.cuda)
     else:
         rec["cpu_capability"] = torch.backends.cpu.get_cpu_capability()
     if eps_fn is not None:
-        rec["numpy_probe"] = numpy_probe()
         rec["network_probe"] = network_probe(eps_fn, tile)
     return rec
 

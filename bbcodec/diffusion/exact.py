@@ -1,4 +1,4 @@
-"""PROTOTYPE (not used by the coder): float64 functions whose results are the same on every machine.
+"""Float64 functions whose results are the same on every machine: the coder's transcendentals.
 
 numpy's exp, expm1 and log differ in the last bits with its CPU dispatch (AVX-512 loops or not), with
 glibc's variants and across platforms (bench/studies/2026-12-04-arithmetic-audit: 1-4 ulp in
@@ -8,6 +8,8 @@ here is built from numpy ufuncs that IEEE 754 defines to the bit, each applied a
 the array (so nothing can be fused): +, -, *, /, sqrt, rint, ldexp, comparisons and selection. The
 same inputs give the same bits on any IEEE machine, any numpy, any SIMD width. Accuracy: within a few
 ulp of the true values, which is all the coder needs (it needs agreement, not the last ulp).
+
+Format versions 1 and 2 were coded with numpy's functions and keep them (`Schedule.exact`).
 """
 from __future__ import annotations
 
