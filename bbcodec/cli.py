@@ -408,9 +408,11 @@ def demo(model_name, steps, grid, grid_bits, latents, parallel, device, quiet):
               help="final decay: the learning rate falls linearly to --cooldown-to x --lr over this many images "
                    "from here, then stays; kept by later stretches of the run (0 clears it)")
 @click.option("--cooldown-to", type=click.FloatRange(0, 1), default=0.1, show_default=True)
+@click.option("--precision", type=click.Choice(["float32", "bf16"]), default="float32", show_default=True,
+              help="bf16: forward and backward under bfloat16 autocast (weights, optimizer, validation in float32)")
 @_guard
 def train(data, run_dir, minutes, config_json, batch, lr, ema, threads, val_images, init_from, device,
-          cooldown_images, cooldown_to):
+          cooldown_images, cooldown_to, precision):
     """Train (or resume) a VDM prior."""
     from .diffusion.net import DEFAULT_CONFIG
     from .train import TrainOptions, train as run_train
@@ -418,7 +420,7 @@ def train(data, run_dir, minutes, config_json, batch, lr, ema, threads, val_imag
     cfg = dict(DEFAULT_CONFIG, **json.loads(Path(config_json).read_text())) if config_json else None
     run_train(TrainOptions(data=data, run=run_dir, minutes=minutes, batch=batch, lr=lr, ema=ema,
                            threads=threads, val_images=val_images, init_from=init_from, device=device,
-                           cooldown_images=cooldown_images, cooldown_to=cooldown_to), cfg)
+                           cooldown_images=cooldown_images, cooldown_to=cooldown_to, precision=precision), cfg)
 
 
 @cli.command()

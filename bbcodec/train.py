@@ -49,6 +49,9 @@ class TrainOptions:
     # stretches that resume it go on along the same line; None keeps the recorded one, 0 clears it.
     cooldown_images: int | None = None
     cooldown_to: float = 0.1
+    # "bf16": the forward and backward passes under torch.autocast(bfloat16) (AVX-512 BF16 CPUs, GPUs);
+    # weights, optimizer and validation stay float32. Training only: coding never uses it.
+    precision: str = "float32"
 
 
 def load_images(path: str) -> np.ndarray:
@@ -284,7 +287,9 @@ def train(opts: TrainOptions, config: dict | None = None, progress=True) -> Path
         idx = np.sort(order[lo:lo + opts.batch])
         st["pos"] += opts.batch * world
         xb = torch.from_numpy(train_x[idx]).to(device)
-        terms = loss_mod(xb)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=opts.precision == "bf16"):
+            terms = loss_mod(xb)
+        terms = {k: v.float() for k, v in terms.items()}
         loss = sum(terms.values()).mean()
         for g in opt.param_groups:
             g["lr"] = _lr(opts, st)

@@ -116,3 +116,15 @@ def test_cooldown_decays_the_rate_and_resumes_along_the_same_line(tmp_path):
         f = min(1.0, (int(r["images"]) - start) / 40)
         assert float(r["lr"]) == pytest.approx(1e-3 * (1 - f) + 1e-4 * f)
     assert float(rows[-1]["lr"]) == pytest.approx(1e-4) and meta["images"] >= start + 40
+
+
+def test_bf16_autocast_trains_and_keeps_float32_weights(tmp_path):
+    run = tmp_path / "run"
+    opts = TrainOptions(data=_data(tmp_path), run=str(run), minutes=0.02, batch=4, val_images=8, log_every=2,
+                        threads=1, precision="bf16")
+    train(opts, TINY, progress=False)
+    state = torch.load(run / "state.pt", weights_only=True)
+    assert json.loads(state["meta"])["step"] > 0
+    assert all(v.dtype == torch.float32 for v in state["model"].values() if v.is_floating_point())
+    rows = list(csv.DictReader(open(run / "log.csv")))
+    assert rows and all(np.isfinite(float(r["loss_bpd"])) for r in rows)
