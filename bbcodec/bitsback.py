@@ -30,11 +30,12 @@ from typing import Callable
 from .codecs import Codec
 
 
-def bitswap_chain(num_steps: int,
-                  posterior0: Callable[[object], Codec],
-                  likelihood: Callable[[object], Codec],
-                  posterior: Callable[[int, object], Codec],
-                  prior: Callable[[int, object], Codec],
+# The step codecs both orders compose: a conditional codec given one value, or given a step and a value.
+Given = Callable[[object], Codec]
+GivenStep = Callable[[int, object], Codec]
+
+
+def bitswap_chain(num_steps: int, posterior0: Given, likelihood: Given, posterior: GivenStep, prior: GivenStep,
                   top: Codec) -> Codec:
     def push(stack, x):
         z = posterior0(x).pop(stack)
@@ -58,11 +59,7 @@ def bitswap_chain(num_steps: int,
     return Codec(push, pop)
 
 
-def bbans_chain(num_steps: int,
-                posterior0: Callable[[object], Codec],
-                likelihood: Callable[[object], Codec],
-                posterior: Callable[[int, object], Codec],
-                prior: Callable[[int, object], Codec],
+def bbans_chain(num_steps: int, posterior0: Given, likelihood: Given, posterior: GivenStep, prior: GivenStep,
                 top: Codec) -> Codec:
     # holds all K + 1 latents at once (the decoder too): K times one latent's memory
     def push(stack, x):

@@ -87,17 +87,10 @@ def cifar_tiles(n: int):
 
 
 def make_tiny_model(folder: Path, seed: int = 0, out_std: float = 1e-3) -> Path:
-    """tests/conftest.py's make_tiny_model (copied: conftest imports pytest)."""
-    import torch
-    from bbcodec.diffusion.net import DEFAULT_CONFIG, VDM
-    tiny = dict(DEFAULT_CONFIG, channels=[8, 8], attn_levels=[1], tile=32)
-    torch.manual_seed(seed)
-    m = VDM(tiny)
-    torch.nn.init.normal_(m.net.out.weight, std=out_std)
-    folder.mkdir(parents=True, exist_ok=True)
-    torch.save(m.state_dict(), folder / "weights.pt")
-    (folder / "config.json").write_text(json.dumps(tiny))
-    return folder
+    """The tests' tiny random-weight model (tests/conftest.py; needs the [test] extras' pytest)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "tests"))
+    from conftest import make_tiny_model as make
+    return make(folder, seed=seed, out_std=out_std)
 
 
 def state_hash(sd) -> str:
