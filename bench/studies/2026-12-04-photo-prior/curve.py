@@ -23,7 +23,10 @@ def main():
         r = rows(log)
         img0 = 748_688 if log.name.startswith("photo-p1") else 0  # p1's counters continue s7's
         x = [0] + [int(v["images"]) - img0 for v in r]
-        y = [S7_START] + [float(v["val_bpd"]) for v in r]
+        # p1 starts from s7; p2 from p1's best EMA weights (their validation: p1's best row)
+        start = S7_START if log.name.startswith("photo-p1") else min(
+            float(v["val_bpd"]) for v in rows(log.with_name("photo-p1_log.csv")))
+        y = [start] + [float(v["val_bpd"]) for v in r]
         ax.plot(x, y, marker="o", ms=3, label=log.name.replace("_log.csv", ""))
     ax.set_xlabel("training images seen (since the run's start)")
     ax.set_ylabel("validation NELBO, bits/dim")
