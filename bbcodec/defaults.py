@@ -8,9 +8,10 @@ GRID_BITS = 0        # latent bin = step std / 2^b
 # call and is flat beyond; the file size does not depend on it (docs: "Tiles in flight")
 PARALLEL = 8
 # torch intra-op threads of the encoder. One: the decoder must replay the encoder's count (CPU float
-# results depend on it), so files made with the default decode alike everywhere; and two threads on
-# a two-core machine with one core busy ran the network ~70x slower than one (OpenMP spin-waits:
-# bench/results/startup_timing.json), while one thread was barely slowed.
+# results depend on it), so files made with the default decode alike everywhere; and on a two-core
+# machine with one core busy, two threads spin (OpenMP): a 256x256 photo took 798 s with two and
+# 68 s with one (bench/results/startup_timing.json), while with both cores free two threads were
+# not faster either (49 s against 36 s there; training, with larger batches, gains 1.6x).
 THREADS = 1
 BOOTSTRAP = "auto"   # classical codec of the first tiles: jxl, else webp
 # compress asks (on a terminal) or needs --yes (in scripts) above this many estimated seconds of encoding
