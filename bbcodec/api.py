@@ -235,12 +235,18 @@ def check_model(header: dict, model: LoadedModel) -> None:
                          f"not {model.name} ({model.sha256})")
 
 
-def _layout(h: dict, model: LoadedModel):
-    """What a header says the decoder has to do: its coding record, the image records, empty tiles,
-    and the encoder's batches of model tiles (in coding order)."""
+def _coding(h: dict, model: LoadedModel) -> Coding:
+    """The header's coding record, checked against the model it is decoded with."""
     coding = Coding.from_json(h["coding"])
     if coding.tile != model.tile:
         raise FormatError("corrupted header (tile size does not match the model)")
+    return coding
+
+
+def _layout(h: dict, model: LoadedModel):
+    """What a header says the decoder has to do: its coding record, the image records, empty tiles,
+    and the encoder's batches of model tiles (in coding order)."""
+    coding = _coding(h, model)
     metas = container.image_records(h)
     tiles = [t for i, im in enumerate(metas)
              for t in plan.make_tiles(i, None, im["height"], im["width"], im["channels"], model.tile)]
@@ -273,7 +279,7 @@ def _arithmetic_differs(c: container.Container, model: LoadedModel) -> str | Non
     depended on; older ones, and files with no tile coded by the model, depend on nothing recorded)."""
     if c.version < 3:
         return None
-    coding = Coding.from_json(c.header["coding"])
+    coding = _coding(c.header, model)  # the probe runs at the model's tile size
     tiles = sum(plan.tile_count(im["height"], im["width"], coding.tile) for im in container.image_records(c.header))
     if coding.boot_tiles >= tiles:
         return None  # classical bytes only: no network, no float probabilities
@@ -283,11 +289,15 @@ def _arithmetic_differs(c: container.Container, model: LoadedModel) -> str | Non
     return arithmetic_mismatch(c.header["arithmetic"], here)
 
 
+def _refusal(why: str) -> ArithmeticMismatchError:
+    return ArithmeticMismatchError(why + " (or try with --any-arithmetic: a wrong result is still caught)")
+
+
 def check_arithmetic(c: container.Container, model: LoadedModel) -> None:
     """Refuse, before any decoding, a file written under arithmetic other than this machine's."""
     why = _arithmetic_differs(c, model)
     if why:
-        raise ArithmeticMismatchError(why + " (or try with --any-arithmetic: a wrong result is still caught)")
+        raise _refusal(why)
 
 
 def decompress(data: bytes, model: LoadedModel, progress: Progress | bool | None = None,
@@ -298,9 +308,10 @@ def decompress(data: bytes, model: LoadedModel, progress: Progress | bool | None
     c = container.parse(data)
     h = c.header
     check_model(h, model)
-    if not any_arithmetic:
-        check_arithmetic(c, model)
     coding, metas, tiles, bs = _layout(h, model)
+    differs = _arithmetic_differs(c, model)  # one probe: the refusal and the mismatch message below
+    if differs and not any_arithmetic:
+        raise _refusal(differs)
     try:
         params = CodingParams(steps=coding.steps, grid=coding.grid, grid_bits=coding.grid_bits, latents=coding.latents,
                               format_version=c.version, order=coding.order)
@@ -316,7 +327,6 @@ def decompress(data: bytes, model: LoadedModel, progress: Progress | bool | None
     except ValueError:
         raise FormatError("corrupted payload")
     eps_fn = EpsFn(model.vdm.net, model.device, nhwc=bool(coding.nhwc))
-    differs = _arithmetic_differs(c, model)
     if differs:
         mismatch = f"decoded data does not match its checksums: {differs}"
     elif c.version >= 3:
