@@ -202,13 +202,16 @@ def _compress(images, model, params, parallel, progress: Progress, bootstrap, th
     coding = Coding(steps=params.steps, grid=params.grid, grid_bits=params.grid_bits, tile=T, parallel=parallel,
                     seed_words=enc.seed_words, seed_kept=enc.seed_kept, threads=threads, device=model.device,
                     boot_codec=boot_codec if enc.n_boot else None, boot_tiles=enc.n_boot, latents=params.latents,
-                    ramp=enc.ramp, nhwc=int(nhwc and n_model > 0), order=params.order)
+                    ramp=enc.ramp, nhwc=int(nhwc and n_model > 0 and not eps_fn.integer), order=params.order)
     header = {"codec": CODEC_ID, "model": {"name": model.name, "sha256": model.sha256}, "coding": coding.to_json(),
               "images": container.image_table([image_record(d) for d in images]),
               "pixels_crc32": archive_checksum(images)}
     version = params.format_version
+    if eps_fn.integer and version < container.INTEGER_NETWORK_VERSION:
+        raise BbcError(f"model {model.name} is an integer network: it codes format version "
+                       f"{container.INTEGER_NETWORK_VERSION} or later, not {version}")
     if version >= 3:
-        header["arithmetic"] = arithmetic(model.device, eps_fn if n_model else None, T)
+        header["arithmetic"] = arithmetic(model.device, eps_fn if n_model else None, T, integer=eps_fn.integer)
     payload = container.words_to_bytes(enc.words)
     side = container.pack_side([c for d in images for c in side_chunks(d)])
     data = container.Container(header, payload, side, version).to_bytes()
@@ -284,9 +287,18 @@ def _arithmetic_differs(c: container.Container, model: LoadedModel) -> str | Non
     if coding.boot_tiles >= tiles:
         return None  # classical bytes only: no network, no float probabilities
     eps_fn = EpsFn(model.vdm.net, model.device, nhwc=bool(coding.nhwc))
-    with torch.inference_mode(), torch_threads(coding.threads):
-        here = arithmetic(model.device, eps_fn if "network_probe" in c.header["arithmetic"] else None, coding.tile)
-    return arithmetic_mismatch(c.header["arithmetic"], here)
+    recorded = c.header["arithmetic"]
+    integer = integer_network(c.header)
+    with torch.inference_mode(), torch_threads(defaults.THREADS if integer else coding.threads):
+        here = arithmetic(model.device, eps_fn if "network_probe" in recorded else None, coding.tile,
+                          integer=integer and eps_fn.integer)
+    return arithmetic_mismatch(recorded, here)
+
+
+def integer_network(header: dict) -> bool:
+    """The file was coded with an integer network (format version 4): any machine, device, thread
+    count or grouping of network calls reproduces its probabilities."""
+    return (header.get("arithmetic") or {}).get("network") == "integer"
 
 
 def _refusal(why: str) -> ArithmeticMismatchError:
@@ -301,9 +313,11 @@ def check_arithmetic(c: container.Container, model: LoadedModel) -> None:
 
 
 def decompress(data: bytes, model: LoadedModel, progress: Progress | bool | None = None,
-               any_arithmetic: bool = False) -> tuple[list[ImageData], dict]:
+               any_arithmetic: bool = False, threads: int | None = None) -> tuple[list[ImageData], dict]:
     """Decode every image of a .bbc archive; raises FormatError / ModelError on any mismatch, and
-    ArithmeticMismatchError for a file made under other arithmetic (unless any_arithmetic)."""
+    ArithmeticMismatchError for a file made under other arithmetic (unless any_arithmetic).
+    threads: the network's threads for a file of an integer network (default `defaults.THREADS`); a
+    float network's file is decoded with the encoder's count, which its results depend on."""
     progress = _progress(progress)
     c = container.parse(data)
     h = c.header
@@ -336,7 +350,11 @@ def decompress(data: bytes, model: LoadedModel, progress: Progress | bool | None
                     f"differed from the encoder's (a version {c.version} file records only its device: "
                     f"{coding.device}; the torch build and CPU kernels must be the encoder's)")
     progress.begin("decode", [len(b) for b in reversed(bs)], spec.K, model.tile ** 2)
-    with torch.inference_mode(), torch_threads(coding.threads):
+    if integer_network(h):
+        threads = threads or defaults.THREADS
+    else:
+        threads = coding.threads
+    with torch.inference_mode(), torch_threads(threads):
         for b in reversed(bs):
             mask = np.stack([tiles[j].mask for j in b])
             codec = tile_batch_codec(spec, eps_fn, mask, on_step=functools.partial(progress.advance, len(b)))

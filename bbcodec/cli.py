@@ -54,8 +54,8 @@ def _reporter(quiet: bool):
 
 def _threads_opt(f):
     return click.option("--threads", type=click.IntRange(1, 1024), default=defaults.THREADS, show_default=True,
-                        help="torch threads of the network. Written to the file: until the network's arithmetic "
-                             "is exact, the decoder replays the encoder's count (slower, never wrong, on a "
+                        help="torch threads of the network. An integer network's file decodes with any count; "
+                             "a float network's file is decoded with this count (slower, never wrong, on a "
                              "machine with fewer cores)")(f)
 
 
@@ -175,6 +175,10 @@ def compress(inputs, output, model_name, steps, grid, grid_bits, latents, order,
     model = load_model(model_name, device)
     params = api.coding_params(model, steps, grid, grid_bits, latents, order)
     model.time_grid(params.grid, params.steps)  # an unknown grid or K is refused before any output
+    if not getattr(model.vdm.net, "integer", False):
+        click.echo(f"bbcodec: warning: {model.name} is a float network: the file decodes only under this "
+                   "machine's arithmetic (torch build, CPU kernels, device); `bbcodec convert` makes an integer "
+                   "version whose files decode anywhere", err=True)
     pixels = sum(d.width * d.height for d in images)
     report.note(f"{len(images)} image{'s' * (len(images) != 1)}, {pixels / 1e6:.3f} MP, for {model.name}; "
                 "timing the network")
@@ -209,7 +213,8 @@ def _decode_opts(f):
                      help="decode a file written under other arithmetic (torch build, CPU kernels, device) instead of "
                           "refusing it; a wrong result is still caught by the checksums")(f)
     return click.option("--device", default="auto", type=click.Choice(["auto", "cpu", "cuda"]), show_default=True,
-                        help="where the network runs (auto: where the encoder ran it, as the file says)")(f)
+                        help="where the network runs (auto: a GPU where there is one for an integer network's "
+                             "file, which any device decodes; else where the encoder ran it, as the file says)")(f)
 
 
 @cli.command()
@@ -219,7 +224,8 @@ def _decode_opts(f):
 @_model_opt
 @_decode_opts
 @click.option("--threads", type=click.IntRange(1, 1024), default=None,
-              help="not used yet: the decoder replays the thread count written by the encoder")
+              help=f"torch threads of an integer network's file (default {defaults.THREADS}); a float "
+                   "network's file is decoded with the thread count it was encoded with")
 @click.option("--force", is_flag=True, help="overwrite existing outputs")
 @click.option("--quiet", is_flag=True, help="no progress")
 @_guard
@@ -256,13 +262,14 @@ def _decode(input: str, data: bytes, parsed, model_name, device, threads, quiet,
 
     name = "stdin" if input == "-" else input
     header, cod = parsed.header, parsed.header["coding"]
-    if device == "auto":
+    integer = api.integer_network(header)  # any device and thread count reproduce its probabilities
+    if device == "auto" and not integer:
         import torch
         device = cod["device"]
         if device == "cuda" and not torch.cuda.is_available():
             raise BbcError(f"{name} was encoded on a CUDA device and this machine has none (its probabilities "
                            "come from a GPU's arithmetic; --device cpu --any-arithmetic tries the CPU)")
-    if threads is not None and threads != cod["threads"] and not quiet:
+    if threads is not None and threads != cod["threads"] and not quiet and not integer:
         click.echo(f"bbcodec: note: --threads {threads} is not used: this file is decoded with the "
                    f"{cod['threads']} thread{'s' * (cod['threads'] != 1)} it was encoded with "
                    "(the network's float results depend on it)", err=True)
@@ -278,14 +285,15 @@ def _decode(input: str, data: bytes, parsed, model_name, device, threads, quiet,
         plan = api.decode_plan(header, model)
         params = api.coding_params(model, cod["steps"], cod["grid"], cod["grid_bits"], cod.get("latents", 1),
                                    cod.get("order", "bitswap"))
-        seconds = api.estimate_seconds(model, params, plan, nhwc=bool(cod.get("nhwc", 0)), threads=cod["threads"])
+        seconds = api.estimate_seconds(model, params, plan, nhwc=bool(cod.get("nhwc", 0)),
+                                       threads=(threads or defaults.THREADS) if integer else cod["threads"])
     except BbcError:
         seconds = None  # a damaged header: decompress says what is wrong
     if seconds is not None:
         report.note(f"{_n(sum(plan), 'tile')} for {model.name} at K={cod['steps']} on {model.device}: "
                     f"about {duration(seconds)} to decode")
     try:
-        images, _ = api.decompress(data, model, progress=report, any_arithmetic=any_arithmetic)
+        images, _ = api.decompress(data, model, progress=report, any_arithmetic=any_arithmetic, threads=threads)
     except FormatError as e:
         raise FormatError(f"{name}: {e}")
     return images
@@ -421,6 +429,35 @@ def train(data, run_dir, minutes, config_json, batch, lr, ema, threads, val_imag
     run_train(TrainOptions(data=data, run=run_dir, minutes=minutes, batch=batch, lr=lr, ema=ema,
                            threads=threads, val_images=val_images, init_from=init_from, device=device,
                            cooldown_images=cooldown_images, cooldown_to=cooldown_to, precision=precision), cfg)
+
+
+@cli.command()
+@click.argument("source")
+@click.option("--data", required=True, help="TRAINING images to calibrate on (.npz with x uint8 [N, H, W, C]); "
+              "never the test set")
+@click.option("--out", required=True, help="the new model folder")
+@click.option("--images", "n_images", type=click.IntRange(1), default=512, show_default=True,
+              help="calibrate on the first N images")
+@click.option("--register", "register_as", default=None,
+              help="add the folder to the registry under this name (it must be inside the models folder)")
+@click.option("--default", "make_default", is_flag=True, help="with --register: make it the default model")
+@_guard
+def convert(source, data, out, n_images, register_as, make_default):
+    """Make the integer version of a float model (post-training quantisation): its files decode
+    bit-exact on any machine, device and thread count."""
+    from .convert import convert_model
+    from .modelcard import register, render_card
+
+    try:
+        card = convert_model(source, data, out, n_images)
+    except ValueError as e:
+        raise BbcError(str(e))
+    Path(out, "MODEL_CARD.md").write_text(render_card(card))
+    click.echo(f"wrote {out} (integer version of {card['converted_from']['name']}, sha256 {card['sha256']})")
+    if register_as:
+        register(register_as, Path(out), f"integer version of {card['converted_from']['name']} "
+                 "(portable: exact on any machine)", make_default)
+        click.echo(f"registered {register_as}" + (" as the default model" if make_default else ""))
 
 
 @cli.command()

@@ -133,6 +133,25 @@ def add_coded_figures(name: str, bench_json: str) -> dict:
     return card
 
 
+def register(name: str, folder: Path, description: str, make_default: bool = False) -> dict:
+    """Add a model folder (inside the models folder) to the registry with its sha256s."""
+    reg = _read_registry()
+    if name in reg["models"]:
+        raise ValueError(f"model {name} is registered already")
+    try:
+        rel = folder.resolve().relative_to(registry.MODELS_DIR.resolve())
+    except ValueError:
+        raise ValueError(f"{folder} is not inside the models folder {registry.MODELS_DIR}")
+    entry = {"path": str(rel), "sha256": file_sha256(folder / "weights.pt"), "description": description}
+    if (folder / "grids.json").exists():
+        entry["grids_sha256"] = file_sha256(folder / "grids.json")
+    reg["models"][name] = entry
+    if make_default or not reg.get("default"):
+        reg["default"] = name
+    _write_registry(reg)
+    return entry
+
+
 def _read_registry() -> dict:
     path = registry_path()
     reg = json.loads(path.read_text()) if path.exists() else {"default": None, "models": {}}
@@ -212,6 +231,9 @@ def retire(name: str, commit: str, path_at_commit: str | None = None) -> dict:
 
 
 def render_card(c: dict) -> str:
+    if "converted_from" in c:  # an integer network made by `bbcodec convert`
+        from .convert import render_integer_card
+        return render_integer_card(c)
     t = c["training"]
     rate = f"AdamW at learning rate {t['lr_peak']:g}" if "lr_peak" in t else "AdamW"
     if t.get("cooldown"):

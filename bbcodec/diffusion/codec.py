@@ -176,6 +176,9 @@ def _channels_last_graph(net: torch.nn.Module, shape: tuple[int, ...], device: s
 class EpsFn:
     """Deterministic network evaluation: float64 latents in, float64 eps_hat out.
 
+    An integer network (`intnet.IntUNet`, format version 4) gives the same bits on any machine and
+    in any grouping of calls; the rest of this note is about float networks.
+
     Decoding needs the encoder's probabilities bit for bit, so a batch is always evaluated as
     one call with the same composition on both sides (the callers replay the encoder's batches).
 
@@ -201,8 +204,17 @@ class EpsFn:
             self._nhwc_net = cached[key]
         return self._nhwc_net
 
+    @property
+    def integer(self) -> bool:
+        """The network is `intnet.IntUNet`: its outputs are the same on any machine, in any grouping."""
+        return bool(getattr(self.net, "integer", False))
+
     @torch.no_grad()
     def __call__(self, z: np.ndarray, gamma: float) -> np.ndarray:
+        if self.integer:  # float64 in and out: the inputs are rounded inside, exactly
+            zt = torch.from_numpy(np.ascontiguousarray(z, dtype=np.float64)).to(self.device)
+            g = torch.full((z.shape[0],), float(gamma), dtype=torch.float64, device=self.device)
+            return self.net(zt, g).to("cpu").numpy()
         zt = torch.from_numpy(z.astype(np.float32)).to(self.device)
         g = torch.full((z.shape[0],), float(gamma), dtype=torch.float32, device=self.device)
         if self.nhwc:

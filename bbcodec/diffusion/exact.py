@@ -78,3 +78,36 @@ def row_sum(a: np.ndarray) -> np.ndarray:
         head = a[:, :half] + a[:, half:2 * half]
         a = np.concatenate([head, a[:, 2 * half:]], axis=1) if a.shape[1] % 2 else head
     return a
+
+
+# pi/2 in three parts (fdlibm's): k * PIO2_1 and k * PIO2_2 are exact for |k| < 2^20.
+PIO2_1 = 1.57079632673412561417e+00
+PIO2_2 = 6.07710050630396597660e-11
+PIO2_3 = 2.02226624871116645580e-21
+TWO_OVER_PI = 6.36619772367581382433e-01
+# 1/n! for the Taylor polynomials of sin and cos on |r| <= pi/4 (remainder below 1e-19)
+_INV_FACT_ALL = [1.0 / float(np.prod(np.arange(1, n + 1, dtype=np.float64))) for n in range(0, 20)]
+
+
+def _horner(r2: np.ndarray, coefs: list) -> np.ndarray:
+    p = np.full_like(r2, coefs[-1])
+    for c in reversed(coefs[:-1]):
+        p = p * r2 + c
+    return p
+
+
+def sin_cos(x) -> tuple[np.ndarray, np.ndarray]:
+    """(sin x, cos x), float64, the same bits everywhere, for |x| < 2^19 (the network's embeddings
+    stay below 10^3). Cody-Waite reduction by pi/2, Taylor polynomials on |r| <= pi/4."""
+    x = np.asarray(x, dtype=np.float64)
+    if np.any(np.abs(x) >= 2.0 ** 19):
+        raise ValueError("sin_cos: argument out of range")
+    k = np.rint(x * TWO_OVER_PI)
+    r = ((x - k * PIO2_1) - k * PIO2_2) - k * PIO2_3
+    r2 = r * r
+    s = r * _horner(r2, [(-1) ** i * _INV_FACT_ALL[2 * i + 1] for i in range(9)])
+    c = _horner(r2, [(-1) ** i * _INV_FACT_ALL[2 * i] for i in range(10)])
+    q = np.mod(k.astype(np.int64), 4)
+    sin = np.select([q == 0, q == 1, q == 2], [s, c, -s], -c)
+    cos = np.select([q == 0, q == 1, q == 2], [c, -s, -c], s)
+    return sin, cos

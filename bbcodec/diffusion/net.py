@@ -157,5 +157,9 @@ class VDM(nn.Module):
         from .schedule import LearnedLinearSchedule
 
         self.config = dict(config)
-        self.net = UNet.from_config(config)
+        if config.get("arch") == "unet-int":  # the integer network (`intnet`): exact on any machine
+            from .intnet import IntUNet
+            self.net = IntUNet.from_config(config)
+        else:
+            self.net = UNet.from_config(config)
         self.gamma = LearnedLinearSchedule(config.get("gamma_min_init", -13.3), config.get("gamma_max_init", 5.0))

@@ -68,8 +68,9 @@ import numpy as np
 from ..errors import FormatError
 
 MAGIC = b"\x89BBC"
-VERSION = 3
-READABLE_VERSIONS = (1, 2, 3)
+VERSION = 4
+READABLE_VERSIONS = (1, 2, 3, 4)
+INTEGER_NETWORK_VERSION = 4  # the first version whose files may name an integer network (arithmetic.network)
 # Format constant of version 2 (never edit): typical header text, the preset DEFLATE dictionary.
 HEADER_ZDICT = (
     b'"transparency":[null],"width":[32]},"model":{"name":"cifar10-vdm-s1","sha256":"0000000000000000"},'
@@ -88,8 +89,15 @@ HEADER_ZDICT_V3 = HEADER_ZDICT + (
 )
 
 
+# Version 4's dictionary: version 3's, then the integer network's arithmetic record.
+HEADER_ZDICT_V4 = HEADER_ZDICT_V3 + (
+    b'"arithmetic":{"constriction":"0.5.0","network":"integer","network_probe":"0123456789abcdef"},'
+    b'"model":{"name":"cifar10-vdm-s7-int","sha256":"0000000000000000"}'
+)
+
+
 def header_dictionary(version: int) -> bytes:
-    return HEADER_ZDICT_V3 if version >= 3 else HEADER_ZDICT
+    return HEADER_ZDICT_V4 if version >= 4 else HEADER_ZDICT_V3 if version >= 3 else HEADER_ZDICT
 
 
 MAX_HEADER = 1 << 20
@@ -206,6 +214,8 @@ def validate_header(h: dict, version: int = VERSION) -> None:
     if version >= 3:
         _need(isinstance(a, dict) and 0 < len(a) <= 16 and all(isinstance(k, str) and isinstance(v, str)
                                                                and len(k) < 40 and len(v) < 200 for k, v in a.items()),
+              "invalid header field 'arithmetic'")
+        _need(a.get("network", "integer") == "integer" and ("network" not in a or version >= INTEGER_NETWORK_VERSION),
               "invalid header field 'arithmetic'")
     else:
         _need(a is None, "invalid header field 'arithmetic'")

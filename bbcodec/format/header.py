@@ -73,17 +73,26 @@ def network_probe(eps_fn, tile: int) -> str:
     return _sha16(eps_fn(z, 0.0))
 
 
-def arithmetic(device: str, eps_fn=None, tile: int = 32) -> dict:
+def arithmetic(device: str, eps_fn=None, tile: int = 32, integer: bool = False) -> dict:
     """What float probabilities computed here depend on, beyond the header's coding fields (threads,
     layout, batches): recorded by the encoder (format version 3), compared by the decoder. Version 3's
     coefficients and bin masses are exact (`diffusion.exact`), so what is left is the network and the
     entropy coder: torch's version and CPU capability (or CUDA device) name what differs, and the
     network probe tests it directly, whatever the cause (an environment variable, a library, the
     machine). The probe is taken with eps_fn only: a file whose tiles are all classical depends on no
-    float arithmetic and is never checked."""
+    float arithmetic and is never checked.
+
+    integer: the model is an integer network (`diffusion.intnet`, format version 4), whose outputs are
+    the same on any machine: the record is then {"network": "integer", "constriction": version,
+    "network_probe"}, and the torch build, device and CPU kernels no longer matter."""
     import importlib.metadata
 
     import torch
+    if integer:  # version 4's integer network: only the entropy coder's quantisation is left
+        rec = {"network": "integer", "constriction": importlib.metadata.version("constriction")}
+        if eps_fn is not None:
+            rec["network_probe"] = network_probe(eps_fn, tile)
+        return rec
     rec = {"torch": torch.__version__, "constriction": importlib.metadata.version("constriction"), "device": device}
     if device == "cuda":
         rec["cuda_device"] = torch.cuda.get_device_name()

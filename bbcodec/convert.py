@@ -1,0 +1,114 @@
+"""A float VDM to an integer one (`diffusion.intnet`): a new model folder whose files decode anywhere.
+
+Post-training quantisation: the float network is run on (z_t, gamma_t) pairs drawn from TRAINING
+images at uniform random times, each named tensor's largest |value| fixes its exponent, and the
+weights are rounded per output channel. Nothing is trained; the schedule, the time grids and the error
+curve are the float model's (grids.json is copied byte for byte).
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .diffusion import intnet
+from .diffusion.net import VDM
+from .diffusion.vdm import pixel_to_model
+from .registry import file_sha256, read_model
+
+CALIBRATION_IMAGES = 512
+CALIBRATION_SEED = 0
+
+
+def calibration_pairs(vdm: VDM, x: np.ndarray, seed: int = CALIBRATION_SEED) -> tuple[torch.Tensor, torch.Tensor]:
+    """(z_t, gamma_t) for uint8 images x [N, C, H, W]: one uniform random time and noise draw per image."""
+    g = torch.Generator().manual_seed(seed)
+    f = pixel_to_model(torch.from_numpy(x))
+    t = torch.rand(len(f), generator=g)
+    with torch.no_grad():
+        gamma = vdm.gamma(t)
+    a = torch.sqrt(torch.sigmoid(-gamma)).view(-1, 1, 1, 1)
+    s = torch.sqrt(torch.sigmoid(gamma)).view(-1, 1, 1, 1)
+    return a * f + s * torch.randn(f.shape, generator=g), gamma
+
+
+def convert_model(source: str, train_npz: str, out: str, images: int = CALIBRATION_IMAGES,
+                  seed: int = CALIBRATION_SEED) -> dict:
+    """Write the integer version of model `source` (a registered name or folder) to folder `out`,
+    calibrated on the first `images` images of train_npz; returns its card."""
+    from .train import load_images
+
+    files = read_model(source)
+    if files.config.get("arch") == intnet.ARCH:
+        raise ValueError(f"model {files.name} is an integer network already")
+    vdm = VDM(files.config)
+    vdm.load_state_dict(files.state_dict)
+    vdm.eval()
+    x = load_images(train_npz)[:images]
+    z, gamma = calibration_pairs(vdm, x, seed)
+    sd = intnet.convert(vdm, z, gamma)
+    state = {"net." + k.replace(".", "__"): v for k, v in sd.items()}
+    state.update({k: v.detach().clone() for k, v in vdm.state_dict().items() if k.startswith("gamma.")})
+    dst = Path(out)
+    dst.mkdir(parents=True, exist_ok=True)
+    torch.save(state, dst / "weights.pt")
+    config = dict(files.config, arch=intnet.ARCH)
+    (dst / "config.json").write_text(json.dumps(config, indent=1) + "\n")
+    if (files.folder / "grids.json").exists():
+        shutil.copyfile(files.folder / "grids.json", dst / "grids.json")
+    n_int = sum(int(v.numel()) for k, v in sd.items() if k.endswith(".w"))
+    card = {
+        "name": dst.name, "sha256": file_sha256(dst / "weights.pt")[:16],
+        "converted_from": {"name": files.name, "sha256": files.sha256[:16]},
+        "calibration": {"data": f"{Path(train_npz).name}[:{len(x)}]", "images": len(x), "seed": seed,
+                        "times": "one uniform random t per image"},
+        "arithmetic": {"weights": f"integers in [-{intnet.WEIGHT_LIMIT}, {intnet.WEIGHT_LIMIT}) per output channel "
+                                  "times a power of two",
+                       "activations": f"integers in [-2^{intnet.ACT_BITS}, 2^{intnet.ACT_BITS}) times a power of two "
+                                      "per tensor"},
+        "data": files.card.get("data", ""), "architecture": config, "parameters": n_int,
+        "schedule": files.card.get("schedule"), "training": files.card.get("training"),
+    }
+    (dst / "card.json").write_text(json.dumps(card, indent=1) + "\n")
+    return card
+
+
+def render_integer_card(c: dict) -> str:
+    src = c["converted_from"]
+    cal = c["calibration"]
+    ar = c["arithmetic"]
+    lines = [f"# {c['name']}", "",
+             f"- **What**: the integer version of `{src['name']}` (sha256 `{src['sha256']}…`): the same U-Net with "
+             "every value an integer times a power of two and every operation exact, so its outputs, and the "
+             "files it codes, are the same on any machine, device, thread count and batch "
+             "(`bbcodec/diffusion/intnet.py`). Format version 4 files name it.",
+             f"- **Arithmetic**: weights {ar['weights']}; activations {ar['activations']}.",
+             f"- **Conversion**: post-training quantisation, calibrated on {cal['images']} training images "
+             f"({cal['data']}, {cal['times']}, seed {cal['seed']}); nothing retrained. The schedule, the time grids "
+             "and the error curve are the float model's.",
+             f"- **Data** (of the float model): {c['data']}."]
+    if "test_nelbo_bpd" in c:
+        lines.append(f"- **Test NELBO** (first {c['test_images']:,} CIFAR-10 test images, {c['test_nelbo_note']}): "
+                     f"**{c['test_nelbo_bpd']:.4f} ± {c['test_nelbo_se']:.4f} bits/dim**"
+                     + (f"; the float model, same draws: {c['float_test_nelbo_bpd']:.4f}" if "float_test_nelbo_bpd" in c
+                        else "") + ".")
+    if "coded" in c:
+        k = c["coded"]
+        o = k["options"]
+        lines.append(f"- **Coded** (first {k['images']} CIFAR-10 test images in one archive, K={o['steps']}, grid "
+                     f"{o['grid']}, latent coding version {o.get('latents', 1)}, bootstrap {o.get('bootstrap') or 'none'}): "
+                     f"**{k['bpd']:.4f} bits/dim** for the whole file, {k['bpd_without_initial']:.4f} without the "
+                     f"initial bits; the model's NELBO_K on the same images {k['model_nelbo_k_bpd']:.4f}"
+                     + (f", {k['model_nelbo_k_fitted_bpd']:.4f} with the fitted variances it codes with"
+                        if k.get("model_nelbo_k_fitted_bpd") else "") + f" (`bench/results/{k['bench']}`).")
+    if "float_comparison" in c:
+        fc = c["float_comparison"]
+        lines.append(f"- **Against the float model** (same images, same run, `bench/results/{fc['bench']}`): "
+                     f"{fc['summary']}.")
+    lines += [f"- **Weights**: `weights.pt`, a state dict of integer tensors (loaded with weights_only=True), "
+              f"sha256 `{c['sha256']}…` checked by the registry.", "",
+              f"Regenerate: `bbcodec convert {src['name']} --data TRAIN.npz --out FOLDER` (see docs/models.md).", ""]
+    return "\n".join(lines)

@@ -1,0 +1,692 @@
+"""The eps network in integer arithmetic: the same outputs, to the bit, on any machine.
+
+A float network's last bits depend on the CPU's vector width, the BLAS and oneDNN kernels, the
+thread count, the batch, the torch version and CPU against CUDA (bench/studies/
+2026-12-04-arithmetic-audit), so a file it codes decodes only where it was made. `IntUNet` is the
+same U-Net (`net.UNet`) with every value an integer times a power of two fixed per tensor, and every
+operation defined on the integers:
+
+- Activations are integers in [-2^14, 2^14) at a per-tensor exponent (value = n 2^-e), chosen from
+  calibration so the largest value seen is at most 2^12; every result is rounded (half to even) and
+  clamped back into range, so every bound below holds for any input, even a forged file's.
+- Convolutions and linear layers: integer weights in [-2^12, 2^12) at a per-output-channel exponent,
+  integer biases. A sum of K products is below 2^14 * 2^12 * K <= 2^37 for K <= 2^11 * 9 (checked when
+  a model is built), so it is exact in float64 in any order, with or without fused multiply-adds, in
+  any blocking or thread split. The fast path splits each activation into a signed high and an
+  unsigned low 7-bit part and each weight into two 6-bit parts and multiplies them with
+  `torch._int_mm` (int8 x int8 -> int32): every product is a product of integers, every partial sum
+  below 2^31, and the weights' parts lie in [-64, 63], so even x86 kernels without VNNI, which add
+  pairs of u8 x s8 products in saturating int16, stay exact (2 * 255 * 64 < 2^15). Which path runs is
+  not part of the result: both give the same integers (tested; `matmul_backend` checks the fast one
+  against float64 on worst-case operands before using it).
+- Rescaling by powers of two is exact; rounding to an integer (`torch.round`) is exact.
+- Group normalisation: sums of integers (exact), the mean and variance by integer division (int64),
+  the standard deviation by an exact integer square root, and each channel's multiplier by integer
+  division, so normalised values are integer functions of the input.
+- SiLU, the softmax's exponential and all sines and cosines are table lookups or `exact`'s
+  functions (built from IEEE-754 basic operations only, so the same bits everywhere); the tables are
+  built from `exact` when a model is loaded.
+- Attention: integer logits (exact sums), exponentials from a table of round(2^24 e^(-i / 2^12)),
+  and each output as the rounded integer quotient of two exact integer sums.
+
+The result is the integer tensor of eps_hat at the output's exponent: a pure function of the model's
+integers and the (exactly rounded) inputs, whatever device, thread count, batch or library version
+computes it. Decoders may therefore split or merge network calls freely.
+
+`convert` builds one from a trained float VDM (post-training quantisation with calibration on
+training images). Nothing here is trained.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import exact
+
+ARCH = "unet-int"
+ACT_BITS = 20
+ACT_LIMIT = 2 ** ACT_BITS       # activations: integers in [-2^20, 2^20)
+ACT_TARGET = 2 ** 18            # calibration puts a tensor's largest value at or below this
+WEIGHT_LIMIT = 2 ** 7           # weights: integers in [-2^7, 2^7)
+NORM_EXP = 12                   # SiLU's input: multiples of 2^-12 ...
+NORM_LIMIT = 2 ** 17            # ... in [-32, 32)
+Z_EXP = 22                      # the latent, rounded to a multiple of 2^-22 ...
+Z_LIMIT = 2 ** 26               # ... in [-16, 16)
+Z_HI_EXP = 10                   # its coarse part (a multiple of 2^-10) and the rest feed the first conv
+FEATURE_EXP = 13                # Fourier features and the time sinusoids: multiples of 2^-13
+LOGIT_EXP = 12                  # attention logits below the row's largest, in steps of 2^-12 ...
+LOGIT_SPAN = 2 ** 17            # ... cut at 32 (e^-32 < 1.3e-14)
+PROB_EXP = 20                   # unnormalised attention weights round(2^20 e^-d)
+STD_EXTRA_BITS = 8              # group norm: the std is taken to 2^-8 of an input unit
+MUL_EXP = 24                    # group norm: fraction bits of each channel's multiplier
+MUL_LIMIT = 2 ** 31             # ... whose size is capped so that d * multiplier < 2^52
+EXACT_LIMIT = 2 ** 52           # every float64 sum stays below this (checked at build)
+GN_EPS = 1e-5
+
+
+# ---- the network's structure, shared by the float mirror and the integer network -------------
+
+def layout(cfg: dict) -> dict:
+    """The UNet's blocks in order, named as in the float module's state dict (`net.UNet`)."""
+    channels, nrb, attn = list(cfg["channels"]), int(cfg["num_res_blocks"]), list(cfg["attn_levels"])
+    down, up = [], []
+    ch, skips, i = channels[0], [channels[0]], 0
+    for lvl, c in enumerate(channels):
+        for _ in range(nrb):
+            down.append(("res", f"down.{i}.0", ch != c, f"down.{i}.1" if lvl in attn else None))
+            ch = c
+            skips.append(ch)
+            i += 1
+        if lvl != len(channels) - 1:
+            down.append(("down", f"down.{i}.0", False, None))
+            skips.append(ch)
+            i += 1
+    i = 0
+    for lvl, c in reversed(list(enumerate(channels))):
+        for _ in range(nrb + 1):
+            cin = ch + skips.pop()
+            up.append(("res", f"up.{i}.0", cin != c, f"up.{i}.1" if lvl in attn else None))
+            ch = c
+            i += 1
+        if lvl != 0:
+            up.append(("up", f"up.{i}.1", False, None))
+            i += 1
+    return {"down": down, "up": up}
+
+
+def _resblock(ops, name, x, emb, skip):
+    h = ops.conv(f"{name}.c1", ops.norm(f"{name}.n1", x, silu=True), emb=(emb, f"{name}.t"))
+    h = ops.conv(f"{name}.c2", ops.norm(f"{name}.n2", h, silu=True))
+    s = ops.conv(f"{name}.skip", x) if skip else x
+    return ops.add(f"{name}.sum", s, h)
+
+
+def run_unet(ops, lay: dict, z, gamma):
+    """UNet.forward written against an arithmetic (`FloatOps` or `IntOps`)."""
+    emb = ops.time(gamma)
+    h = ops.conv("inp", ops.features(z))
+    hs = [h]
+    for kind, name, skip, att in lay["down"]:
+        if kind == "res":
+            h = _resblock(ops, name, h, emb, skip)
+            if att:
+                h = ops.attention(att, h)
+        else:
+            h = ops.conv(name, h, stride=2)
+        hs.append(h)
+    h = _resblock(ops, "mid.0", h, emb, False)
+    h = ops.attention("mid.1", h)
+    h = _resblock(ops, "mid.2", h, emb, False)
+    for kind, name, skip, att in lay["up"]:
+        if kind == "res":
+            h = _resblock(ops, name, ops.cat(f"{name}.in", h, hs.pop()), emb, skip)
+            if att:
+                h = ops.attention(att, h)
+        else:
+            h = ops.conv(name, ops.upsample(h))
+    return ops.output(ops.conv("out", ops.norm("out_norm", h, silu=True)))
+
+
+# ---- the float mirror: calibration -------------------------------------------------------------
+
+class FloatOps:
+    """The float network through `run_unet` (NCHW), recording each named tensor's largest |value|."""
+
+    def __init__(self, net):
+        self.p = dict(net.named_parameters())
+        self.net = net
+        self.maxabs: dict[str, float] = {}
+
+    def _rec(self, name, x):
+        m = float(x.detach().abs().max())
+        self.maxabs[name] = max(self.maxabs.get(name, 0.0), m)
+        return x
+
+    def time(self, gamma):
+        t = (gamma.double() + 15.0) * 40.0
+        half = self.net.temb_dim // 2
+        freqs = torch.from_numpy(time_freqs(half))
+        args = t[:, None] * freqs[None]
+        emb = torch.cat([torch.sin(args), torch.cos(args)], 1).float()
+        h = self._rec("temb.0", F.linear(emb, self.p["temb.0.weight"], self.p["temb.0.bias"]))
+        h = self._rec("temb.act", F.silu(h))
+        return self._rec("temb.2", F.linear(h, self.p["temb.2.weight"], self.p["temb.2.bias"]))
+
+    def features(self, z):
+        feats = [z]
+        for n in self.net.fourier_n:
+            feats += [torch.sin(z * (2 ** n * math.pi)), torch.cos(z * (2 ** n * math.pi))]
+        return torch.cat(feats, 1)
+
+    def conv(self, name, x, stride=1, emb=None):
+        w, b = self.p[f"{name}.weight"], self.p[f"{name}.bias"]
+        h = F.conv2d(x, w, b, stride=stride, padding=w.shape[-1] // 2)
+        if emb is not None:
+            e, tname = emb
+            h = h + F.linear(e, self.p[f"{tname}.weight"], self.p[f"{tname}.bias"])[:, :, None, None]
+        return self._rec(name, h)
+
+    def norm(self, name, x, silu):
+        g = 8 if x.shape[1] % 8 == 0 else 1
+        y = F.group_norm(x, g, self.p[f"{name}.weight"], self.p[f"{name}.bias"], eps=GN_EPS)
+        self._rec(f"{name}.norm", y)
+        return self._rec(name, F.silu(y)) if silu else self._rec(name, y)
+
+    def add(self, name, a, b):
+        return self._rec(name, a + b)
+
+    def cat(self, name, a, b):
+        return self._rec(name, torch.cat([a, b], 1))
+
+    def upsample(self, x):
+        return F.interpolate(x, scale_factor=2, mode="nearest")
+
+    def attention(self, name, x):
+        b, c, hh, ww = x.shape
+        a = self.norm(f"{name}.norm", x, silu=False)
+        w, bias = self.p[f"{name}.qkv.weight"], self.p[f"{name}.qkv.bias"]
+        qkv = F.conv2d(a, w, bias).reshape(b, 3, c, hh * ww)
+        q, k, v = (self._rec(f"{name}.{s}", qkv[:, i]) for i, s in enumerate("qkv"))
+        att = torch.softmax(torch.einsum("bci,bcj->bij", q, k) / math.sqrt(c), dim=-1)
+        mix = torch.einsum("bij,bcj->bci", att, v).reshape(b, c, hh, ww)
+        o = self.conv(f"{name}.out", mix)
+        return self.add(f"{name}.sum", x, o)
+
+    def output(self, x):
+        return x
+
+
+def time_freqs(half: int) -> np.ndarray:
+    """The time embedding's frequencies 10000^(-k/half), float64, the same bits everywhere."""
+    return exact.exp(-math.log(10000.0) * np.arange(half, dtype=np.float64) / half)
+
+
+# ---- conversion ------------------------------------------------------------------------------
+
+def _act_exp(maxabs: float) -> int:
+    """The largest e with maxabs * 2^e <= ACT_TARGET."""
+    if maxabs <= 0:
+        return 0
+    return int(math.floor(math.log2(ACT_TARGET / maxabs)))
+
+
+def _quant_weights(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per output channel (dim 0): integers in [-2^12, 2^12) and the exponent ew (w ~ n 2^-ew)."""
+    w = w.detach().double()
+    m = w.reshape(w.shape[0], -1).abs().amax(1).clamp_min(1e-30)
+    ew = torch.floor(torch.log2((WEIGHT_LIMIT - 1) / m)).to(torch.int64)
+    n = torch.round(w * torch.pow(2.0, ew.double()).reshape(-1, *[1] * (w.dim() - 1)))
+    return n.clamp(-WEIGHT_LIMIT, WEIGHT_LIMIT - 1).to(torch.int8), ew
+
+
+@torch.no_grad()
+def convert(vdm, calib_z: torch.Tensor, calib_gamma: torch.Tensor, batch: int = 32) -> dict:
+    """The integer state dict of a float VDM: weights and exponents, calibrated on (z, gamma) pairs
+    (float [N, C, H, W], [N]) drawn from training images. Returns {name: tensor} for `IntUNet`."""
+    net = vdm.net
+    ops = FloatOps(net)
+    for lo in range(0, len(calib_z), batch):
+        run_unet(ops, layout(vdm.config), calib_z[lo:lo + batch].float(), calib_gamma[lo:lo + batch].float())
+    mx = ops.maxabs
+    lay = layout(vdm.config)
+    sd: dict[str, torch.Tensor] = {}
+    e_of: dict[str, int] = {}
+
+    def put_exp(name, e):
+        e_of[name] = int(e)
+        sd[f"{name}.e"] = torch.tensor(int(e), dtype=torch.int64)
+
+    def linear(name, w, b, e_in, e_out, src=None):
+        """A conv/linear layer quantised for an input at exponent e_in (an int, or a list of
+        (exponent, channel slice) parts)."""
+        parts = e_in if isinstance(e_in, list) else [(e_in, slice(None))]
+        ews, ns = [], []
+        for j, (e, sl) in enumerate(parts):
+            n, ew = _quant_weights(w[:, sl])
+            sd[f"{name}.p{j}.w"] = n
+            sd[f"{name}.p{j}.ew"] = ew
+            ews.append(ew + e)
+        acc_exp = torch.stack(ews).amax(0)  # per output channel: the exponent parts are summed at
+        sd[f"{name}.acc"] = acc_exp
+        sd[f"{name}.b"] = torch.round(b.detach().double() * torch.pow(2.0, acc_exp.double())).to(torch.int64)
+        put_exp(name, e_out)
+
+    # time path
+    e13 = FEATURE_EXP
+    linear("temb.0", net.temb[0].weight, net.temb[0].bias, e13, NORM_EXP)
+    put_exp("temb.act", _act_exp(mx["temb.act"]))
+    e_emb = _act_exp(mx["temb.2"])
+    linear("temb.2", net.temb[2].weight, net.temb[2].bias, e_of["temb.act"], e_emb)
+
+    c_in = vdm.config.get("in_channels", 3)
+    nf = len(net.fourier_n)
+    w_inp = net.inp.weight.detach()
+    # input parts: z's coarse part, z's fine part (the same weights), the Fourier features
+    w_parts = torch.cat([w_inp[:, :c_in], w_inp[:, :c_in], w_inp[:, c_in:]], 1)
+    parts = [(Z_HI_EXP, slice(0, c_in)), (Z_EXP, slice(c_in, 2 * c_in)), (FEATURE_EXP, slice(2 * c_in, (2 + 2 * nf) * c_in))]
+    linear("inp", w_parts, net.inp.bias, parts, _act_exp(mx["inp"]))
+    cur = e_of["inp"]
+    mods = dict(net.named_modules())
+
+    def norm(name, e_in, silu):
+        m = mods[name]
+        g = m.weight.detach().double()
+        eg = int(math.floor(math.log2((2 ** 15 - 1) / max(float(g.abs().max()), 1e-30))))
+        sd[f"{name}.g"] = torch.round(g * 2.0 ** eg).to(torch.int64)
+        sd[f"{name}.eg"] = torch.tensor(eg, dtype=torch.int64)
+        e_y = NORM_EXP if silu else _act_exp(mx[name])
+        sd[f"{name}.beta"] = torch.round(m.bias.detach().double() * 2.0 ** e_y).to(torch.int64)
+        sd[f"{name}.eps"] = torch.tensor(max(1, round(GN_EPS * 4.0 ** e_in)), dtype=torch.int64)
+        sd[f"{name}.groups"] = torch.tensor(m.num_groups, dtype=torch.int64)
+        sd[f"{name}.ey"] = torch.tensor(e_y, dtype=torch.int64)
+        put_exp(name, _act_exp(mx[name]) if silu else e_y)
+        return e_of[name]
+
+    def conv(name, e_in, emb=False):
+        m = mods[name]
+        linear(name, m.weight, m.bias, e_in, _act_exp(mx[name]))
+        if emb:
+            t = mods[name.rsplit(".", 1)[0] + ".t"]
+            tn, tew = _quant_weights(t.weight)
+            tname = name.rsplit(".", 1)[0] + ".t"
+            sd[f"{tname}.p0.w"], sd[f"{tname}.p0.ew"] = tn, tew
+            sd[f"{tname}.acc"] = tew + e_emb
+            sd[f"{tname}.b"] = torch.round(t.bias.detach().double() * torch.pow(2.0, (tew + e_emb).double())).to(torch.int64)
+        return e_of[name]
+
+    def resblock(name, e_x, skip):
+        a = norm(f"{name}.n1", e_x, True)
+        h = conv(f"{name}.c1", a, emb=True)
+        a = norm(f"{name}.n2", h, True)
+        conv(f"{name}.c2", a)
+        if skip:
+            conv(f"{name}.skip", e_x)
+        put_exp(f"{name}.sum", _act_exp(mx[f"{name}.sum"]))
+        return e_of[f"{name}.sum"]
+
+    def attention(name, e_x):
+        a = norm(f"{name}.norm", e_x, False)
+        m = mods[f"{name}.qkv"]
+        c = m.weight.shape[1]
+        for i, s in enumerate("qkv"):
+            w = m.weight[i * c:(i + 1) * c].detach().double()
+            b = m.bias[i * c:(i + 1) * c].detach().double()
+            if s == "q":  # the logits' 1/sqrt(c), folded into q
+                w, b = w / math.sqrt(c), b / math.sqrt(c)
+                e_q = _act_exp(mx[f"{name}.q"] / math.sqrt(c))
+            linear(f"{name}.{s}", w, b, a, e_q if s == "q" else _act_exp(mx[f"{name}.{s}"]))
+        linear(f"{name}.out", mods[f"{name}.out"].weight, mods[f"{name}.out"].bias, e_of[f"{name}.v"],
+               _act_exp(mx[f"{name}.out"]))
+        put_exp(f"{name}.sum", _act_exp(mx[f"{name}.sum"]))
+        return e_of[f"{name}.sum"]
+
+    hs = [cur]
+    for kind, name, skip, att in lay["down"]:
+        if kind == "res":
+            cur = resblock(name, cur, skip)
+            if att:
+                cur = attention(att, cur)
+        else:
+            cur = conv(name, cur)
+        hs.append(cur)
+    cur = resblock("mid.0", cur, False)
+    cur = attention("mid.1", cur)
+    cur = resblock("mid.2", cur, False)
+    for kind, name, skip, att in lay["up"]:
+        if kind == "res":
+            hs.pop()
+            put_exp(f"{name}.in", _act_exp(mx[f"{name}.in"]))
+            cur = resblock(name, e_of[f"{name}.in"], skip)
+            if att:
+                cur = attention(att, cur)
+        else:
+            cur = conv(name, cur)
+    a = norm("out_norm", cur, True)
+    conv("out", a)
+    return sd
+
+
+# ---- the integer network -----------------------------------------------------------------------
+
+def _round_div(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """round(a / b) for int64 a and positive int64 b (halves up), exactly."""
+    return torch.div(2 * a + b, 2 * b, rounding_mode="floor")
+
+
+def isqrt(n: torch.Tensor) -> torch.Tensor:
+    """floor(sqrt(n)) of int64 n >= 0 (n < 2^62), exactly: a float estimate corrected in integers."""
+    r = torch.sqrt(n.double()).to(torch.int64)
+    for _ in range(2):
+        r = r - (r * r > n).to(torch.int64)
+        r = r + ((r + 1) * (r + 1) <= n).to(torch.int64)
+    return r
+
+
+_BACKEND: dict = {}
+
+
+def matmul_backend(device: str) -> str:
+    """'int8' where `torch._int_mm` gives exact int32 sums on worst-case operands here, else
+    'float64'. Either gives the same integers; this only picks the faster that works."""
+    if device in _BACKEND:
+        return _BACKEND[device]
+    choice = "float64"
+    if device == "cpu" and hasattr(torch, "_int_mm"):
+        try:
+            g = torch.Generator().manual_seed(0)
+            ok = True
+            for k in (72, 2304):
+                a = torch.randint(-128, 128, (32, k), dtype=torch.int8, generator=g)
+                b = torch.randint(-64, 64, (k, 16), dtype=torch.int8, generator=g)
+                a[:8], b[:, :4] = -128, -64
+                a[8:16], b[:, 4:8] = 127, 63
+                a[16:20, ::2] = -128
+                ok &= torch.equal(torch._int_mm(a, b).double(), a.double() @ b.double())
+            choice = "int8" if ok else "float64"
+        except Exception:  # noqa: BLE001 (no int8 kernel here: the float64 path is as exact)
+            choice = "float64"
+    _BACKEND[device] = choice
+    return choice
+
+
+@dataclass
+class Q:
+    """An integer-valued float64 tensor v (NHWC) and its exponent: the values are v * 2^-e."""
+    v: torch.Tensor
+    e: int
+
+
+class _Conv:
+    """A conv or linear layer's integers prepared for both matmul paths, on one device."""
+
+    def __init__(self, sd: dict, name: str, device: str, backend: str):
+        self.name, self.device, self.backend = name, device, backend
+        self.parts = []
+        j = 0
+        while f"{name}.p{j}.w" in sd:
+            w = sd[f"{name}.p{j}.w"].to(torch.int64)
+            k = w.shape[-1] if w.dim() == 4 else 1
+            mat = (w.permute(2, 3, 1, 0).reshape(-1, w.shape[0]) if w.dim() == 4 else w.t()).contiguous()  # [K, N]
+            if int(mat.abs().sum(0).max()) * ACT_LIMIT >= EXACT_LIMIT // 16:
+                raise ValueError(f"{name}: weights too large for exact sums")
+            prep = {"k": k, "w64": mat.double().to(device), "ew": sd[f"{name}.p{j}.ew"]}
+            if backend == "int8":
+                prep["w8"] = F.pad(mat.to(torch.int8), (0, 0, 0, -mat.shape[0] % 8)).to(device)  # K to a multiple of 8
+                # the chunks are offset by -64, -128, -128 (see _exact_matmul): their sums come back here
+                prep["offset"] = (mat.sum(0) * (64 * 2 ** 14 + 128 * 2 ** 7 + 128)).double().to(device)
+            self.parts.append(prep)
+            j += 1
+        self.acc = sd[f"{name}.acc"]
+        b = sd[f"{name}.b"]
+        if int(b.abs().max()) >= EXACT_LIMIT // 16:
+            raise ValueError(f"{name}: bias too large for exact sums")
+        self.bias = b.double().to(device)
+        self.e = int(sd[f"{name}.e"]) if f"{name}.e" in sd else None
+        if self.e is not None:
+            self.out_scale = torch.pow(2.0, (self.e - self.acc).double()).to(device)  # exact powers of two
+            self.bias_out = self.bias * self.out_scale
+        self._in_scale: dict = {}
+
+    def in_scale(self, part: int, e_in: int):
+        """2^(acc - e_in - ew) per output channel (None where all are 1): part j's sums at the
+        common accumulator exponent."""
+        key = (part, e_in)
+        if key not in self._in_scale:
+            sc = torch.pow(2.0, (self.acc - e_in - self.parts[part]["ew"]).double())
+            self._in_scale[key] = None if bool((sc == 1).all()) else sc.to(self.device)
+        return self._in_scale[key]
+
+    def sums(self, parts: list, stride: int = 1) -> torch.Tensor:
+        """The exact sums (float64 [M, N]) at the accumulator exponent, before the bias."""
+        acc = None
+        for j, q in enumerate(parts):
+            s = _exact_matmul(q.v, self.parts[j], stride, self.backend)
+            sc = self.in_scale(j, q.e)
+            if sc is not None:
+                s = s * sc
+            acc = s if acc is None else acc + s
+        return acc
+
+
+def _im2col(x: torch.Tensor, k: int, stride: int, pad: bool = True) -> torch.Tensor:
+    """[..., H, W, C] -> [prod(...) * Ho * Wo, k * k * C] in (dy, dx, c) order, zero padding k // 2
+    (or, with pad=False, x already padded)."""
+    if k == 1 and stride == 1:
+        return x.reshape(-1, x.shape[-1])
+    p = k // 2
+    H, W, C = x.shape[-3:]
+    xp = x.reshape(-1, H, W, C)
+    if pad:
+        xp = F.pad(xp, (0, 0, p, p, p, p))
+    else:
+        H, W = H - 2 * p, W - 2 * p
+    Ho, Wo = (H + 2 * p - k) // stride + 1, (W + 2 * p - k) // stride + 1
+    s = xp.stride()
+    v = xp.as_strided((xp.shape[0], Ho, Wo, k, k, C), (s[0], stride * s[1], stride * s[2], s[1], s[2], s[3]))
+    return v.reshape(-1, k * k * C)
+
+
+def _exact_matmul(x: torch.Tensor, prep: dict, stride: int, backend: str) -> torch.Tensor:
+    """sum_k x[.., k] w[k, n] exactly, as float64 [M, N], for integer x in [-2^20, 2^20)."""
+    k = prep["k"]
+    if backend == "int8":
+        # x = (a + 64) 2^14 + (b + 128) 2^7 + (c + 128) with a, b, c in [-128, 0): int8 operands whose
+        # u8 offset forms (+128) stay below 128, so no kernel's int16 pair sums can saturate
+        p = k // 2
+        xi = (F.pad(x, (0, 0, p, p, p, p)) if p else x).to(torch.int32)
+        chunks = torch.empty((3, *xi.shape), dtype=torch.int8, device=x.device)
+        chunks[0].copy_((xi >> 14) - 64)
+        chunks[1].copy_(((xi >> 7) & 127) - 128)
+        chunks[2].copy_((xi & 127) - 128)
+        a = _im2col(chunks, k, stride, pad=False)
+        if a.shape[1] % 8:
+            a = F.pad(a, (0, -a.shape[1] % 8), value=0)
+        y = torch._int_mm(a, prep["w8"]).double()
+        m = y.shape[0] // 3
+        acc = torch.add(torch.add(y[2 * m:], y[m:2 * m], alpha=2.0 ** 7), y[:m], alpha=2.0 ** 14)
+        return acc + prep["offset"]
+    return _im2col(x, k, stride) @ prep["w64"]
+
+
+class IntOps:
+    """The integer arithmetic `run_unet` runs on (NHWC, float64 holding integers)."""
+
+    def __init__(self, net: "IntUNet", device: str):
+        self.net = net
+        self.device = device
+
+    def _act(self, v, e, limit=None):
+        limit = limit or ACT_LIMIT
+        return Q(torch.clamp(v, -limit, limit - 1), e)
+
+    @staticmethod
+    def _rescale(q: Q, e: int) -> torch.Tensor:
+        return q.v if e == q.e else torch.round(q.v * 2.0 ** (e - q.e))
+
+    def time(self, gamma: torch.Tensor) -> Q:
+        net = self.net
+        g = gamma.detach().to("cpu", torch.float64).numpy()
+        uniq, inv = np.unique(g, return_inverse=True)
+        t = (uniq + 15.0) * 40.0
+        s, c = exact.sin_cos(t[:, None] * net.freqs[None, :])
+        feats = torch.from_numpy(np.rint(np.concatenate([s, c], 1) * 2.0 ** FEATURE_EXP)).to(self.device)
+        h = self._linear("temb.0", Q(feats, FEATURE_EXP), NORM_LIMIT)
+        h = self._silu(h, net.exps["temb.act"])
+        emb = self._linear("temb.2", h)
+        return Q(emb.v[torch.from_numpy(inv).to(self.device)], emb.e)
+
+    def _linear(self, name, x: Q, limit=None) -> Q:
+        L = self.net.layers[name]
+        return self._act(torch.round(torch.addcmul(L.bias_out, L.sums([x]), L.out_scale)), L.e, limit)
+
+    def _silu(self, x: Q, e_out: int) -> Q:
+        table = self.net.silu_table(e_out, self.device)
+        return Q(table[(x.v + NORM_LIMIT).to(torch.int64)], e_out)
+
+    def features(self, z: torch.Tensor) -> list[Q]:
+        """z: float64 NCHW -> the first conv's input parts (NHWC)."""
+        zq = torch.clamp(torch.round(z.permute(0, 2, 3, 1) * 2.0 ** Z_EXP), -Z_LIMIT, Z_LIMIT - 1)
+        hi = torch.clamp(torch.round(zq * 2.0 ** (Z_HI_EXP - Z_EXP)), -ACT_LIMIT, ACT_LIMIT - 1)
+        lo = zq - hi * 2.0 ** (Z_EXP - Z_HI_EXP)
+        feats = []
+        for n in self.net.fourier_n:
+            tab = self.net.fourier_table(n, self.device)
+            period = tab.shape[0]
+            j = torch.remainder(zq, period).to(torch.int64)  # phase 2 pi j / period of 2^n pi z
+            feats += [tab[j], tab[(j + period // 4) % period]]
+        return [Q(hi, Z_HI_EXP), Q(lo, Z_EXP), Q(torch.cat(feats, -1), FEATURE_EXP)]
+
+    def conv(self, name, x, stride=1, emb=None) -> Q:
+        L = self.net.layers[name]
+        parts = x if isinstance(x, list) else [x]
+        B, H, W = parts[0].v.shape[:3]
+        Ho, Wo = (H - 1) // stride + 1, (W - 1) // stride + 1
+        acc = L.sums(parts, stride).reshape(B, Ho, Wo, -1)
+        if emb is not None:
+            e, tname = emb
+            T = self.net.layers[tname]
+            tb = T.sums([e]) + T.bias  # at T's accumulator exponent
+            acc = acc + torch.round(tb * torch.pow(2.0, (L.acc - T.acc).double()).to(self.device))[:, None, None, :]
+        out = torch.addcmul(L.bias_out, acc, L.out_scale)  # (acc + bias) 2^(e - acc): exact
+        return Q(torch.clamp_(torch.round_(out), -ACT_LIMIT, ACT_LIMIT - 1), L.e)
+
+    def norm(self, name, x: Q, silu: bool) -> Q:
+        N = self.net.norms[name]
+        B, H, W, C = x.v.shape
+        G = N["groups"]
+        n = H * W * (C // G)
+        xs = x.v.reshape(B, H * W, G, C // G)
+        S = xs.sum((1, 3)).to(torch.int64)
+        m = _round_div(S, torch.full_like(S, n))
+        d = xs - m.double().reshape(B, 1, G, 1)
+        di = d.to(torch.int64)
+        V = torch.div((di * di).sum((1, 3)), n, rounding_mode="floor")  # int64: |d| < 2^21, n < 2^20
+        r = isqrt((V + N["eps"]) * 4 ** STD_EXTRA_BITS)  # [B, G], >= 1
+        shift = N["ey"] - N["eg"] + STD_EXTRA_BITS + MUL_EXP
+        num = N["g"].reshape(1, G, C // G) * 2 ** shift  # int64 [1, G, cg]
+        mul = _round_div(num.expand(B, G, C // G), r.reshape(B, G, 1).expand(B, G, C // G))
+        mul = torch.clamp(mul, -MUL_LIMIT + 1, MUL_LIMIT - 1).double().reshape(B, 1, G, C // G)
+        y = torch.round(d * mul * 2.0 ** -MUL_EXP).reshape(B, H, W, C) + N["beta"]
+        if silu:
+            return self._silu(self._act(y, NORM_EXP, NORM_LIMIT), N["e"])
+        return self._act(y, N["ey"])
+
+    def add(self, name, a: Q, b: Q) -> Q:
+        e = self.net.exps[name]
+        return self._act(self._rescale(a, e) + self._rescale(b, e), e)
+
+    def cat(self, name, a: Q, b: Q) -> Q:
+        e = self.net.exps[name]
+        return self._act(torch.cat([self._rescale(a, e), self._rescale(b, e)], -1), e)
+
+    def upsample(self, x: Q) -> Q:
+        return Q(x.v.repeat_interleave(2, 1).repeat_interleave(2, 2), x.e)
+
+    def attention(self, name, x: Q) -> Q:
+        B, H, W, C = x.v.shape
+        a = self.norm(f"{name}.norm", x, silu=False)
+        q, k, v = (self.conv(f"{name}.{s}", a) for s in "qkv")
+        logits = q.v.reshape(B, H * W, C) @ k.v.reshape(B, H * W, C).transpose(1, 2)  # exact, < 2^37
+        d = torch.round((logits.amax(-1, keepdim=True) - logits) * 2.0 ** (LOGIT_EXP - q.e - k.e))
+        p = self.net.exp_table(self.device)[torch.clamp(d, max=LOGIT_SPAN).to(torch.int64)]
+        num = (p @ v.v.reshape(B, H * W, C)).to(torch.int64)  # exact, < 2^24 * 2^14 * HW
+        den = p.sum(-1, keepdim=True).to(torch.int64)
+        mix = Q(_round_div(num, den.expand_as(num)).double().reshape(B, H, W, C), v.e)
+        return self.add(f"{name}.sum", x, self.conv(f"{name}.out", mix))
+
+    def output(self, x: Q) -> torch.Tensor:
+        """eps_hat as float64 NCHW (exact: an integer times a power of two)."""
+        return (x.v * 2.0 ** -x.e).permute(0, 3, 1, 2).contiguous()
+
+
+class IntUNet(nn.Module):
+    """eps_hat = net(z, gamma) in integer arithmetic (see the module docstring). Built from the float
+    config plus the integer state dict that `convert` makes; its buffers are that state dict."""
+
+    integer = True  # its outputs do not depend on the machine, the threads or the batch
+
+    def __init__(self, in_channels=3, channels=(64, 128, 128), num_res_blocks=1, attn_levels=(2,),
+                 fourier_n=(6, 7), **_ignored):
+        super().__init__()
+        self.cfg = {"in_channels": in_channels, "channels": list(channels), "num_res_blocks": num_res_blocks,
+                    "attn_levels": list(attn_levels), "fourier_n": list(fourier_n)}
+        self.fourier_n = list(fourier_n)
+        self.lay = layout(self.cfg)
+        self._ready = None
+        self._tables: dict = {}
+
+    @classmethod
+    def from_config(cls, cfg: dict) -> "IntUNet":
+        return cls(**cfg)
+
+    def load_integer_state(self, sd: dict) -> None:
+        for k, v in sd.items():
+            self.register_buffer(k.replace(".", "__"), v.clone())
+        self._ready = None
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
+                              unexpected_keys, error_msgs):
+        own = {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
+        for k, v in own.items():
+            self.register_buffer(k, v.clone())
+        self._ready = None
+
+    def _state(self) -> dict:
+        return {k.replace("__", "."): v for k, v in self.named_buffers()}
+
+    def _prepare(self, device: str):
+        if self._ready is not None and self._ready[0] == device:
+            return
+        sd = {k: v.cpu() for k, v in self._state().items()}
+        backend = matmul_backend(device)
+        names = {k.rsplit(".", 2)[0] for k in sd if ".p0.w" in k}
+        self.layers = {n: _Conv(sd, n, device, backend) for n in names}
+        self.norms = {}
+        for k in sd:
+            if k.endswith(".groups"):
+                n = k[: -len(".groups")]
+                self.norms[n] = {"g": sd[f"{n}.g"].to(device), "eg": int(sd[f"{n}.eg"]), "ey": int(sd[f"{n}.ey"]),
+                                 "beta": sd[f"{n}.beta"].double().to(device), "eps": int(sd[f"{n}.eps"]),
+                                 "groups": int(sd[k]), "e": int(sd[f"{n}.e"])}
+        self.exps = {k[:-2]: int(v) for k, v in sd.items() if k.endswith(".e") and v.dim() == 0}
+        self.freqs = time_freqs(int(sd["temb.0.p0.w"].shape[1]) // 2)
+        self._ready = (device, backend)
+
+    # tables, built from `exact` (the same bits everywhere)
+    def silu_table(self, e_out: int, device: str) -> torch.Tensor:
+        key = ("silu", e_out, device)
+        if key not in self._tables:
+            x = np.arange(-NORM_LIMIT, NORM_LIMIT, dtype=np.float64) * 2.0 ** -NORM_EXP
+            y = np.clip(np.rint(x * exact.sigmoid(x) * 2.0 ** e_out), -ACT_LIMIT, ACT_LIMIT - 1)
+            self._tables[key] = torch.from_numpy(y).to(device)
+        return self._tables[key]
+
+    def exp_table(self, device: str) -> torch.Tensor:
+        key = ("exp", device)
+        if key not in self._tables:
+            i = np.arange(LOGIT_SPAN + 1, dtype=np.float64)
+            self._tables[key] = torch.from_numpy(np.rint(exact.exp(-i * 2.0 ** -LOGIT_EXP) * 2.0 ** PROB_EXP)).to(device)
+        return self._tables[key]
+
+    def fourier_table(self, n: int, device: str) -> torch.Tensor:
+        """sin(2 pi j / P) * 2^13, rounded, for P = 2^(Z_EXP + 1 - n): the phase of 2^n pi z at z = j 2^-22."""
+        key = ("sin", n, device)
+        if key not in self._tables:
+            period = 2 ** (Z_EXP + 1 - n)
+            s, _ = exact.sin_cos(np.arange(period, dtype=np.float64) * (2.0 * math.pi / period))
+            self._tables[key] = torch.from_numpy(np.rint(s * 2.0 ** FEATURE_EXP)).to(device)
+        return self._tables[key]
+
+    @torch.no_grad()
+    def forward(self, z: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:
+        device = z.device.type
+        self._prepare(device)
+        if gamma.dim() == 0:
+            gamma = gamma.expand(z.shape[0])
+        out = run_unet(IntOps(self, device), self.lay, z.to(torch.float64), gamma)
+        return out.to(z.dtype) if z.dtype != torch.float64 else out
