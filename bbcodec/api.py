@@ -313,11 +313,14 @@ def check_arithmetic(c: container.Container, model: LoadedModel) -> None:
 
 
 def decompress(data: bytes, model: LoadedModel, progress: Progress | bool | None = None,
-               any_arithmetic: bool = False, threads: int | None = None) -> tuple[list[ImageData], dict]:
+               any_arithmetic: bool = False, threads: int | None = None,
+               call_tiles: int | None = None) -> tuple[list[ImageData], dict]:
     """Decode every image of a .bbc archive; raises FormatError / ModelError on any mismatch, and
     ArithmeticMismatchError for a file made under other arithmetic (unless any_arithmetic).
     threads: the network's threads for a file of an integer network (default `defaults.THREADS`); a
-    float network's file is decoded with the encoder's count, which its results depend on."""
+    float network's file is decoded with the encoder's count, which its results depend on.
+    call_tiles: an integer network's calls are split into at most this many tiles (less memory; the
+    results are the same)."""
     progress = _progress(progress)
     c = container.parse(data)
     h = c.header
@@ -340,7 +343,7 @@ def decompress(data: bytes, model: LoadedModel, progress: Progress | bool | None
         stack = Stack(words)
     except ValueError:
         raise FormatError("corrupted payload")
-    eps_fn = EpsFn(model.vdm.net, model.device, nhwc=bool(coding.nhwc))
+    eps_fn = EpsFn(model.vdm.net, model.device, nhwc=bool(coding.nhwc), call_tiles=call_tiles)
     if differs:
         mismatch = f"decoded data does not match its checksums: {differs}"
     elif c.version >= 3:

@@ -112,3 +112,28 @@ def render_integer_card(c: dict) -> str:
               f"sha256 `{c['sha256']}…` checked by the registry.", "",
               f"Regenerate: `bbcodec convert {src['name']} --data TRAIN.npz --out FOLDER` (see docs/models.md).", ""]
     return "\n".join(lines)
+
+
+def add_nelbo_figures(name: str, test_npz: str, train_npz: str, n_test: int = 1000, repeats: int = 4) -> dict:
+    """Put the integer model's validation and test NELBO on its card, beside its float source's on
+    the same draws (same seed: the difference is the conversion's alone)."""
+    from . import registry
+    from .modelcard import _read_registry, render_card
+    from .registry import load_model
+    from .train import evaluate_nelbo, load_images
+
+    model = load_model(name)
+    folder = registry.MODELS_DIR / _read_registry()["models"][name]["path"]
+    card = json.loads((folder / "card.json").read_text())
+    src = load_model(card["converted_from"]["sha256"])
+    x = load_images(test_npz)[:n_test]
+    val = load_images(train_npz)[-1000:]
+    test = evaluate_nelbo(model.vdm, x, repeats=repeats)
+    card.update(val_nelbo_bpd=evaluate_nelbo(model.vdm, val)["bpd"], test_nelbo_bpd=test["bpd"],
+                test_nelbo_se=test["se"], test_images=len(x),
+                test_nelbo_note=f"continuous-time NELBO, mean of {repeats} antithetic time samples per image, fixed seed",
+                float_test_nelbo_bpd=evaluate_nelbo(src.vdm, x, repeats=repeats)["bpd"],
+                float_val_nelbo_bpd=evaluate_nelbo(src.vdm, val)["bpd"])
+    (folder / "card.json").write_text(json.dumps(card, indent=1) + "\n")
+    (folder / "MODEL_CARD.md").write_text(render_card(card))
+    return card

@@ -97,3 +97,18 @@ def pil_image(mode, w, h, seed=0):
 
 def image_data(mode, w, h, seed=0, name=None):
     return from_pil(pil_image(mode, w, h, seed), name or f"{mode}_{w}x{h}.png")
+
+
+def make_tiny_int_model(folder, source, tmp):
+    """The integer version (`bbcodec convert`) of a tiny float model, calibrated on the bundled samples."""
+    from bbcodec.convert import convert_model
+    npz = tmp / "calibration.npz"
+    np.savez(npz, x=cifar_samples())
+    convert_model(str(source), str(npz), str(folder), images=10)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_int_model_dir(tiny_model_dir, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("tiny-int")
+    return make_tiny_int_model(tmp / "tiny-int", tiny_model_dir, tmp)

@@ -9,8 +9,9 @@ and format version, each with tiles coded by the model (not only by the bootstra
 Files of released versions are frozen. `GENERATE_GOLDEN=1 pytest tests/test_golden.py` rewrites
 only the files of the current format version, on purpose, after a deliberate format change.
 
-Until the network's arithmetic is exact, a file decodes only where the arithmetic matches what
-wrote it (torch build, CPU capability): a file made elsewhere is skipped with the reason.
+A float network's file decodes only where the arithmetic matches what wrote it (torch build, CPU
+capability): one made elsewhere is skipped with the reason. An integer network's file (version 4)
+decodes everywhere and is never skipped.
 """
 import dataclasses
 import hashlib
@@ -33,16 +34,27 @@ MANIFEST = GOLDEN / "golden.json"
 TINY = GOLDEN / "tiny-golden"   # a tiny random-weight model, committed so that its files stay decodable
 
 
+TINY_INT = GOLDEN / "tiny-golden-int"  # its integer version (`bbcodec convert`), committed likewise
+CURRENT_CASES = ("tiny-int", "cifar10-vdm-s7-int")  # what the current version's files are made with
+
+
 def _cases():
-    """The files of the current format version: name -> (model, images, coding options)."""
+    """Every golden case: name -> (model, images, coding options); `CURRENT_CASES` are regenerated."""
     from PIL import Image
     cifar = cifar_samples()
+    tiny_images = [from_pil(pil_image("RGB", 40, 30), "rgb.png"), from_pil(pil_image("RGBA", 10, 12, 1), "rgba.png"),
+                   from_pil(pil_image("L", 33, 9, 2), "grey.png"), from_pil(pil_image("P", 12, 12, 3), "p.png")]
+    cifar_images = [from_pil(Image.fromarray(cifar[i]), f"{i}.png") for i in range(5)]
     return {
-        "tiny": (str(TINY), [from_pil(pil_image("RGB", 40, 30), "rgb.png"), from_pil(pil_image("RGBA", 10, 12, 1), "rgba.png"),
-                             from_pil(pil_image("L", 33, 9, 2), "grey.png"), from_pil(pil_image("P", 12, 12, 3), "p.png")],
-                 dict(steps=3, parallel=2)),
-        "cifar10-vdm-s7": ("cifar10-vdm-s7", [from_pil(Image.fromarray(cifar[i]), f"{i}.png") for i in range(5)], {}),
+        "tiny": (str(TINY), tiny_images, dict(steps=3, parallel=2)),
+        "cifar10-vdm-s7": ("cifar10-vdm-s7", cifar_images, {}),
+        "tiny-int": (str(TINY_INT), tiny_images, dict(steps=3, parallel=2)),
+        "cifar10-vdm-s7-int": ("cifar10-vdm-s7-int", cifar_images, {}),
     }
+
+
+def _model(name: str):
+    return load_model({"tiny-golden": str(TINY), "tiny-golden-int": str(TINY_INT)}.get(name, name))
 
 
 def pixels_sha256(d) -> str:
@@ -59,22 +71,38 @@ def arithmetic() -> dict:
     return {"torch": torch.__version__, "cpu_capability": torch.backends.cpu.get_cpu_capability()}
 
 
+INTEGER = {"network": "integer"}  # an integer network's file: decodes, and re-encodes, anywhere
+
+
+def _decodable_here(entry: dict) -> bool:
+    return entry["written_with"] in (arithmetic(), INTEGER)
+
+
 def _generate():
     if not TINY.exists():
         from conftest import make_tiny_model
         make_tiny_model(TINY, seed=11)
+    if not TINY_INT.exists():
+        import tempfile
+        from conftest import make_tiny_int_model
+        with tempfile.TemporaryDirectory() as tmp:
+            make_tiny_int_model(TINY_INT, TINY, Path(tmp))
     manifest = json.loads(MANIFEST.read_text()) if MANIFEST.exists() else {}
     version = container.VERSION
     for name, (model_name, images, opts) in _cases().items():
+        if name not in CURRENT_CASES:
+            continue
         model = load_model(model_name)
         params = api.coding_params(model, opts.get("steps", 100))
         data, rep = api.compress(images, model, params, parallel=opts.get("parallel", 8), threads=1)
         assert rep.model_tiles > 0
         fname = f"{name}-v{version}.bbc"
         (GOLDEN / fname).write_bytes(data)
-        manifest[fname] = {"model": model_name if model_name != str(TINY) else "tiny-golden",
+        integer = getattr(model.vdm.net, "integer", False)
+        manifest[fname] = {"model": {str(TINY): "tiny-golden", str(TINY_INT): "tiny-golden-int"}.get(model_name, model_name),
                            "format_version": version, "model_tiles": rep.model_tiles,
-                           "images": {d.name: pixels_sha256(d) for d in images}, "written_with": arithmetic()}
+                           "images": {d.name: pixels_sha256(d) for d in images},
+                           "written_with": INTEGER if integer else arithmetic()}
     MANIFEST.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
 
 
@@ -88,9 +116,9 @@ def test_golden_file_decodes_to_its_pinned_pixels(fname):
     data = (GOLDEN / fname).read_bytes()
     c = container.parse(data)
     assert int.from_bytes(data[4:6], "little") == entry["format_version"]
-    if entry["written_with"] != arithmetic():
+    if not _decodable_here(entry):
         pytest.skip(f"written with {entry['written_with']}, this machine has {arithmetic()}")
-    model = load_model(str(TINY) if entry["model"] == "tiny-golden" else entry["model"])
+    model = _model(entry["model"])
     images, header = api.decompress(data, model)
     T = header["coding"]["tile"]
     tiles = sum(-(-d.height // T) * -(-d.width // T) for d in images)
@@ -122,7 +150,7 @@ def test_the_encoder_still_writes_the_golden_bytes(fname):
     """Re-encoding a golden file's images in its format version gives the same bytes: the encoder's
     choices and arithmetic have not drifted (where the arithmetic is the one that wrote it)."""
     entry = json.loads(MANIFEST.read_text())[fname]
-    if entry["written_with"] != arithmetic():
+    if not _decodable_here(entry):
         pytest.skip(f"written with {entry['written_with']}, this machine has {arithmetic()}")
     name = fname.rsplit("-v", 1)[0]
     model_name, images, opts = _cases()[name]

@@ -189,10 +189,11 @@ class EpsFn:
     outputs exactly whatever the batch (tested), so tracing can fall back to that module.
     """
 
-    def __init__(self, net: torch.nn.Module, device: str = "cpu", nhwc: bool = False):
+    def __init__(self, net: torch.nn.Module, device: str = "cpu", nhwc: bool = False, call_tiles: int | None = None):
         self.net = net
         self.device = device
         self.nhwc = nhwc
+        self.call_tiles = call_tiles  # an integer network's calls split into at most this many tiles each
         self._nhwc_net = None
 
     def _channels_last(self, shape: tuple[int, ...]):
@@ -212,9 +213,13 @@ class EpsFn:
     @torch.no_grad()
     def __call__(self, z: np.ndarray, gamma: float) -> np.ndarray:
         if self.integer:  # float64 in and out: the inputs are rounded inside, exactly
-            zt = torch.from_numpy(np.ascontiguousarray(z, dtype=np.float64)).to(self.device)
-            g = torch.full((z.shape[0],), float(gamma), dtype=torch.float64, device=self.device)
-            return self.net(zt, g).to("cpu").numpy()
+            step = self.call_tiles or len(z)
+            outs = []
+            for lo in range(0, len(z), step):  # any split gives the same integers
+                zt = torch.from_numpy(np.ascontiguousarray(z[lo:lo + step], dtype=np.float64)).to(self.device)
+                g = torch.full((zt.shape[0],), float(gamma), dtype=torch.float64, device=self.device)
+                outs.append(self.net(zt, g).to("cpu").numpy())
+            return outs[0] if len(outs) == 1 else np.concatenate(outs)
         zt = torch.from_numpy(z.astype(np.float32)).to(self.device)
         g = torch.full((z.shape[0],), float(gamma), dtype=torch.float32, device=self.device)
         if self.nhwc:
