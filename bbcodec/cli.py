@@ -175,10 +175,6 @@ def compress(inputs, output, model_name, steps, grid, grid_bits, latents, order,
     model = load_model(model_name, device)
     params = api.coding_params(model, steps, grid, grid_bits, latents, order)
     model.time_grid(params.grid, params.steps)  # an unknown grid or K is refused before any output
-    if not getattr(model.vdm.net, "integer", False):
-        click.echo(f"bbcodec: warning: {model.name} is a float network: the file decodes only under this "
-                   "machine's arithmetic (torch build, CPU kernels, device); `bbcodec convert` makes an integer "
-                   "version whose files decode anywhere", err=True)
     pixels = sum(d.width * d.height for d in images)
     report.note(f"{len(images)} image{'s' * (len(images) != 1)}, {pixels / 1e6:.3f} MP, for {model.name}; "
                 "timing the network")
@@ -187,6 +183,10 @@ def compress(inputs, output, model_name, steps, grid, grid_bits, latents, order,
     seconds = api.estimate_seconds(model, params, batches, nhwc=model.device == "cpu", threads=threads)
     report.note(f"{_n(sum(batches), 'tile')} for {model.name} at K={params.steps} on {model.device}, {threads} "
                 f"thread{'s' * (threads != 1)}: about {duration(seconds)} to encode, as long to decode")
+    if not getattr(model.vdm.net, "integer", False) and not quiet:
+        click.echo(f"bbcodec: warning: {model.name} is a float network: the file decodes only under this "
+                   "machine's arithmetic (torch build, CPU kernels, device); `bbcodec convert` makes an integer "
+                   "version whose files decode anywhere", err=True)
     if seconds > defaults.CONFIRM_SECONDS and not yes:
         if not (sys.stdin.isatty() and sys.stderr.isatty()):
             raise BbcError(f"this would take about {duration(seconds)} to encode and as long to decode; "
@@ -374,7 +374,7 @@ def models(as_json):
     if as_json:
         click.echo(json.dumps(ms))
         return
-    for m in ms:
+    for m in sorted(ms, key=lambda m: not m["default"]):  # the default first
         click.echo(f"{'*' if m['default'] else ' '} {m['name']}: {m.get('description', '')}")
 
 

@@ -112,3 +112,8 @@ def make_tiny_int_model(folder, source, tmp):
 def tiny_int_model_dir(tiny_model_dir, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("tiny-int")
     return make_tiny_int_model(tmp / "tiny-int", tiny_model_dir, tmp)
+
+
+@pytest.fixture(scope="session")
+def tiny_int_model(tiny_int_model_dir):
+    return load_model(str(tiny_int_model_dir))

@@ -191,10 +191,10 @@ def test_bootstrap_replaces_the_seed_bits(tiny_model):
     assert boot.bytes < seeded.bytes
 
 
-def test_one_tile_is_coded_classically_and_the_header_is_small(tiny_model):
+def test_one_tile_is_coded_classically_and_the_header_is_small(tiny_int_model):
     from bbcodec import baselines, bootstrap
     img = _cifar_images(1)
-    data, rep = _round_trip(img, tiny_model, boots=("auto",), steps=5)
+    data, rep = _round_trip(img, tiny_int_model, boots=("auto",), steps=5)
     assert rep.model_tiles == 0 and rep.bootstrap_tiles == 1
     classical = len(baselines.get(bootstrap.default_codec()).encode(img[0].main.transpose(1, 2, 0)))
     assert rep.bytes - classical < 130, (rep.bytes, classical)  # header and ANS head
