@@ -359,6 +359,12 @@ def info(input, as_json):
         order = f" order={c['order']}" if "order" in c else ""
         click.echo(f"  model {h['model']['name']} ({h['model']['sha256']}), K={c['steps']} grid={c['grid']} "
                    f"grid_bits={c['grid_bits']} tile={c['tile']} parallel={c['parallel']}{order}")
+        a = h.get("arithmetic")
+        if a is not None:
+            where = ("integer network: decodes on any machine" if a.get("network") == "integer" else
+                     "float network: decodes under this arithmetic only: " +
+                     ", ".join(f"{k} {v}" for k, v in sorted(a.items()) if k != "network_probe"))
+            click.echo(f"  format version {_parse(input, data).version}, {where}")
         for im in records:
             click.echo(f"  {im['name']}: {im['width']}x{im['height']} {im['mode']}")
 

@@ -852,6 +852,38 @@ def ordering_section() -> str | None:
             f"Every file decoded and compared. Suite entry `ordering`: {cmds}.\n\n" + "\n".join(rows) + "\n")
 
 
+def integer_section() -> str | None:
+    """The integer network beside its float source (suite entry `integer-network`)."""
+    r = _load("integer_network.json")
+    if not r:
+        return None
+    rows = ["| images | model | bits/dim (file) | without initial bits | expected (NELBO + bootstrap) | coder overhead | "
+            "encode / decode, s per image | encode / decode, s per MP |", "|---|---|---:|---:|---:|---:|---:|---:|"]
+    by = {}
+    for x in r["rows"]:
+        by.setdefault(x["what"], {})[x["model"]] = x
+        rows.append(f"| {x['what']} | `{x['model']}` | {x['bpd']:.4f} | {x['bpd_without_initial']:.4f} | "
+                    f"{x['expected_bpd']:.4f} | {x['coder_overhead_pct']:+.2f}% | {x['encode_s_per_image']:.2f} / "
+                    f"{x['decode_s_per_image']:.2f} | {x['encode_s_per_mp']:,.0f} / {x['decode_s_per_mp']:,.0f} |")
+    cmp = []
+    for what, ms in by.items():
+        if len(ms) == 2:
+            f, i = sorted(ms.values(), key=lambda x: x["model"].endswith("-int"))
+            cmp.append(f"{what}: {100 * (i['bpd'] / f['bpd'] - 1):+.2f}% bits, encode {i['encode_s'] / f['encode_s']:.2f}x, "
+                       f"decode {i['decode_s'] / f['decode_s']:.2f}x")
+    other = "; ".join(f"`{m}`: " + ("decoded, bit-exact" if v.get("decoded") and v.get("bit_exact") else
+                                   "decoded, NOT bit-exact" if v.get("decoded") else f"refused ({v['error'].split(' (')[0]})")
+                      for m, v in r["decoded_under_other_cpu"].items())
+    env = " ".join(f"{k}={v!r}" if " " in v else f"{k}={v}" for k, v in r["other_cpu_settings"].items())
+    return ("### The integer network against its float source
+
+"
+            f"Same images, same run ({r['settings']}); every file decoded and compared. Integer over float: "
+            + "; ".join(cmp) + f". The CIFAR-10 archives decoded again in a fresh process under `{env}` (a machine "
+            f"without AVX-512): {other}. Suite entry `integer-network`: `{r['command']}` (at {r['revision']}).\n\n"
+            + "\n".join(rows) + "\n")
+
+
 def suite_section() -> str:
     m = suite.manifest()
     rows = ["| entry | what | model | data | outputs | time, one CPU thread |", "|---|---|---|---|---|---|"]
@@ -872,8 +904,8 @@ def suite_section() -> str:
 def results_block(reg: dict, draw: bool) -> str:
     """docs/results.md's generated block: the suite's results, then the studies'."""
     parts = [suite_section()]
-    for section in (lambda: cifar_section(reg, draw), ordering_section, photos_section, profile_section,
-                    memory_section, startup_section):
+    for section in (lambda: cifar_section(reg, draw), integer_section, ordering_section, photos_section,
+                    profile_section, memory_section, startup_section):
         text = section()
         if text:
             parts.append(text)
@@ -914,12 +946,21 @@ def models_block(reg: dict, draw: bool) -> str:
              "a retired model's row from the figures its registry entry keeps, its files being at the commit named. "
              "Coded: `bench/results/cifar10_test_vdm_archive100.json`, at the defaults of its day.\n\n"
              + "\n".join(rows) + "\n")
-    mdir = MODELS / reg["models"][reg["default"]]["path"]
+    ddir = MODELS / reg["models"][reg["default"]]["path"]
+    dcard = json.loads((ddir / "card.json").read_text())
+    src = dcard.get("converted_from")  # an integer network: its training is its float source's
+    trained = next(k for k, v in reg["models"].items() if v["sha256"].startswith(src["sha256"])) if src else reg["default"]
+    mdir = MODELS / reg["models"][trained]["path"]
     card = json.loads((mdir / "card.json").read_text())
     png = RES / "training_curve.png"
     curve = training_curve(mdir, png, draw)
-    default = (f"### The default model `{card['name']}`\n\n"
-               f"Continuous-time test NELBO on the first {card['test_images']:,} CIFAR-10 test images: "
+    conv = (f"The default `{dcard['name']}` is the integer version of `{card['name']}` (`bbcodec convert`): "
+            f"continuous-time test NELBO {dcard['test_nelbo_bpd']:.4f} ± {dcard['test_nelbo_se']:.4f} bits/dim on the "
+            f"same images and draws, against {dcard['float_test_nelbo_bpd']:.4f} for the float network; the training "
+            "below is the float network's.\n\n") if src else ""
+    default = (f"### The default model `{dcard['name']}`\n\n" + conv +
+               f"`{card['name']}`: "
+               f"continuous-time test NELBO on the first {card['test_images']:,} CIFAR-10 test images: "
                f"**{card['test_nelbo_bpd']:.4f} ± {card['test_nelbo_se']:.4f} bits/dim** "
                f"({card['parameters']:,} parameters, {card['training']['images_seen_at_best']:,} training images "
                f"seen, {card['training']['wall_seconds_at_best'] / 3600:.2f} h on one thread of a 2-core CPU). "

@@ -353,6 +353,12 @@ def convert(vdm, calib_z: torch.Tensor, calib_gamma: torch.Tensor, batch: int = 
 
 # ---- the integer network -----------------------------------------------------------------------
 
+def _lookup(table: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """table[idx] for integer-valued float idx within the table (index_select on int32: 4x faster
+    than advanced indexing on the CPU)."""
+    return table.index_select(0, idx.reshape(-1).to(torch.int32)).reshape(idx.shape)
+
+
 def _round_div(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """round(a / b) for int64 a and positive int64 b (halves up), exactly."""
     return torch.div(2 * a + b, 2 * b, rounding_mode="floor")
@@ -458,6 +464,9 @@ def _im2col(x: torch.Tensor, k: int, stride: int, pad: bool = True) -> torch.Ten
     (or, with pad=False, x already padded)."""
     if k == 1 and stride == 1:
         return x.reshape(-1, x.shape[-1])
+    if x.dtype == torch.int8 and x.shape[-1] % 8 == 0 and x.is_contiguous():
+        # the same bytes moved as int64, 8 channels at a time (torch's strided int8 copy is slow)
+        return _im2col(x.view(torch.int64), k, stride, pad).view(torch.int8)
     p = k // 2
     H, W, C = x.shape[-3:]
     xp = x.reshape(-1, H, W, C)
@@ -478,7 +487,9 @@ def _exact_matmul(x: torch.Tensor, prep: dict, stride: int, backend: str) -> tor
         # x = (a + 64) 2^14 + (b + 128) 2^7 + (c + 128) with a, b, c in [-128, 0): int8 operands whose
         # u8 offset forms (+128) stay below 128, so no kernel's int16 pair sums can saturate
         p = k // 2
-        xi = (F.pad(x, (0, 0, p, p, p, p)) if p else x).to(torch.int32)
+        xi = x.to(torch.int32)
+        if p:
+            xi = F.pad(xi, (0, 0, p, p, p, p))
         chunks = torch.empty((3, *xi.shape), dtype=torch.int8, device=x.device)
         chunks[0].copy_((xi >> 14) - 64)
         chunks[1].copy_(((xi >> 7) & 127) - 128)
@@ -489,7 +500,7 @@ def _exact_matmul(x: torch.Tensor, prep: dict, stride: int, backend: str) -> tor
         y = torch._int_mm(a, prep["w8"]).double()
         m = y.shape[0] // 3
         acc = torch.add(torch.add(y[2 * m:], y[m:2 * m], alpha=2.0 ** 7), y[:m], alpha=2.0 ** 14)
-        return acc + prep["offset"]
+        return acc.add_(prep["offset"])
     return _im2col(x, k, stride) @ prep["w64"]
 
 
@@ -525,8 +536,7 @@ class IntOps:
         return self._act(torch.round(torch.addcmul(L.bias_out, L.sums([x]), L.out_scale)), L.e, limit)
 
     def _silu(self, x: Q, e_out: int) -> Q:
-        table = self.net.silu_table(e_out, self.device)
-        return Q(table[(x.v + NORM_LIMIT).to(torch.int64)], e_out)
+        return Q(_lookup(self.net.silu_table(e_out, self.device), x.v + NORM_LIMIT), e_out)
 
     def features(self, z: torch.Tensor) -> list[Q]:
         """z: float64 NCHW -> the first conv's input parts (NHWC)."""
@@ -537,8 +547,8 @@ class IntOps:
         for n in self.net.fourier_n:
             tab = self.net.fourier_table(n, self.device)
             period = tab.shape[0]
-            j = torch.remainder(zq, period).to(torch.int64)  # phase 2 pi j / period of 2^n pi z
-            feats += [tab[j], tab[(j + period // 4) % period]]
+            j = torch.remainder(zq, period)  # phase 2 pi j / period of 2^n pi z
+            feats += [_lookup(tab, j), _lookup(tab, torch.remainder(j + period // 4, period))]
         return [Q(hi, Z_HI_EXP), Q(lo, Z_EXP), Q(torch.cat(feats, -1), FEATURE_EXP)]
 
     def conv(self, name, x, stride=1, emb=None) -> Q:
@@ -570,11 +580,12 @@ class IntOps:
         shift = N["ey"] - N["eg"] + STD_EXTRA_BITS + MUL_EXP
         num = N["g"].reshape(1, G, C // G) * 2 ** shift  # int64 [1, G, cg]
         mul = _round_div(num.expand(B, G, C // G), r.reshape(B, G, 1).expand(B, G, C // G))
-        mul = torch.clamp(mul, -MUL_LIMIT + 1, MUL_LIMIT - 1).double().reshape(B, 1, G, C // G)
-        y = torch.round(d * mul * 2.0 ** -MUL_EXP).reshape(B, H, W, C) + N["beta"]
-        if silu:
-            return self._silu(self._act(y, NORM_EXP, NORM_LIMIT), N["e"])
-        return self._act(y, N["ey"])
+        mul = torch.clamp(mul, -MUL_LIMIT + 1, MUL_LIMIT - 1).double().reshape(B, 1, G, C // G) * 2.0 ** -MUL_EXP
+        y = torch.round_(d * mul).reshape(B, H, W, C)  # d * mul 2^24 < 2^52: exact, then scaled exactly
+        if silu:  # the table's index: y + beta + 2^17, clamped to the table
+            idx = torch.clamp_(y.add_(N["beta_index"]), 0, 2 * NORM_LIMIT - 1)
+            return Q(_lookup(self.net.silu_table(N["e"], self.device), idx), N["e"])
+        return self._act(y.add_(N["beta"]), N["ey"])
 
     def add(self, name, a: Q, b: Q) -> Q:
         e = self.net.exps[name]
@@ -593,7 +604,7 @@ class IntOps:
         q, k, v = (self.conv(f"{name}.{s}", a) for s in "qkv")
         logits = q.v.reshape(B, H * W, C) @ k.v.reshape(B, H * W, C).transpose(1, 2)  # exact, < 2^37
         d = torch.round((logits.amax(-1, keepdim=True) - logits) * 2.0 ** (LOGIT_EXP - q.e - k.e))
-        p = self.net.exp_table(self.device)[torch.clamp(d, max=LOGIT_SPAN).to(torch.int64)]
+        p = _lookup(self.net.exp_table(self.device), torch.clamp(d, max=LOGIT_SPAN))
         num = (p @ v.v.reshape(B, H * W, C)).to(torch.int64)  # exact, < 2^24 * 2^14 * HW
         den = p.sum(-1, keepdim=True).to(torch.int64)
         mix = Q(_round_div(num, den.expand_as(num)).double().reshape(B, H, W, C), v.e)
@@ -652,6 +663,7 @@ class IntUNet(nn.Module):
                 n = k[: -len(".groups")]
                 self.norms[n] = {"g": sd[f"{n}.g"].to(device), "eg": int(sd[f"{n}.eg"]), "ey": int(sd[f"{n}.ey"]),
                                  "beta": sd[f"{n}.beta"].double().to(device), "eps": int(sd[f"{n}.eps"]),
+                                 "beta_index": (sd[f"{n}.beta"] + NORM_LIMIT).double().to(device),
                                  "groups": int(sd[k]), "e": int(sd[f"{n}.e"])}
         self.exps = {k[:-2]: int(v) for k, v in sd.items() if k.endswith(".e") and v.dim() == 0}
         self.freqs = time_freqs(int(sd["temb.0.p0.w"].shape[1]) // 2)

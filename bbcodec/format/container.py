@@ -2,12 +2,12 @@
 
     offset      size  field
     0           4     magic b"\\x89BBC"
-    4           2     format version, uint16 little-endian (3; versions 1 and 2 are still read)
+    4           2     format version, uint16 little-endian (4; versions 1 to 3 are still read)
     6           4     header length H, uint32 LE (at most MAX_HEADER)
     10          H     header: a raw DEFLATE stream, with the preset dictionary HEADER_ZDICT, of
                       a UTF-8 JSON object with sorted keys (fields below; inflates to at most
                       MAX_HEADER bytes; version 3 appends typical arithmetic records to version
-                      2's dictionary, HEADER_ZDICT_V3). Version 1: a zlib stream without dictionary. The
+                      2's dictionary, HEADER_ZDICT_V3, and version 4 an integer network's, HEADER_ZDICT_V4). Version 1: a zlib stream without dictionary. The
                       dictionary cuts a one-image header from ~330 to under 100 bytes, which is
                       0.2 bits/dim instead of 0.9 on a 32x32 file.
     10+H        4     CRC32 of the H header bytes, uint32 LE
@@ -36,7 +36,10 @@ Header fields (JSON, no pickle):
                     "alpha" (0/1), "palette_mode" (str|null), "palette_bytes" (int),
                     "transparency" (int|hex str|null), "meta" (object: text, gamma, chromaticity,
                     srgb, dpi), "icc_bytes", "exif_bytes" (lengths of those side-data chunks)
-    arithmetic      (version 3) what the encoder's float probabilities depended on, {str: str}: "torch"
+    arithmetic      (version 4, integer network: `diffusion.intnet`) {"network": "integer", "constriction":
+                    version, "network_probe"}: nothing else matters to its probabilities, which are the
+                    same on any machine, device, thread count and grouping of network calls.
+                    (versions 3, 4, float network) what the encoder's float probabilities depended on, {str: str}: "torch"
                     and "constriction" versions, "device", "cpu_capability" (torch's ATen kernels)
                     or "cuda_device" and "cuda", and, where the network coded tiles, "network_probe"
                     (16 hex digits of sha256 of its output on one fixed tile; `header.network_probe`).
