@@ -353,9 +353,9 @@ def decompress(data: bytes, model: LoadedModel, progress: Progress | bool | None
                     f"differed from the encoder's (a version {c.version} file records only its device: "
                     f"{coding.device}; the torch build and CPU kernels must be the encoder's)")
     progress.begin("decode", [len(b) for b in reversed(bs)], spec.K, model.tile ** 2)
-    if integer_network(h):
+    if integer_network(h) and eps_fn.integer:
         threads = threads or defaults.THREADS
-    else:
+    else:  # a float network replays the encoder's count (also when a forged header says otherwise)
         threads = coding.threads
     with torch.inference_mode(), torch_threads(threads):
         for b in reversed(bs):

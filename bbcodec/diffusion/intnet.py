@@ -6,32 +6,36 @@ thread count, the batch, the torch version and CPU against CUDA (bench/studies/
 same U-Net (`net.UNet`) with every value an integer times a power of two fixed per tensor, and every
 operation defined on the integers:
 
-- Activations are integers in [-2^14, 2^14) at a per-tensor exponent (value = n 2^-e), chosen from
-  calibration so the largest value seen is at most 2^12; every result is rounded (half to even) and
-  clamped back into range, so every bound below holds for any input, even a forged file's.
-- Convolutions and linear layers: integer weights in [-2^12, 2^12) at a per-output-channel exponent,
-  integer biases. A sum of K products is below 2^14 * 2^12 * K <= 2^37 for K <= 2^11 * 9 (checked when
-  a model is built), so it is exact in float64 in any order, with or without fused multiply-adds, in
-  any blocking or thread split. The fast path splits each activation into a signed high and an
-  unsigned low 7-bit part and each weight into two 6-bit parts and multiplies them with
-  `torch._int_mm` (int8 x int8 -> int32): every product is a product of integers, every partial sum
-  below 2^31, and the weights' parts lie in [-64, 63], so even x86 kernels without VNNI, which add
-  pairs of u8 x s8 products in saturating int16, stay exact (2 * 255 * 64 < 2^15). Which path runs is
-  not part of the result: both give the same integers (tested; `matmul_backend` checks the fast one
-  against float64 on worst-case operands before using it).
-- Rescaling by powers of two is exact; rounding to an integer (`torch.round`) is exact.
-- Group normalisation: sums of integers (exact), the mean and variance by integer division (int64),
-  the standard deviation by an exact integer square root, and each channel's multiplier by integer
-  division, so normalised values are integer functions of the input.
+- Activations are integers in [-2^20, 2^20) at a per-tensor exponent (value = n 2^-e), chosen from
+  calibration so that the largest value seen is at most 2^18; every result is rounded (half to even)
+  and clamped back into range, so the bounds below hold for any input, even a forged file's.
+- Convolutions and linear layers: integer weights in [-128, 128) at a per-output-channel exponent,
+  integer biases. A sum of K products is at most sum|w| 2^20 per output channel, which `_Conv`
+  checks is below 2^50 for every part of every layer (with its rescaling) when a model is prepared,
+  so float64 sums are exact in any order, with or without fused multiply-adds, in any blocking or
+  thread split.
+- The fast path (`torch._int_mm`, int8 x int8 -> int32) splits each activation into three 7-bit
+  parts, each offset into [-128, 0), and adds the offsets' sums back exactly: every product is a
+  product of integers and every int32 sum is below 2^31 (checked). Kernels without VNNI add pairs of
+  u8 x s8 products in saturating int16 after shifting one operand by +128; with the activation part
+  in [-128, 0) that operand is below 128, and 2 * 127 * 128 < 2^15, so nothing saturates. Which path
+  runs is not part of the result: both give the same integers (tested), and `matmul_backend` uses the
+  fast one only where it sums worst-case operands of the real ranges exactly.
+- Rescaling by powers of two (built with ldexp) is exact; rounding to an integer is exact.
+- Group normalisation: sums of integers (exact), the mean by integer division, the variance in
+  int64 (|d| < 2^21 and at most 2^20 values: checked), the standard deviation by an exact integer
+  square root, and each channel's multiplier by integer division (below 2^31), so d * multiplier
+  < 2^52 and normalised values are integer functions of the input.
 - SiLU, the softmax's exponential and all sines and cosines are table lookups or `exact`'s
   functions (built from IEEE-754 basic operations only, so the same bits everywhere); the tables are
-  built from `exact` when a model is loaded.
-- Attention: integer logits (exact sums), exponentials from a table of round(2^24 e^(-i / 2^12)),
-  and each output as the rounded integer quotient of two exact integer sums.
+  built from `exact` when a model is loaded. The one other constant, ln(10000), is a literal.
+- Attention: integer logits (exact sums below 2^40 C, C < 2^12 checked), exponentials from a table
+  of round(2^20 e^(-i / 2^12)), and each output as the rounded integer quotient of two exact integer
+  sums (below 2^40 HW, HW < 2^12 checked).
 
 The result is the integer tensor of eps_hat at the output's exponent: a pure function of the model's
 integers and the (exactly rounded) inputs, whatever device, thread count, batch or library version
-computes it. Decoders may therefore split or merge network calls freely.
+computes it. Decoders may therefore split network calls freely (`EpsFn.call_tiles`).
 
 `convert` builds one from a trained float VDM (post-training quantisation with calibration on
 training images). Nothing here is trained.
@@ -201,9 +205,12 @@ class FloatOps:
         return x
 
 
+LN_10000 = float.fromhex("0x1.26bb1bbb55516p+3")  # ln(10000), correctly rounded: not a libm call
+
+
 def time_freqs(half: int) -> np.ndarray:
     """The time embedding's frequencies 10000^(-k/half), float64, the same bits everywhere."""
-    return exact.exp(-math.log(10000.0) * np.arange(half, dtype=np.float64) / half)
+    return exact.exp(-LN_10000 * np.arange(half, dtype=np.float64) / half)
 
 
 # ---- conversion ------------------------------------------------------------------------------
@@ -220,8 +227,8 @@ def _quant_weights(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     w = w.detach().double()
     m = w.reshape(w.shape[0], -1).abs().amax(1).clamp_min(1e-30)
     ew = torch.floor(torch.log2((WEIGHT_LIMIT - 1) / m)).to(torch.int64)
-    n = torch.round(w * torch.pow(2.0, ew.double()).reshape(-1, *[1] * (w.dim() - 1)))
-    return n.clamp(-WEIGHT_LIMIT, WEIGHT_LIMIT - 1).to(torch.int8), ew
+    n = torch.round(w * pow2(ew).reshape(-1, *[1] * (w.dim() - 1)))
+    return n.clamp(-WEIGHT_LIMIT, WEIGHT_LIMIT - 1).to(torch.int8 if WEIGHT_LIMIT <= 128 else torch.int16), ew
 
 
 @torch.no_grad()
@@ -253,7 +260,7 @@ def convert(vdm, calib_z: torch.Tensor, calib_gamma: torch.Tensor, batch: int = 
             ews.append(ew + e)
         acc_exp = torch.stack(ews).amax(0)  # per output channel: the exponent parts are summed at
         sd[f"{name}.acc"] = acc_exp
-        sd[f"{name}.b"] = torch.round(b.detach().double() * torch.pow(2.0, acc_exp.double())).to(torch.int64)
+        sd[f"{name}.b"] = torch.round(b.detach().double() * pow2(acc_exp)).to(torch.int64)
         put_exp(name, e_out)
 
     # time path
@@ -277,10 +284,10 @@ def convert(vdm, calib_z: torch.Tensor, calib_gamma: torch.Tensor, batch: int = 
         m = mods[name]
         g = m.weight.detach().double()
         eg = int(math.floor(math.log2((2 ** 15 - 1) / max(float(g.abs().max()), 1e-30))))
-        sd[f"{name}.g"] = torch.round(g * 2.0 ** eg).to(torch.int64)
+        sd[f"{name}.g"] = torch.round(g * _p2(eg)).to(torch.int64)
         sd[f"{name}.eg"] = torch.tensor(eg, dtype=torch.int64)
         e_y = NORM_EXP if silu else _act_exp(mx[name])
-        sd[f"{name}.beta"] = torch.round(m.bias.detach().double() * 2.0 ** e_y).to(torch.int64)
+        sd[f"{name}.beta"] = torch.round(m.bias.detach().double() * _p2(e_y)).to(torch.int64)
         sd[f"{name}.eps"] = torch.tensor(max(1, round(GN_EPS * 4.0 ** e_in)), dtype=torch.int64)
         sd[f"{name}.groups"] = torch.tensor(m.num_groups, dtype=torch.int64)
         sd[f"{name}.ey"] = torch.tensor(e_y, dtype=torch.int64)
@@ -296,7 +303,7 @@ def convert(vdm, calib_z: torch.Tensor, calib_gamma: torch.Tensor, batch: int = 
             tname = name.rsplit(".", 1)[0] + ".t"
             sd[f"{tname}.p0.w"], sd[f"{tname}.p0.ew"] = tn, tew
             sd[f"{tname}.acc"] = tew + e_emb
-            sd[f"{tname}.b"] = torch.round(t.bias.detach().double() * torch.pow(2.0, (tew + e_emb).double())).to(torch.int64)
+            sd[f"{tname}.b"] = torch.round(t.bias.detach().double() * pow2(tew + e_emb)).to(torch.int64)
         return e_of[name]
 
     def resblock(name, e_x, skip):
@@ -353,6 +360,18 @@ def convert(vdm, calib_z: torch.Tensor, calib_gamma: torch.Tensor, batch: int = 
 
 # ---- the integer network -----------------------------------------------------------------------
 
+def _p2(k: int) -> float:
+    """2.0^k for an integer k, exactly (ldexp: no pow routine)."""
+    return math.ldexp(1.0, int(k))
+
+
+def pow2(k) -> torch.Tensor:
+    """2^k (float64) for integer k (a tensor or int), exactly: ldexp, not a pow routine."""
+    ks = k.reshape(-1).tolist() if isinstance(k, torch.Tensor) else [int(k)]
+    out = torch.tensor([math.ldexp(1.0, int(v)) for v in ks], dtype=torch.float64)
+    return out.reshape(k.shape) if isinstance(k, torch.Tensor) else out[0]
+
+
 def _lookup(table: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     """table[idx] for integer-valued float idx within the table (index_select on int32: 4x faster
     than advanced indexing on the CPU)."""
@@ -377,8 +396,9 @@ _BACKEND: dict = {}
 
 
 def matmul_backend(device: str) -> str:
-    """'int8' where `torch._int_mm` gives exact int32 sums on worst-case operands here, else
-    'float64'. Either gives the same integers; this only picks the faster that works."""
+    """'int8' where `torch._int_mm` gives exact int32 sums here on worst-case operands of the real
+    ranges (activation parts in [-128, 0), weights in [-128, 128)) and shapes, else 'float64'.
+    Either gives the same integers; this only picks the faster that works."""
     if device in _BACKEND:
         return _BACKEND[device]
     choice = "float64"
@@ -386,12 +406,13 @@ def matmul_backend(device: str) -> str:
         try:
             g = torch.Generator().manual_seed(0)
             ok = True
-            for k in (72, 2304):
-                a = torch.randint(-128, 128, (32, k), dtype=torch.int8, generator=g)
-                b = torch.randint(-64, 64, (k, 16), dtype=torch.int8, generator=g)
-                a[:8], b[:, :4] = -128, -64
-                a[8:16], b[:, 4:8] = 127, 63
-                a[16:20, ::2] = -128
+            for m, k, n in ((3, 8, 8), (32, 72, 16), (96, 2304, 64), (3072, 288, 32)):
+                a = torch.randint(-128, 0, (m, k), dtype=torch.int8, generator=g)
+                b = torch.randint(-128, 128, (k, n), dtype=torch.int8, generator=g)
+                a[: m // 3 + 1] = -128
+                a[m // 3 + 1: 2 * m // 3 + 1] = -1
+                b[:, : n // 4 + 1] = -128
+                b[:, n // 4 + 1: n // 2 + 1] = 127
                 ok &= torch.equal(torch._int_mm(a, b).double(), a.double() @ b.double())
             choice = "int8" if ok else "float64"
         except Exception:  # noqa: BLE001 (no int8 kernel here: the float64 path is as exact)
@@ -418,9 +439,12 @@ class _Conv:
             w = sd[f"{name}.p{j}.w"].to(torch.int64)
             k = w.shape[-1] if w.dim() == 4 else 1
             mat = (w.permute(2, 3, 1, 0).reshape(-1, w.shape[0]) if w.dim() == 4 else w.t()).contiguous()  # [K, N]
-            if int(mat.abs().sum(0).max()) * ACT_LIMIT >= EXACT_LIMIT // 16:
-                raise ValueError(f"{name}: weights too large for exact sums")
-            prep = {"k": k, "w64": mat.double().to(device), "ew": sd[f"{name}.p{j}.ew"]}
+            if int(mat.max()) >= WEIGHT_LIMIT or int(mat.min()) < -WEIGHT_LIMIT:
+                raise ValueError(f"{name}: weights outside [-{WEIGHT_LIMIT}, {WEIGHT_LIMIT})")
+            l1 = mat.abs().sum(0)  # per output channel
+            if int(l1.max()) * 128 >= 2 ** 31:
+                raise ValueError(f"{name}: int8 part sums could exceed int32")
+            prep = {"k": k, "w64": mat.double().to(device), "ew": sd[f"{name}.p{j}.ew"], "l1": l1.double()}
             if backend == "int8":
                 prep["w8"] = F.pad(mat.to(torch.int8), (0, 0, 0, -mat.shape[0] % 8)).to(device)  # K to a multiple of 8
                 # the chunks are offset by -64, -128, -128 (see _exact_matmul): their sums come back here
@@ -434,16 +458,28 @@ class _Conv:
         self.bias = b.double().to(device)
         self.e = int(sd[f"{name}.e"]) if f"{name}.e" in sd else None
         if self.e is not None:
-            self.out_scale = torch.pow(2.0, (self.e - self.acc).double()).to(device)  # exact powers of two
+            self.out_scale = pow2(self.e - self.acc).to(device)
             self.bias_out = self.bias * self.out_scale
         self._in_scale: dict = {}
+
+    def tscale(self, T: "_Conv") -> torch.Tensor:
+        """2^(acc - T.acc): a time-embedding layer's sums brought to this layer's accumulator."""
+        if "t" not in self._in_scale:
+            sc = pow2(self.acc - T.acc)
+            bound = (T.parts[0]["l1"] * ACT_LIMIT + T.bias.abs().cpu()) * sc
+            if float(bound.max()) >= 2.0 ** 50:
+                raise ValueError(f"{self.name}: time-embedding sums too large for exact arithmetic")
+            self._in_scale["t"] = sc
+        return self._in_scale["t"]
 
     def in_scale(self, part: int, e_in: int):
         """2^(acc - e_in - ew) per output channel (None where all are 1): part j's sums at the
         common accumulator exponent."""
         key = (part, e_in)
         if key not in self._in_scale:
-            sc = torch.pow(2.0, (self.acc - e_in - self.parts[part]["ew"]).double())
+            sc = pow2(self.acc - e_in - self.parts[part]["ew"])
+            if float((self.parts[part]["l1"] * ACT_LIMIT * sc).max()) >= 2.0 ** 50:
+                raise ValueError(f"{self.name}: sums too large for exact arithmetic")
             self._in_scale[key] = None if bool((sc == 1).all()) else sc.to(self.device)
         return self._in_scale[key]
 
@@ -499,7 +535,7 @@ def _exact_matmul(x: torch.Tensor, prep: dict, stride: int, backend: str) -> tor
             a = F.pad(a, (0, -a.shape[1] % 8), value=0)
         y = torch._int_mm(a, prep["w8"]).double()
         m = y.shape[0] // 3
-        acc = torch.add(torch.add(y[2 * m:], y[m:2 * m], alpha=2.0 ** 7), y[:m], alpha=2.0 ** 14)
+        acc = torch.add(torch.add(y[2 * m:], y[m:2 * m], alpha=_p2(7)), y[:m], alpha=_p2(14))
         return acc.add_(prep["offset"])
     return _im2col(x, k, stride) @ prep["w64"]
 
@@ -517,7 +553,7 @@ class IntOps:
 
     @staticmethod
     def _rescale(q: Q, e: int) -> torch.Tensor:
-        return q.v if e == q.e else torch.round(q.v * 2.0 ** (e - q.e))
+        return q.v if e == q.e else torch.round(q.v * _p2(e - q.e))
 
     def time(self, gamma: torch.Tensor) -> Q:
         net = self.net
@@ -525,7 +561,7 @@ class IntOps:
         uniq, inv = np.unique(g, return_inverse=True)
         t = (uniq + 15.0) * 40.0
         s, c = exact.sin_cos(t[:, None] * net.freqs[None, :])
-        feats = torch.from_numpy(np.rint(np.concatenate([s, c], 1) * 2.0 ** FEATURE_EXP)).to(self.device)
+        feats = torch.from_numpy(np.rint(np.concatenate([s, c], 1) * _p2(FEATURE_EXP))).to(self.device)
         h = self._linear("temb.0", Q(feats, FEATURE_EXP), NORM_LIMIT)
         h = self._silu(h, net.exps["temb.act"])
         emb = self._linear("temb.2", h)
@@ -540,9 +576,9 @@ class IntOps:
 
     def features(self, z: torch.Tensor) -> list[Q]:
         """z: float64 NCHW -> the first conv's input parts (NHWC)."""
-        zq = torch.clamp(torch.round(z.permute(0, 2, 3, 1) * 2.0 ** Z_EXP), -Z_LIMIT, Z_LIMIT - 1)
-        hi = torch.clamp(torch.round(zq * 2.0 ** (Z_HI_EXP - Z_EXP)), -ACT_LIMIT, ACT_LIMIT - 1)
-        lo = zq - hi * 2.0 ** (Z_EXP - Z_HI_EXP)
+        zq = torch.clamp(torch.round(z.permute(0, 2, 3, 1) * _p2(Z_EXP)), -Z_LIMIT, Z_LIMIT - 1)
+        hi = torch.clamp(torch.round(zq * _p2(Z_HI_EXP - Z_EXP)), -ACT_LIMIT, ACT_LIMIT - 1)
+        lo = zq - hi * _p2(Z_EXP - Z_HI_EXP)
         feats = []
         for n in self.net.fourier_n:
             tab = self.net.fourier_table(n, self.device)
@@ -561,7 +597,7 @@ class IntOps:
             e, tname = emb
             T = self.net.layers[tname]
             tb = T.sums([e]) + T.bias  # at T's accumulator exponent
-            acc = acc + torch.round(tb * torch.pow(2.0, (L.acc - T.acc).double()).to(self.device))[:, None, None, :]
+            acc = acc + torch.round(tb * L.tscale(T).to(self.device))[:, None, None, :]
         out = torch.addcmul(L.bias_out, acc, L.out_scale)  # (acc + bias) 2^(e - acc): exact
         return Q(torch.clamp_(torch.round_(out), -ACT_LIMIT, ACT_LIMIT - 1), L.e)
 
@@ -570,6 +606,8 @@ class IntOps:
         B, H, W, C = x.v.shape
         G = N["groups"]
         n = H * W * (C // G)
+        if n >= 2 ** 20:
+            raise ValueError("group norm over 2^20 values or more: not exact in int64")
         xs = x.v.reshape(B, H * W, G, C // G)
         S = xs.sum((1, 3)).to(torch.int64)
         m = _round_div(S, torch.full_like(S, n))
@@ -580,7 +618,7 @@ class IntOps:
         shift = N["ey"] - N["eg"] + STD_EXTRA_BITS + MUL_EXP
         num = N["g"].reshape(1, G, C // G) * 2 ** shift  # int64 [1, G, cg]
         mul = _round_div(num.expand(B, G, C // G), r.reshape(B, G, 1).expand(B, G, C // G))
-        mul = torch.clamp(mul, -MUL_LIMIT + 1, MUL_LIMIT - 1).double().reshape(B, 1, G, C // G) * 2.0 ** -MUL_EXP
+        mul = torch.clamp(mul, -MUL_LIMIT + 1, MUL_LIMIT - 1).double().reshape(B, 1, G, C // G) * _p2(-MUL_EXP)
         y = torch.round_(d * mul).reshape(B, H, W, C)  # d * mul 2^24 < 2^52: exact, then scaled exactly
         if silu:  # the table's index: y + beta + 2^17, clamped to the table
             idx = torch.clamp_(y.add_(N["beta_index"]), 0, 2 * NORM_LIMIT - 1)
@@ -602,17 +640,19 @@ class IntOps:
         B, H, W, C = x.v.shape
         a = self.norm(f"{name}.norm", x, silu=False)
         q, k, v = (self.conv(f"{name}.{s}", a) for s in "qkv")
-        logits = q.v.reshape(B, H * W, C) @ k.v.reshape(B, H * W, C).transpose(1, 2)  # exact, < 2^37
-        d = torch.round((logits.amax(-1, keepdim=True) - logits) * 2.0 ** (LOGIT_EXP - q.e - k.e))
+        if C >= 2 ** 12 or H * W >= 2 ** 12:
+            raise ValueError("attention over 2^12 channels or positions or more: not exact in float64")
+        logits = q.v.reshape(B, H * W, C) @ k.v.reshape(B, H * W, C).transpose(1, 2)  # exact, < 2^40 C
+        d = torch.round((logits.amax(-1, keepdim=True) - logits) * _p2(LOGIT_EXP - q.e - k.e))
         p = _lookup(self.net.exp_table(self.device), torch.clamp(d, max=LOGIT_SPAN))
-        num = (p @ v.v.reshape(B, H * W, C)).to(torch.int64)  # exact, < 2^24 * 2^14 * HW
+        num = (p @ v.v.reshape(B, H * W, C)).to(torch.int64)  # exact, < 2^20 2^20 HW
         den = p.sum(-1, keepdim=True).to(torch.int64)
         mix = Q(_round_div(num, den.expand_as(num)).double().reshape(B, H, W, C), v.e)
         return self.add(f"{name}.sum", x, self.conv(f"{name}.out", mix))
 
     def output(self, x: Q) -> torch.Tensor:
         """eps_hat as float64 NCHW (exact: an integer times a power of two)."""
-        return (x.v * 2.0 ** -x.e).permute(0, 3, 1, 2).contiguous()
+        return (x.v * _p2(-x.e)).permute(0, 3, 1, 2).contiguous()
 
 
 class IntUNet(nn.Module):
@@ -665,6 +705,10 @@ class IntUNet(nn.Module):
                                  "beta": sd[f"{n}.beta"].double().to(device), "eps": int(sd[f"{n}.eps"]),
                                  "beta_index": (sd[f"{n}.beta"] + NORM_LIMIT).double().to(device),
                                  "groups": int(sd[k]), "e": int(sd[f"{n}.e"])}
+                N = self.norms[n]
+                shift = N["ey"] - N["eg"] + STD_EXTRA_BITS + MUL_EXP
+                if shift < 0 or int(N["g"].abs().max()) * 2 ** shift >= 2 ** 61:
+                    raise ValueError(f"{n}: group norm scale out of exact range")
         self.exps = {k[:-2]: int(v) for k, v in sd.items() if k.endswith(".e") and v.dim() == 0}
         self.freqs = time_freqs(int(sd["temb.0.p0.w"].shape[1]) // 2)
         self._ready = (device, backend)
@@ -673,8 +717,8 @@ class IntUNet(nn.Module):
     def silu_table(self, e_out: int, device: str) -> torch.Tensor:
         key = ("silu", e_out, device)
         if key not in self._tables:
-            x = np.arange(-NORM_LIMIT, NORM_LIMIT, dtype=np.float64) * 2.0 ** -NORM_EXP
-            y = np.clip(np.rint(x * exact.sigmoid(x) * 2.0 ** e_out), -ACT_LIMIT, ACT_LIMIT - 1)
+            x = np.arange(-NORM_LIMIT, NORM_LIMIT, dtype=np.float64) * _p2(-NORM_EXP)
+            y = np.clip(np.rint(x * exact.sigmoid(x) * _p2(e_out)), -ACT_LIMIT, ACT_LIMIT - 1)
             self._tables[key] = torch.from_numpy(y).to(device)
         return self._tables[key]
 
@@ -682,7 +726,7 @@ class IntUNet(nn.Module):
         key = ("exp", device)
         if key not in self._tables:
             i = np.arange(LOGIT_SPAN + 1, dtype=np.float64)
-            self._tables[key] = torch.from_numpy(np.rint(exact.exp(-i * 2.0 ** -LOGIT_EXP) * 2.0 ** PROB_EXP)).to(device)
+            self._tables[key] = torch.from_numpy(np.rint(exact.exp(-i * _p2(-LOGIT_EXP)) * _p2(PROB_EXP))).to(device)
         return self._tables[key]
 
     def fourier_table(self, n: int, device: str) -> torch.Tensor:
@@ -691,7 +735,7 @@ class IntUNet(nn.Module):
         if key not in self._tables:
             period = 2 ** (Z_EXP + 1 - n)
             s, _ = exact.sin_cos(np.arange(period, dtype=np.float64) * (2.0 * math.pi / period))
-            self._tables[key] = torch.from_numpy(np.rint(s * 2.0 ** FEATURE_EXP)).to(device)
+            self._tables[key] = torch.from_numpy(np.rint(s * _p2(FEATURE_EXP))).to(device)
         return self._tables[key]
 
     @torch.no_grad()
