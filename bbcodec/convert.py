@@ -59,7 +59,6 @@ def convert_model(source: str, train_npz: str, out: str, images: int = CALIBRATI
     (dst / "config.json").write_text(json.dumps(config, indent=1) + "\n")
     if (files.folder / "grids.json").exists():
         shutil.copyfile(files.folder / "grids.json", dst / "grids.json")
-    n_int = sum(int(v.numel()) for k, v in sd.items() if k.endswith(".w"))
     card = {
         "name": dst.name, "sha256": file_sha256(dst / "weights.pt")[:16],
         "converted_from": {"name": files.name, "sha256": files.sha256[:16]},
@@ -69,7 +68,8 @@ def convert_model(source: str, train_npz: str, out: str, images: int = CALIBRATI
                                   "times a power of two",
                        "activations": f"integers in [-2^{intnet.ACT_BITS}, 2^{intnet.ACT_BITS}) times a power of two "
                                       "per tensor"},
-        "data": files.card.get("data", ""), "architecture": config, "parameters": n_int,
+        "data": files.card.get("data", ""), "architecture": config,
+        "parameters": sum(int(p.numel()) for p in vdm.parameters()),  # the same ones, as integers
         "schedule": files.card.get("schedule"), "training": files.card.get("training"),
     }
     (dst / "card.json").write_text(json.dumps(card, indent=1) + "\n")

@@ -875,9 +875,7 @@ def integer_section() -> str | None:
                                    "decoded, NOT bit-exact" if v.get("decoded") else f"refused ({v['error'].split(' (')[0]})")
                       for m, v in r["decoded_under_other_cpu"].items())
     env = " ".join(f"{k}={v!r}" if " " in v else f"{k}={v}" for k, v in r["other_cpu_settings"].items())
-    return ("### The integer network against its float source
-
-"
+    return ("### The integer network against its float source\n\n"
             f"Same images, same run ({r['settings']}); every file decoded and compared. Integer over float: "
             + "; ".join(cmp) + f". The CIFAR-10 archives decoded again in a fresh process under `{env}` (a machine "
             f"without AVX-512): {other}. Suite entry `integer-network`: `{r['command']}` (at {r['revision']}).\n\n"

@@ -356,7 +356,8 @@ def _gauss_bin_bits(hi: np.ndarray, c: int) -> np.ndarray:
     """-log2 of N(0, 1)'s mass on [hi 2^-c, (hi + 1) 2^-c) (float64; statistics only)."""
     a = torch.from_numpy(hi.astype(np.float64) * 2.0 ** -c)
     b = a + 2.0 ** -c
-    upper = a > 0  # take the tail on the side where the difference does not cancel
-    mass = torch.where(upper, torch.special.ndtr(-a) - torch.special.ndtr(-b),
-                       torch.special.ndtr(b) - torch.special.ndtr(a))
-    return (-torch.log2(mass.clamp_min(1e-300))).numpy()
+    # mass = Phi(b) - Phi(a) = Phi(-a) - Phi(-b), in logs on the tail side (no cancellation, no underflow)
+    near, far = torch.where(a > 0, -b, a), torch.where(a > 0, -a, b)  # the tail: Phi(far) - Phi(near)
+    log_far, log_near = torch.special.log_ndtr(far), torch.special.log_ndtr(near)
+    log_mass = log_far + torch.log1p(-torch.exp(log_near - log_far))
+    return (-log_mass / np.log(2.0)).numpy()
