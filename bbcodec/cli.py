@@ -427,11 +427,13 @@ def demo(model_name, steps, grid, grid_bits, latents, parallel, device, quiet):
 @_guard
 def train(data, run_dir, minutes, config_json, batch, lr, ema, threads, val_images, init_from, device,
           cooldown_images, cooldown_to, precision):
-    """Train (or resume) a VDM prior."""
+    """Train (or resume) a VDM prior, or a flow (a --config with "arch": "realnvp")."""
     from .diffusion.net import DEFAULT_CONFIG
     from .train import TrainOptions, train as run_train
 
-    cfg = dict(DEFAULT_CONFIG, **json.loads(Path(config_json).read_text())) if config_json else None
+    cfg = json.loads(Path(config_json).read_text()) if config_json else None
+    if cfg is not None and cfg.get("arch") != "realnvp":  # a flow's config has its own defaults (FlowConfig)
+        cfg = dict(DEFAULT_CONFIG, **cfg)
     run_train(TrainOptions(data=data, run=run_dir, minutes=minutes, batch=batch, lr=lr, ema=ema,
                            threads=threads, val_images=val_images, init_from=init_from, device=device,
                            cooldown_images=cooldown_images, cooldown_to=cooldown_to, precision=precision), cfg)
