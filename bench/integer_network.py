@@ -87,6 +87,8 @@ def main() -> None:
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
     torch.set_num_threads(1)
+    # the code measured is the code at the start (later commits during a long run are not in it)
+    rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout.strip()
     imodel = load_model(a.int_model)
     fmodel = load_model(imodel.card["converted_from"]["sha256"])
     rows, other = [], {}
@@ -113,7 +115,6 @@ def main() -> None:
             row, _ = code(model, img, names[i])
             rows.append(row)
             print(json.dumps(row), flush=True)
-    rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout.strip()
     out = {"what": "the integer network against its float source, same images, same run",
            "command": "python bench/integer_network.py --out " + a.out, "revision": rev,
            "settings": "K=100, model defaults (grid, latent coding), parallel 8, 1 thread, jxl bootstrap",
