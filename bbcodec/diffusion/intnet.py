@@ -609,11 +609,12 @@ class IntOps:
         if n >= 2 ** 20:
             raise ValueError("group norm over 2^20 values or more: not exact in int64")
         xs = x.v.reshape(B, H * W, G, C // G)
-        S = xs.sum((1, 3)).to(torch.int64)
+        S = x.v.reshape(B, H * W, C).sum(1).reshape(B, G, C // G).sum(-1).to(torch.int64)  # exact: integers
         m = _round_div(S, torch.full_like(S, n))
         d = xs - m.double().reshape(B, 1, G, 1)
         di = d.to(torch.int64)
-        V = torch.div((di * di).sum((1, 3)), n, rounding_mode="floor")  # int64: |d| < 2^21, n < 2^20
+        di = (di * di).reshape(B, H * W, C).sum(1).reshape(B, G, C // G).sum(-1)  # int64: |d| < 2^21, n < 2^20
+        V = torch.div(di, n, rounding_mode="floor")
         r = isqrt((V + N["eps"]) * 4 ** STD_EXTRA_BITS)  # [B, G], >= 1
         shift = N["ey"] - N["eg"] + STD_EXTRA_BITS + MUL_EXP
         num = N["g"].reshape(1, G, C // G) * 2 ** shift  # int64 [1, G, cg]
