@@ -17,7 +17,7 @@ import torch
 from .diffusion import intnet
 from .diffusion.net import VDM
 from .diffusion.vdm import pixel_to_model
-from .registry import file_sha256, read_model
+from .registry import build_vdm, file_sha256, read_model
 
 CALIBRATION_IMAGES = 512
 CALIBRATION_SEED = 0
@@ -44,9 +44,7 @@ def convert_model(source: str, train_npz: str, out: str, images: int = CALIBRATI
     files = read_model(source)
     if files.config.get("arch") == intnet.ARCH:
         raise ValueError(f"model {files.name} is an integer network already")
-    vdm = VDM(files.config)
-    vdm.load_state_dict(files.state_dict)
-    vdm.eval()
+    vdm = build_vdm(files)
     x = load_images(train_npz)[:images]
     z, gamma = calibration_pairs(vdm, x, seed)
     sd = intnet.convert(vdm, z, gamma)
@@ -96,18 +94,8 @@ def render_integer_card(c: dict) -> str:
                      + (f"; the float model, same draws: {c['float_test_nelbo_bpd']:.4f}" if "float_test_nelbo_bpd" in c
                         else "") + ".")
     if "coded" in c:
-        k = c["coded"]
-        o = k["options"]
-        lines.append(f"- **Coded** (first {k['images']} CIFAR-10 test images in one archive, K={o['steps']}, grid "
-                     f"{o['grid']}, latent coding version {o.get('latents', 1)}, bootstrap {o.get('bootstrap') or 'none'}): "
-                     f"**{k['bpd']:.4f} bits/dim** for the whole file, {k['bpd_without_initial']:.4f} without the "
-                     f"initial bits; the model's NELBO_K on the same images {k['model_nelbo_k_bpd']:.4f}"
-                     + (f", {k['model_nelbo_k_fitted_bpd']:.4f} with the fitted variances it codes with"
-                        if k.get("model_nelbo_k_fitted_bpd") else "") + f" (`bench/results/{k['bench']}`).")
-    if "float_comparison" in c:
-        fc = c["float_comparison"]
-        lines.append(f"- **Against the float model** (same images, same run, `bench/results/{fc['bench']}`): "
-                     f"{fc['summary']}.")
+        from .modelcard import coded_line
+        lines.append(coded_line(c["coded"]))
     lines += [f"- **Weights**: `weights.pt`, a state dict of integer tensors (loaded with weights_only=True), "
               f"sha256 `{c['sha256']}…` checked by the registry.", "",
               f"Regenerate: `bbcodec convert {src['name']} --data TRAIN.npz --out FOLDER` (see docs/models.md).", ""]

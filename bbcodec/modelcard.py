@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from . import registry
-from .registry import REGISTRY_FORMAT, file_sha256, read_model, registry_path
+from .registry import REGISTRY_FORMAT, build_vdm, file_sha256, read_model, registry_path
 from .train import evaluate_nelbo, export_model, load_images, resumed_log
 
 
@@ -50,10 +50,7 @@ def ship(run: str, name: str, test_npz: str, train_npz: str, n_test: int = 1000,
     sha = files.sha256
     # ELBO-optimal time grids from TRAINING images, frozen with the model
     from .diffusion.grids import build_grids
-    from .diffusion.net import VDM
-    vdm = VDM(files.config)
-    vdm.load_state_dict(files.state_dict)
-    vdm.eval()
+    vdm = build_vdm(files)
     grids = build_grids(vdm.net, vdm.gamma.frozen(), load_images(train_npz)[:10000], n_curve=grid_points,
                         batch=grid_batch, source=f"{Path(train_npz).name}[:10000]")
     (out / "grids.json").write_text(json.dumps(grids, indent=1) + "\n")
@@ -230,6 +227,18 @@ def retire(name: str, commit: str, path_at_commit: str | None = None) -> dict:
     return reg["models"][name]
 
 
+def coded_line(k: dict) -> str:
+    """The model card's line for its coded figure (a card's "coded" entry, `add_coded_figures`)."""
+    o = k["options"]
+    fitted = (f", {k['model_nelbo_k_fitted_bpd']:.4f} with the fitted variances it codes with"
+              if k.get("model_nelbo_k_fitted_bpd") else "")
+    return (f"- **Coded** (first {k['images']} CIFAR-10 test images in one archive, K={o['steps']}, "
+            f"grid {o['grid']}, grid_bits {o['grid_bits']}, latent coding version {o.get('latents', 1)}, "
+            f"bootstrap {o.get('bootstrap') or 'none'}): **{k['bpd']:.4f} bits/dim** for the whole file, "
+            f"{k['bpd_without_initial']:.4f} without the initial bits; the model's NELBO_K on the same images "
+            f"{k['model_nelbo_k_bpd']:.4f}{fitted} (`bench/results/{k['bench']}`).")
+
+
 def render_card(c: dict) -> str:
     if "converted_from" in c:  # an integer network made by `bbcodec convert`
         from .convert import render_integer_card
@@ -240,17 +249,7 @@ def render_card(c: dict) -> str:
         cd = t["cooldown"]
         rate += (f", decayed linearly to {cd['to']:g} of it over the {cd['images']:,} images from "
                  f"{cd['start']:,} on (a cooldown)")
-    coded = ""
-    if "coded" in c:
-        k = c["coded"]
-        o = k["options"]
-        fitted = (f", {k['model_nelbo_k_fitted_bpd']:.4f} with the fitted variances it codes with"
-                  if k.get("model_nelbo_k_fitted_bpd") else "")
-        coded = (f"- **Coded** (first {k['images']} CIFAR-10 test images in one archive, K={o['steps']}, "
-                 f"grid {o['grid']}, grid_bits {o['grid_bits']}, latent coding version {o.get('latents', 1)}, "
-                 f"bootstrap {o.get('bootstrap') or 'none'}): **{k['bpd']:.4f} bits/dim** for the whole file, "
-                 f"{k['bpd_without_initial']:.4f} without the initial bits; the model's NELBO_K on the same images "
-                 f"{k['model_nelbo_k_bpd']:.4f}{fitted} (`bench/results/{k['bench']}`).\n")
+    coded = coded_line(c["coded"]) + "\n" if "coded" in c else ""
     return f"""# {c['name']}
 
 - **What**: VDM prior (learned linear noise schedule, eps-prediction U-Net with Fourier features)

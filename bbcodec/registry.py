@@ -228,6 +228,13 @@ def _read(name: str, folder: Path, entry: dict | None) -> ModelFiles:
                       state_dict=sd, card=card)
 
 
+def build_vdm(files: ModelFiles) -> VDM:
+    """The model a folder's files describe, its weights loaded, in eval mode (on the CPU)."""
+    vdm = VDM(files.config)
+    vdm.load_state_dict(files.state_dict)
+    return vdm.eval()
+
+
 def read_model(name_or_path: str | None = None) -> ModelFiles:
     """A model's weights (sha256-checked where registered), config and card, without building it:
     by registered name, sha256 prefix, or folder path."""
@@ -247,11 +254,10 @@ def load_model(name_or_path: str | None = None, device: str = "cpu") -> LoadedMo
         return _CACHE[key]
     files = _read(name, folder, entry)
     try:
-        vdm = VDM(files.config)
-        vdm.load_state_dict(files.state_dict)
+        vdm = build_vdm(files)
     except Exception as e:
         raise ModelError(f"model {name}: cannot load ({type(e).__name__})")
-    vdm.eval().to(device)
+    vdm.to(device)
     grids, mse_curve = {}, None
     grids_path = folder / "grids.json"
     if grids_path.exists():

@@ -52,8 +52,8 @@ def run(data: str, out: str, minutes: float, device: str, init_from: str | None,
         batch: int, val_images: int, checks: bool, repeats: int = 4) -> dict:
     import torch
 
-    from bbcodec.diffusion.net import DEFAULT_CONFIG, VDM
-    from bbcodec.registry import default_model_name, read_model
+    from bbcodec.diffusion.net import DEFAULT_CONFIG
+    from bbcodec.registry import build_vdm, default_model_name, read_model
     from bbcodec.train import TrainOptions, evaluate_nelbo, export_model, train
 
     dest = Path(out)
@@ -84,16 +84,12 @@ def run(data: str, out: str, minutes: float, device: str, init_from: str | None,
         train(opts, cfg, progress=True)
     model_dir = export_model(str(dest / "run"), str(dest), "model")
     files = read_model(str(model_dir))
-    trained = VDM(files.config)
-    trained.load_state_dict(files.state_dict)
-    trained.to(device).eval()
+    trained = build_vdm(files).to(device)
     x = np.ascontiguousarray(test_x.transpose(0, 3, 1, 2))
     report["trained_test_nelbo"] = evaluate_nelbo(trained, x, repeats=repeats)
     if init_from:
         start = read_model(init_from)
-        m0 = VDM(start.config)
-        m0.load_state_dict(start.state_dict)
-        m0.to(device).eval()
+        m0 = build_vdm(start).to(device)
         report["start_model"] = {"name": start.name, "sha256": start.sha256[:16]}
         report["start_test_nelbo"] = evaluate_nelbo(m0, x, repeats=repeats)
     meta = json.loads(torch.load(dest / "run" / "state.pt", weights_only=True)["meta"])

@@ -223,7 +223,8 @@ def _act_exp(maxabs: float) -> int:
 
 
 def _quant_weights(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per output channel (dim 0): integers in [-2^12, 2^12) and the exponent ew (w ~ n 2^-ew)."""
+    """Per output channel (dim 0): integers in [-WEIGHT_LIMIT, WEIGHT_LIMIT) and the exponent ew
+    (w ~ n 2^-ew)."""
     w = w.detach().double()
     m = w.reshape(w.shape[0], -1).abs().amax(1).clamp_min(1e-30)
     ew = torch.floor(torch.log2((WEIGHT_LIMIT - 1) / m)).to(torch.int64)
@@ -231,131 +232,116 @@ def _quant_weights(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return n.clamp(-WEIGHT_LIMIT, WEIGHT_LIMIT - 1).to(torch.int8 if WEIGHT_LIMIT <= 128 else torch.int16), ew
 
 
-@torch.no_grad()
-def convert(vdm, calib_z: torch.Tensor, calib_gamma: torch.Tensor, batch: int = 32) -> dict:
-    """The integer state dict of a float VDM: weights and exponents, calibrated on (z, gamma) pairs
-    (float [N, C, H, W], [N]) drawn from training images. Returns {name: tensor} for `IntUNet`."""
-    net = vdm.net
-    ops = FloatOps(net)
-    for lo in range(0, len(calib_z), batch):
-        run_unet(ops, layout(vdm.config), calib_z[lo:lo + batch].float(), calib_gamma[lo:lo + batch].float())
-    mx = ops.maxabs
-    lay = layout(vdm.config)
-    sd: dict[str, torch.Tensor] = {}
-    e_of: dict[str, int] = {}
+class _QuantOps:
+    """`run_unet` over exponents: each operation quantises its layer's parameters for the exponent
+    of its input (the exponents of its outputs from the calibration maxima) and returns its output's
+    exponent; the integer state dict fills in the order the network runs."""
 
-    def put_exp(name, e):
-        e_of[name] = int(e)
-        sd[f"{name}.e"] = torch.tensor(int(e), dtype=torch.int64)
+    def __init__(self, net, config: dict, maxabs: dict):
+        self.net, self.mx = net, maxabs
+        self.mods = dict(net.named_modules())
+        self.in_channels = config.get("in_channels", 3)
+        self.sd: dict[str, torch.Tensor] = {}
 
-    def linear(name, w, b, e_in, e_out, src=None):
+    def _exp(self, name: str, e: int) -> int:
+        self.sd[f"{name}.e"] = torch.tensor(int(e), dtype=torch.int64)
+        return int(e)
+
+    def _linear(self, name, w, b, e_in, e_out) -> int:
         """A conv/linear layer quantised for an input at exponent e_in (an int, or a list of
-        (exponent, channel slice) parts)."""
+        (exponent, channel slice) parts, summed at each output channel's largest exponent)."""
         parts = e_in if isinstance(e_in, list) else [(e_in, slice(None))]
-        ews, ns = [], []
+        ews = []
         for j, (e, sl) in enumerate(parts):
             n, ew = _quant_weights(w[:, sl])
-            sd[f"{name}.p{j}.w"] = n
-            sd[f"{name}.p{j}.ew"] = ew
+            self.sd[f"{name}.p{j}.w"] = n
+            self.sd[f"{name}.p{j}.ew"] = ew
             ews.append(ew + e)
-        acc_exp = torch.stack(ews).amax(0)  # per output channel: the exponent parts are summed at
-        sd[f"{name}.acc"] = acc_exp
-        sd[f"{name}.b"] = torch.round(b.detach().double() * pow2(acc_exp)).to(torch.int64)
-        put_exp(name, e_out)
+        acc_exp = torch.stack(ews).amax(0)
+        self.sd[f"{name}.acc"] = acc_exp
+        self.sd[f"{name}.b"] = torch.round(b.detach().double() * pow2(acc_exp)).to(torch.int64)
+        return self._exp(name, e_out)
 
-    # time path
-    e13 = FEATURE_EXP
-    linear("temb.0", net.temb[0].weight, net.temb[0].bias, e13, NORM_EXP)
-    put_exp("temb.act", _act_exp(mx["temb.act"]))
-    e_emb = _act_exp(mx["temb.2"])
-    linear("temb.2", net.temb[2].weight, net.temb[2].bias, e_of["temb.act"], e_emb)
+    def time(self, gamma) -> int:
+        net = self.net
+        self._linear("temb.0", net.temb[0].weight, net.temb[0].bias, FEATURE_EXP, NORM_EXP)
+        e_act = self._exp("temb.act", _act_exp(self.mx["temb.act"]))
+        return self._linear("temb.2", net.temb[2].weight, net.temb[2].bias, e_act, _act_exp(self.mx["temb.2"]))
 
-    c_in = vdm.config.get("in_channels", 3)
-    nf = len(net.fourier_n)
-    w_inp = net.inp.weight.detach()
-    # input parts: z's coarse part, z's fine part (the same weights), the Fourier features
-    w_parts = torch.cat([w_inp[:, :c_in], w_inp[:, :c_in], w_inp[:, c_in:]], 1)
-    parts = [(Z_HI_EXP, slice(0, c_in)), (Z_EXP, slice(c_in, 2 * c_in)), (FEATURE_EXP, slice(2 * c_in, (2 + 2 * nf) * c_in))]
-    linear("inp", w_parts, net.inp.bias, parts, _act_exp(mx["inp"]))
-    cur = e_of["inp"]
-    mods = dict(net.named_modules())
+    def features(self, z) -> list:
+        """The first conv's input parts: z's coarse part, z's fine part (the same weights), the
+        Fourier features."""
+        c, nf = self.in_channels, len(self.net.fourier_n)
+        return [(Z_HI_EXP, slice(0, c)), (Z_EXP, slice(c, 2 * c)), (FEATURE_EXP, slice(2 * c, (2 + 2 * nf) * c))]
 
-    def norm(name, e_in, silu):
-        m = mods[name]
+    def conv(self, name, x, stride=1, emb=None) -> int:
+        m = self.mods[name]
+        w = m.weight.detach()
+        if isinstance(x, list):  # the input parts: z's weights twice, then the features'
+            c = self.in_channels
+            w = torch.cat([w[:, :c], w[:, :c], w[:, c:]], 1)
+        e = self._linear(name, w, m.bias, x, _act_exp(self.mx[name]))
+        if emb is not None:
+            e_emb, tname = emb
+            t = self.mods[tname]
+            tn, tew = _quant_weights(t.weight)
+            self.sd[f"{tname}.p0.w"], self.sd[f"{tname}.p0.ew"] = tn, tew
+            self.sd[f"{tname}.acc"] = tew + e_emb
+            self.sd[f"{tname}.b"] = torch.round(t.bias.detach().double() * pow2(tew + e_emb)).to(torch.int64)
+        return e
+
+    def norm(self, name, x: int, silu: bool) -> int:
+        m = self.mods[name]
         g = m.weight.detach().double()
         eg = int(math.floor(math.log2((2 ** 15 - 1) / max(float(g.abs().max()), 1e-30))))
-        sd[f"{name}.g"] = torch.round(g * _p2(eg)).to(torch.int64)
-        sd[f"{name}.eg"] = torch.tensor(eg, dtype=torch.int64)
-        e_y = NORM_EXP if silu else _act_exp(mx[name])
-        sd[f"{name}.beta"] = torch.round(m.bias.detach().double() * _p2(e_y)).to(torch.int64)
-        sd[f"{name}.eps"] = torch.tensor(max(1, round(GN_EPS * 4.0 ** e_in)), dtype=torch.int64)
-        sd[f"{name}.groups"] = torch.tensor(m.num_groups, dtype=torch.int64)
-        sd[f"{name}.ey"] = torch.tensor(e_y, dtype=torch.int64)
-        put_exp(name, _act_exp(mx[name]) if silu else e_y)
-        return e_of[name]
+        self.sd[f"{name}.g"] = torch.round(g * _p2(eg)).to(torch.int64)
+        self.sd[f"{name}.eg"] = torch.tensor(eg, dtype=torch.int64)
+        e_y = NORM_EXP if silu else _act_exp(self.mx[name])
+        self.sd[f"{name}.beta"] = torch.round(m.bias.detach().double() * _p2(e_y)).to(torch.int64)
+        self.sd[f"{name}.eps"] = torch.tensor(max(1, round(GN_EPS * 4.0 ** x)), dtype=torch.int64)
+        self.sd[f"{name}.groups"] = torch.tensor(m.num_groups, dtype=torch.int64)
+        self.sd[f"{name}.ey"] = torch.tensor(e_y, dtype=torch.int64)
+        return self._exp(name, _act_exp(self.mx[name]) if silu else e_y)
 
-    def conv(name, e_in, emb=False):
-        m = mods[name]
-        linear(name, m.weight, m.bias, e_in, _act_exp(mx[name]))
-        if emb:
-            t = mods[name.rsplit(".", 1)[0] + ".t"]
-            tn, tew = _quant_weights(t.weight)
-            tname = name.rsplit(".", 1)[0] + ".t"
-            sd[f"{tname}.p0.w"], sd[f"{tname}.p0.ew"] = tn, tew
-            sd[f"{tname}.acc"] = tew + e_emb
-            sd[f"{tname}.b"] = torch.round(t.bias.detach().double() * pow2(tew + e_emb)).to(torch.int64)
-        return e_of[name]
+    def add(self, name, a: int, b: int) -> int:
+        return self._exp(name, _act_exp(self.mx[name]))
 
-    def resblock(name, e_x, skip):
-        a = norm(f"{name}.n1", e_x, True)
-        h = conv(f"{name}.c1", a, emb=True)
-        a = norm(f"{name}.n2", h, True)
-        conv(f"{name}.c2", a)
-        if skip:
-            conv(f"{name}.skip", e_x)
-        put_exp(f"{name}.sum", _act_exp(mx[f"{name}.sum"]))
-        return e_of[f"{name}.sum"]
+    cat = add
 
-    def attention(name, e_x):
-        a = norm(f"{name}.norm", e_x, False)
-        m = mods[f"{name}.qkv"]
+    def upsample(self, x: int) -> int:
+        return x
+
+    def attention(self, name, x: int) -> int:
+        a = self.norm(f"{name}.norm", x, False)
+        m = self.mods[f"{name}.qkv"]
         c = m.weight.shape[1]
         for i, s in enumerate("qkv"):
             w = m.weight[i * c:(i + 1) * c].detach().double()
             b = m.bias[i * c:(i + 1) * c].detach().double()
+            e_out = _act_exp(self.mx[f"{name}.{s}"])
             if s == "q":  # the logits' 1/sqrt(c), folded into q
                 w, b = w / math.sqrt(c), b / math.sqrt(c)
-                e_q = _act_exp(mx[f"{name}.q"] / math.sqrt(c))
-            linear(f"{name}.{s}", w, b, a, e_q if s == "q" else _act_exp(mx[f"{name}.{s}"]))
-        linear(f"{name}.out", mods[f"{name}.out"].weight, mods[f"{name}.out"].bias, e_of[f"{name}.v"],
-               _act_exp(mx[f"{name}.out"]))
-        put_exp(f"{name}.sum", _act_exp(mx[f"{name}.sum"]))
-        return e_of[f"{name}.sum"]
+                e_out = _act_exp(self.mx[f"{name}.q"] / math.sqrt(c))
+            e_v = self._linear(f"{name}.{s}", w, b, a, e_out)
+        out = self.mods[f"{name}.out"]
+        self._linear(f"{name}.out", out.weight, out.bias, e_v, _act_exp(self.mx[f"{name}.out"]))
+        return self.add(f"{name}.sum", x, None)
 
-    hs = [cur]
-    for kind, name, skip, att in lay["down"]:
-        if kind == "res":
-            cur = resblock(name, cur, skip)
-            if att:
-                cur = attention(att, cur)
-        else:
-            cur = conv(name, cur)
-        hs.append(cur)
-    cur = resblock("mid.0", cur, False)
-    cur = attention("mid.1", cur)
-    cur = resblock("mid.2", cur, False)
-    for kind, name, skip, att in lay["up"]:
-        if kind == "res":
-            hs.pop()
-            put_exp(f"{name}.in", _act_exp(mx[f"{name}.in"]))
-            cur = resblock(name, e_of[f"{name}.in"], skip)
-            if att:
-                cur = attention(att, cur)
-        else:
-            cur = conv(name, cur)
-    a = norm("out_norm", cur, True)
-    conv("out", a)
-    return sd
+    def output(self, x: int) -> int:
+        return x
+
+
+@torch.no_grad()
+def convert(vdm, calib_z: torch.Tensor, calib_gamma: torch.Tensor, batch: int = 32) -> dict:
+    """The integer state dict of a float VDM: weights and exponents, calibrated on (z, gamma) pairs
+    (float [N, C, H, W], [N]) drawn from training images. Returns {name: tensor} for `IntUNet`."""
+    lay = layout(vdm.config)
+    calib = FloatOps(vdm.net)
+    for lo in range(0, len(calib_z), batch):
+        run_unet(calib, lay, calib_z[lo:lo + batch].float(), calib_gamma[lo:lo + batch].float())
+    quant = _QuantOps(vdm.net, vdm.config, calib.maxabs)
+    run_unet(quant, lay, None, None)
+    return quant.sd
 
 
 # ---- the integer network -----------------------------------------------------------------------
@@ -469,7 +455,7 @@ class _Conv:
             bound = (T.parts[0]["l1"] * ACT_LIMIT + T.bias.abs().cpu()) * sc
             if float(bound.max()) >= 2.0 ** 50:
                 raise ValueError(f"{self.name}: time-embedding sums too large for exact arithmetic")
-            self._in_scale["t"] = sc
+            self._in_scale["t"] = sc.to(self.device)
         return self._in_scale["t"]
 
     def in_scale(self, part: int, e_in: int):
@@ -601,7 +587,7 @@ class IntOps:
             e, tname = emb
             T = self.net.layers[tname]
             tb = T.sums([e]) + T.bias  # at T's accumulator exponent
-            acc = acc + torch.round(tb * L.tscale(T).to(self.device))[:, None, None, :]
+            acc = acc + torch.round(tb * L.tscale(T))[:, None, None, :]
         out = torch.addcmul(L.bias_out, acc, L.out_scale)  # (acc + bias) 2^(e - acc): exact
         return Q(torch.clamp_(torch.round_(out), -ACT_LIMIT, ACT_LIMIT - 1), L.e)
 
@@ -679,11 +665,6 @@ class IntUNet(nn.Module):
     @classmethod
     def from_config(cls, cfg: dict) -> "IntUNet":
         return cls(**cfg)
-
-    def load_integer_state(self, sd: dict) -> None:
-        for k, v in sd.items():
-            self.register_buffer(k.replace(".", "__"), v.clone())
-        self._ready = None
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
                               unexpected_keys, error_msgs):
