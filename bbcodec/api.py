@@ -20,13 +20,16 @@ import torch
 from . import bootstrap as boot
 from . import defaults, encode
 from .ans import Stack
-from .diffusion.codec import ChainSpec, CodingParams, EpsFn, tile_batch_codec
+from .diffusion.codec import ChainSpec, CodingParams, EpsFn
+from .flows.codec import FlowCodingParams
 from .errors import ArithmeticMismatchError, BbcError, FormatError, ModelError
 from .format import container, plan
 from .format.constants import seed_words
-from .format.header import (CODEC_ID, Coding, arithmetic, arithmetic_mismatch, image_record, side_chunks, side_length,
+from .format.header import (CODEC_ID, FLOW_CODEC_ID, Coding, FlowCoding, arithmetic, arithmetic_mismatch, coding_from_header,
+                             image_record, side_chunks, side_length,
                              split_side, transparency_from_json)
 from .images import ImageData, archive_checksum
+from .priors import DiffusionPrior, FlowPrior
 from .progress import Progress, Silent
 from .registry import LoadedModel
 
@@ -113,6 +116,8 @@ def estimate_seconds(model: LoadedModel, params: CodingParams, batches: list[int
     the warm-up also builds the channels-last graph the coding then uses)."""
     if not batches:
         return 0.0
+    if model.kind == "flow":
+        return _estimate_flow_seconds(model, params, batches, threads)
     eps_fn = EpsFn(model.vdm.net, model.device, nhwc=nhwc)
     T = model.tile
 
@@ -144,6 +149,39 @@ def model_tile_batches(images: list[ImageData], model: LoadedModel, parallel: in
     return [len(b) for b in plan.batches(n - n_boot, parallel)]
 
 
+def _estimate_flow_seconds(model: LoadedModel, params: FlowCodingParams, batches: list[int], threads: int) -> float:
+    """Seconds a flow's encode (or decode) of these batches should take: one tile and the largest batch
+    coded now, timed (coder included), and the rest scaled from them."""
+    prior = FlowPrior(model.flow, params, model.device)
+    T = model.tile
+
+    def timed(n: int) -> float:
+        x = np.full((n, 3, T, T), 128, dtype=np.uint8)
+        st = Stack(seed_words(prior.seed_size(n, T), prior.format_version))
+        t = time.perf_counter()
+        prior.codec(np.ones(x.shape, dtype=bool)).push(st, x)
+        return time.perf_counter() - t
+
+    with torch.inference_mode(), torch_threads(threads):
+        big = max(batches)
+        timed(1)
+        one = min(timed(1), timed(1))
+        per_tile = (timed(big) - one) / (big - 1) if big > 1 else one / 2
+    per_tile = max(per_tile, one / big)
+    return sum(one + (b - 1) * per_tile for b in batches)
+
+
+def flow_params(grid_bits: int | None = None, scale_bits: int | None = None) -> FlowCodingParams:
+    """The flow codec's precision: `defaults` for what is not given."""
+    p = FlowCodingParams(grid_bits=defaults.FLOW_GRID_BITS if grid_bits is None else grid_bits,
+                         scale_bits=defaults.FLOW_SCALE_BITS if scale_bits is None else scale_bits)
+    try:
+        p.check()
+    except ValueError as e:
+        raise BbcError(f"flow coding parameters: {e}")
+    return p
+
+
 def coding_params(model: LoadedModel, steps: int, grid: str | None = None, grid_bits: int = 0,
                   latents: int | None = None, order: str = "bitswap") -> CodingParams:
     """CodingParams with the model's defaults for what is not given (latents: version 2 where the model
@@ -166,7 +204,7 @@ def compress(images: list[ImageData], model: LoadedModel, params: CodingParams |
              nhwc: bool | None = None) -> tuple[bytes, Report]:
     """Code images into one .bbc archive on one ANS stack.
 
-    params: None for the model's defaults (`coding_params`). threads: torch intra-op threads of the
+    params: None for the model's defaults (`coding_params`; a flow's: `flow_params`). threads: torch intra-op threads of the
     network, written to the header (the decoder replays them). progress: a `progress.Progress`, True
     for one on stderr, or None. bootstrap: "auto" (the first available of `bootstrap.CODECS`), a
     codec name, or None (initial bits from seed words only). nhwc: run the network channels-last
@@ -178,8 +216,12 @@ def compress(images: list[ImageData], model: LoadedModel, params: CodingParams |
         raise BbcError("--parallel must be >= 1")
     if threads < 1:
         raise BbcError("--threads must be >= 1")
-    params = coding_params(model, defaults.STEPS) if params is None else params
-    nhwc = model.device == "cpu" if nhwc is None else nhwc
+    if params is None:
+        params = flow_params() if model.kind == "flow" else coding_params(model, defaults.STEPS)
+    if isinstance(params, FlowCodingParams) != (model.kind == "flow"):
+        raise BbcError(f"model {model.name} is a {model.kind} model: its coding parameters are "
+                       f"{'FlowCodingParams' if model.kind == 'flow' else 'CodingParams'}")
+    nhwc = model.device == "cpu" and model.kind == "diffusion" if nhwc is None else nhwc
     with torch_threads(threads), torch.inference_mode():
         return _compress(images, model, params, parallel, _progress(progress), bootstrap, threads, nhwc)
 
@@ -187,31 +229,47 @@ def compress(images: list[ImageData], model: LoadedModel, params: CodingParams |
 def _compress(images, model, params, parallel, progress: Progress, bootstrap, threads, nhwc) -> tuple[bytes, Report]:
     t0 = time.time()
     T = model.tile
-    spec = ChainSpec(model.schedule, params, model.time_grid(params.grid, params.steps), model.mse_curve)
-    eps_fn = EpsFn(model.vdm.net, model.device, nhwc=nhwc)
+    if model.kind == "flow":
+        prior = FlowPrior(model.flow, params, model.device)
+        version = prior.format_version
+    else:
+        spec = ChainSpec(model.schedule, params, model.time_grid(params.grid, params.steps), model.mse_curve)
+        prior = DiffusionPrior(spec, EpsFn(model.vdm.net, model.device, nhwc=nhwc))
+        version = params.format_version
     tiles = [t for i, d in enumerate(images) for t in plan.make_tiles(i, d.main, d.height, d.width, d.main.shape[0], T)]
+    for t in tiles:  # what the prior codes outside the image (a flow codes every subpixel: `priors`)
+        t.x = prior.fill(t.x, t.mask)
     boot_codec = boot.default_codec() if bootstrap == "auto" else bootstrap
     if boot_codec is not None and boot_codec not in boot.CODECS:
         raise BbcError(f"unknown bootstrap codec {boot_codec!r} (known: {', '.join(boot.CODECS)})")
     boot_data: list[bytes] = []
     if boot_codec is not None:
         boot.check_codec(boot_codec)
-        boot_data = encode.choose_bootstrap(tiles, boot_codec, model, params, spec, eps_fn)
-    enc = encode.encode(tiles, len(images), spec, eps_fn, parallel, boot_codec, boot_data, progress)
+        boot_data = encode.choose_bootstrap(tiles, boot_codec, model, prior)
+    enc = encode.encode(tiles, len(images), prior, parallel, boot_codec, boot_data, progress)
     n_model = len(tiles) - enc.n_boot
-    coding = Coding(steps=params.steps, grid=params.grid, grid_bits=params.grid_bits, tile=T, parallel=parallel,
-                    seed_words=enc.seed_words, seed_kept=enc.seed_kept, threads=threads, device=model.device,
-                    boot_codec=boot_codec if enc.n_boot else None, boot_tiles=enc.n_boot, latents=params.latents,
-                    ramp=enc.ramp, nhwc=int(nhwc and n_model > 0 and not eps_fn.integer), order=params.order)
-    header = {"codec": CODEC_ID, "model": {"name": model.name, "sha256": model.sha256}, "coding": coding.to_json(),
+    archive = dict(tile=T, parallel=parallel, seed_words=enc.seed_words, seed_kept=enc.seed_kept, threads=threads,
+                   device=model.device, boot_codec=boot_codec if enc.n_boot else None, boot_tiles=enc.n_boot,
+                   ramp=enc.ramp)
+    if model.kind == "flow":
+        coding = FlowCoding(grid_bits=params.grid_bits, scale_bits=params.scale_bits, top_bits=params.top_bits,
+                            top_range=params.top_range, **archive)
+    else:
+        coding = Coding(steps=params.steps, grid=params.grid, grid_bits=params.grid_bits, latents=params.latents,
+                        nhwc=int(nhwc and n_model > 0 and not prior.integer), order=params.order, **archive)
+    header = {"codec": FLOW_CODEC_ID if model.kind == "flow" else CODEC_ID,
+              "model": {"name": model.name, "sha256": model.sha256}, "coding": coding.to_json(),
               "images": container.image_table([image_record(d) for d in images]),
               "pixels_crc32": archive_checksum(images)}
-    version = params.format_version
-    if eps_fn.integer and version < container.INTEGER_NETWORK_VERSION:
+    if prior.integer and version < container.INTEGER_NETWORK_VERSION:
         raise BbcError(f"model {model.name} is an integer network: it codes format version "
                        f"{container.INTEGER_NETWORK_VERSION} or later, not {version}")
     if version >= 3:
-        header["arithmetic"] = arithmetic(model.device, eps_fn if n_model else None, T, integer=eps_fn.integer)
+        if model.kind == "flow":
+            header["arithmetic"] = arithmetic(model.device, tile=T, probe=prior.probe(T) if n_model else None)
+        else:
+            header["arithmetic"] = arithmetic(model.device, prior.eps_fn if n_model else None, T,
+                                              integer=prior.integer)
     payload = container.words_to_bytes(enc.words)
     side = container.pack_side([c for d in images for c in side_chunks(d)])
     data = container.Container(header, payload, side, version).to_bytes()
@@ -238,9 +296,12 @@ def check_model(header: dict, model: LoadedModel) -> None:
                          f"not {model.name} ({model.sha256})")
 
 
-def _coding(h: dict, model: LoadedModel) -> Coding:
+def _coding(h: dict, model: LoadedModel) -> Coding | FlowCoding:
     """The header's coding record, checked against the model it is decoded with."""
-    coding = Coding.from_json(h["coding"])
+    if (h["codec"] == FLOW_CODEC_ID) != (model.kind == "flow"):
+        raise ModelError(f"file was coded with a {'flow' if h['codec'] == FLOW_CODEC_ID else 'diffusion'} model, "
+                         f"and {model.name} is a {model.kind} model")
+    coding = coding_from_header(h)
     if coding.tile != model.tile:
         raise FormatError("corrupted header (tile size does not match the model)")
     return coding
@@ -286,8 +347,14 @@ def _arithmetic_differs(c: container.Container, model: LoadedModel) -> str | Non
     tiles = sum(plan.tile_count(im["height"], im["width"], coding.tile) for im in container.image_records(c.header))
     if coding.boot_tiles >= tiles:
         return None  # classical bytes only: no network, no float probabilities
-    eps_fn = EpsFn(model.vdm.net, model.device, nhwc=bool(coding.nhwc))
     recorded = c.header["arithmetic"]
+    if model.kind == "flow":
+        with torch.inference_mode(), torch_threads(coding.threads):
+            probe = FlowPrior(model.flow, coding.params(), model.device).probe(coding.tile)
+            here = arithmetic(model.device, tile=coding.tile,
+                              probe=probe if "network_probe" in recorded else None)
+        return arithmetic_mismatch(recorded, here)
+    eps_fn = EpsFn(model.vdm.net, model.device, nhwc=bool(coding.nhwc))
     integer = integer_network(c.header)
     with torch.inference_mode(), torch_threads(defaults.THREADS if integer else coding.threads):
         here = arithmetic(model.device, eps_fn if "network_probe" in recorded else None, coding.tile,
@@ -330,9 +397,14 @@ def decompress(data: bytes, model: LoadedModel, progress: Progress | bool | None
     if differs and not any_arithmetic:
         raise _refusal(differs)
     try:
-        params = CodingParams(steps=coding.steps, grid=coding.grid, grid_bits=coding.grid_bits, latents=coding.latents,
-                              format_version=c.version, order=coding.order)
-        spec = ChainSpec(model.schedule, params, model.time_grid(params.grid, params.steps), model.mse_curve)
+        if model.kind == "flow":
+            prior = FlowPrior(model.flow, coding.params(), model.device, format_version=c.version)
+        else:
+            params = CodingParams(steps=coding.steps, grid=coding.grid, grid_bits=coding.grid_bits,
+                                  latents=coding.latents, format_version=c.version, order=coding.order)
+            spec = ChainSpec(model.schedule, params, model.time_grid(params.grid, params.steps), model.mse_curve)
+            prior = DiffusionPrior(spec, EpsFn(model.vdm.net, model.device, nhwc=bool(coding.nhwc),
+                                               call_tiles=call_tiles))
     except ValueError as e:
         raise FormatError(f"unsupported coding parameters ({e})")
     seed = seed_words(coding.seed_words, c.version)
@@ -343,7 +415,6 @@ def decompress(data: bytes, model: LoadedModel, progress: Progress | bool | None
         stack = Stack(words)
     except ValueError:
         raise FormatError("corrupted payload")
-    eps_fn = EpsFn(model.vdm.net, model.device, nhwc=bool(coding.nhwc), call_tiles=call_tiles)
     if differs:
         mismatch = f"decoded data does not match its checksums: {differs}"
     elif c.version >= 3:
@@ -352,21 +423,19 @@ def decompress(data: bytes, model: LoadedModel, progress: Progress | bool | None
         mismatch = ("decoded data does not match its checksums: the file is damaged, or the network's probabilities "
                     f"differed from the encoder's (a version {c.version} file records only its device: "
                     f"{coding.device}; the torch build and CPU kernels must be the encoder's)")
-    progress.begin("decode", [len(b) for b in reversed(bs)], spec.K, model.tile ** 2)
-    if integer_network(h) and eps_fn.integer:
+    progress.begin("decode", [len(b) for b in reversed(bs)], prior.steps, model.tile ** 2)
+    if integer_network(h) and prior.integer:
         threads = threads or defaults.THREADS
     else:  # a float network replays the encoder's count (also when a forged header says otherwise)
         threads = coding.threads
     with torch.inference_mode(), torch_threads(threads):
         for b in reversed(bs):
             mask = np.stack([tiles[j].mask for j in b])
-            codec = tile_batch_codec(spec, eps_fn, mask, on_step=functools.partial(progress.advance, len(b)))
+            codec = prior.codec(mask, on_step=functools.partial(progress.advance, len(b)))
             try:
-                vals = codec.pop(stack)
+                x = codec.pop(stack)
             except (OverflowError, ValueError, RuntimeError):
                 raise FormatError(mismatch)
-            x = np.zeros(mask.shape, dtype=np.uint8)
-            x[mask] = vals
             for k, j in enumerate(b):
                 tiles[j].x = x[k]
         for j in reversed(range(coding.boot_tiles)):

@@ -137,6 +137,11 @@ def cli():
               help="latent bin = step std / 2^b")
 @_latents_opt
 @_order_opt
+@click.option("--flow-grid-bits", type=click.IntRange(8, 20), default=None,
+              help=f"flow models: every layer's values on the grid 2^-k (default {defaults.FLOW_GRID_BITS}; "
+                   "the rate does not depend on it, the initial bits grow with it)")
+@click.option("--flow-scale-bits", type=click.IntRange(4, 16), default=None,
+              help=f"flow models: coupling scales coded as R / 2^m (default {defaults.FLOW_SCALE_BITS})")
 @_parallel_opt
 @_bootstrap_opt
 @_device_opt
@@ -148,8 +153,8 @@ def cli():
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object with the figures")
 @click.option("--quiet", is_flag=True, help="no progress, estimate or summary")
 @_guard
-def compress(inputs, output, model_name, steps, grid, grid_bits, latents, order, parallel, bootstrap, device, threads,
-             force, verify, yes, as_json, quiet):
+def compress(inputs, output, model_name, steps, grid, grid_bits, latents, order, flow_grid_bits, flow_scale_bits,
+             parallel, bootstrap, device, threads, force, verify, yes, as_json, quiet):
     """Compress images into one .bbc file: files, folders, or '-' for stdin.
 
     A folder contributes its PNG, JPEG, WebP, GIF, TIFF, BMP and PBM/PGM/PPM files (by suffix, sorted,
@@ -173,20 +178,26 @@ def compress(inputs, output, model_name, steps, grid, grid_bits, latents, order,
         output = str(Path(inputs[0]).with_suffix(".bbc"))
     fileio.check_output(output, force, sources)
     model = load_model(model_name, device)
-    params = api.coding_params(model, steps, grid, grid_bits, latents, order)
-    model.time_grid(params.grid, params.steps)  # an unknown grid or K is refused before any output
+    if model.kind == "flow":
+        params = api.flow_params(flow_grid_bits, flow_scale_bits)
+        how = f"by local bits-back (k={params.grid_bits})"
+    else:
+        params = api.coding_params(model, steps, grid, grid_bits, latents, order)
+        model.time_grid(params.grid, params.steps)  # an unknown grid or K is refused before any output
+        how = f"at K={params.steps}"
     pixels = sum(d.width * d.height for d in images)
     report.note(f"{len(images)} image{'s' * (len(images) != 1)}, {pixels / 1e6:.3f} MP, for {model.name}; "
                 "timing the network")
     boot = _bootstrap_arg(bootstrap)
     batches = api.model_tile_batches(images, model, parallel, boot)
     seconds = api.estimate_seconds(model, params, batches, nhwc=model.device == "cpu", threads=threads)
-    report.note(f"{_n(sum(batches), 'tile')} for {model.name} at K={params.steps} on {model.device}, {threads} "
+    report.note(f"{_n(sum(batches), 'tile')} for {model.name} {how} on {model.device}, {threads} "
                 f"thread{'s' * (threads != 1)}: about {duration(seconds)} to encode, as long to decode")
-    if not getattr(model.vdm.net, "integer", False) and not quiet:
+    if not model.integer and not quiet:
         click.echo(f"bbcodec: warning: {model.name} is a float network: the file decodes only under this "
-                   "machine's arithmetic (torch build, CPU kernels, device); `bbcodec convert` makes an integer "
-                   "version whose files decode anywhere", err=True)
+                   "machine's arithmetic (torch build, CPU kernels, device); " +
+                   ("flows have no integer version yet" if model.kind == "flow" else
+                    "`bbcodec convert` makes an integer version whose files decode anywhere"), err=True)
     if seconds > defaults.CONFIRM_SECONDS and not yes:
         if not (sys.stdin.isatty() and sys.stderr.isatty()):
             raise BbcError(f"this would take about {duration(seconds)} to encode and as long to decode; "
@@ -200,8 +211,11 @@ def compress(inputs, output, model_name, steps, grid, grid_bits, latents, order,
         api.verify(data, model, images, progress=report)
     fileio.write_atomic(output, data, force)
     d = rep.as_dict()
-    d.update(model=model.name, steps=steps, grid=params.grid, grid_bits=grid_bits, latents=params.latents,
-             order=params.order, parallel=parallel, threads=threads, images=len(images), verified=verify)
+    if model.kind == "flow":
+        d.update(flow_grid_bits=params.grid_bits, flow_scale_bits=params.scale_bits)
+    else:
+        d.update(steps=steps, grid=params.grid, grid_bits=grid_bits, latents=params.latents, order=params.order)
+    d.update(model=model.name, parallel=parallel, threads=threads, images=len(images), verified=verify)
     if as_json:
         click.echo(json.dumps(d), err=(output == "-"))
     elif not quiet:
@@ -283,14 +297,19 @@ def _decode(input: str, data: bytes, parsed, model_name, device, threads, quiet,
             raise type(e)(f"{name}: {e}")
     try:
         plan = api.decode_plan(header, model)
-        params = api.coding_params(model, cod["steps"], cod["grid"], cod["grid_bits"], cod.get("latents", 1),
-                                   cod.get("order", "bitswap"))
+        if model.kind == "flow":
+            params = api.flow_params(cod["grid_bits"], cod["scale_bits"])
+            how = "by local bits-back"
+        else:
+            params = api.coding_params(model, cod["steps"], cod["grid"], cod["grid_bits"], cod.get("latents", 1),
+                                       cod.get("order", "bitswap"))
+            how = f"at K={cod['steps']}"
         seconds = api.estimate_seconds(model, params, plan, nhwc=bool(cod.get("nhwc", 0)),
                                        threads=(threads or defaults.THREADS) if integer else cod["threads"])
     except BbcError:
         seconds = None  # a damaged header: decompress says what is wrong
     if seconds is not None:
-        report.note(f"{_n(sum(plan), 'tile')} for {model.name} at K={cod['steps']} on {model.device}: "
+        report.note(f"{_n(sum(plan), 'tile')} for {model.name} {how} on {model.device}: "
                     f"about {duration(seconds)} to decode")
     try:
         images, _ = api.decompress(data, model, progress=report, any_arithmetic=any_arithmetic, threads=threads)
@@ -357,8 +376,13 @@ def info(input, as_json):
         c = h["coding"]
         click.echo(f"{input}: {len(data)} bytes, {out['bpd']:.4f} bits/dim, {len(records)} image(s)")
         order = f" order={c['order']}" if "order" in c else ""
-        click.echo(f"  model {h['model']['name']} ({h['model']['sha256']}), K={c['steps']} grid={c['grid']} "
-                   f"grid_bits={c['grid_bits']} tile={c['tile']} parallel={c['parallel']}{order}")
+        if h["codec"] == "flow-lbb":
+            click.echo(f"  model {h['model']['name']} ({h['model']['sha256']}), flow by local bits-back: "
+                       f"grid_bits={c['grid_bits']} scale_bits={c['scale_bits']} top_bits={c['top_bits']} "
+                       f"tile={c['tile']} parallel={c['parallel']}")
+        else:
+            click.echo(f"  model {h['model']['name']} ({h['model']['sha256']}), K={c['steps']} grid={c['grid']} "
+                       f"grid_bits={c['grid_bits']} tile={c['tile']} parallel={c['parallel']}{order}")
         a = h.get("arithmetic")
         if a is not None:
             where = ("integer network: decodes on any machine" if a.get("network") == "integer" else

@@ -13,6 +13,11 @@ PARALLEL = 8
 # 68 s with one (bench/results/startup_timing.json), while with both cores free two threads were
 # not faster either (49 s against 36 s there; training, with larger batches, gains 1.6x).
 THREADS = 1
+# the flow codec's precision (`flows.codec.FlowCodingParams`): model-space grid 2^-k, coupling scales
+# R / 2^m.  The rate does not depend on k; the initial deficit does (k - 7 bits per subpixel of
+# dequantization before anything is pushed): docs "The flow baseline"
+FLOW_GRID_BITS = 12
+FLOW_SCALE_BITS = 16
 BOOTSTRAP = "auto"   # classical codec of the first tiles: jxl, else webp
 # compress asks (on a terminal) or needs --yes (in scripts) above this many estimated seconds of encoding
 CONFIRM_SECONDS = 600.0

@@ -24,7 +24,7 @@ import torch
 from . import bootstrap as boot
 from . import defaults
 from .ans import Stack
-from .diffusion.codec import ChainSpec, ChainStats, CodingParams, tile_batch_codec
+from .diffusion.codec import ChainSpec
 from .errors import BbcError
 from .format.constants import seed_words
 from .format.plan import DEFAULT_RAMP, Tile, batches as plan_batches
@@ -46,7 +46,7 @@ class Encoded:
     ramp: int
     n_boot: int
     boot_data: list            # the bootstrap codec's bytes per leading tile
-    nelbo_bits: np.ndarray     # per image: NELBO of the chains coded (ChainStats)
+    nelbo_bits: np.ndarray     # per image: the model's bound on the tiles coded (`priors`: NELBO, or flow -log2 p)
     encodes: int               # encodes started (more when the slower-ramp retry fired)
     tiles_coded: int           # tile chains coded over all of them
 
@@ -71,7 +71,7 @@ def common_prefix(a: np.ndarray, b: np.ndarray) -> int:
     return int(diff[0]) if len(diff) else n
 
 
-def deficit_per_subpixel(model, params: CodingParams, spec: ChainSpec, eps_fn) -> float:
+def deficit_per_subpixel(model, prior) -> float:
     """Seed bits that a first chain draws from an otherwise empty stack, per coded subpixel.
 
     Measured on a fixed mid-grey tile, so a file's bytes depend only on its inputs: a flat tile
@@ -81,9 +81,7 @@ def deficit_per_subpixel(model, params: CodingParams, spec: ChainSpec, eps_fn) -
     the bootstrap codec takes, which the header records: a lost or stale cache changes nothing a
     decoder needs.
     """
-    order = "" if params.order == "bitswap" else f":{params.order}"  # keys of Bit-Swap predate the field
-    key = (f"{model.sha256}:f{params.format_version}:K{params.steps}:{params.grid}:b{params.grid_bits}:v{params.latents}:"
-           f"{model.device}:t{torch.get_num_threads()}:nhwc{int(eps_fn.nhwc)}{order}")
+    key = prior.deficit_key(model.sha256, model.device, torch.get_num_threads())
     path = defaults.cache_dir() / "initial_deficit.json"
     try:
         cache = json.loads(path.read_text())
@@ -93,12 +91,12 @@ def deficit_per_subpixel(model, params: CodingParams, spec: ChainSpec, eps_fn) -
         T = model.tile
         x = np.full((1, 3, T, T), 128, dtype=np.uint8)
         mask = np.ones(x.shape, dtype=bool)
-        n_words = seed_size(1, T, spec)
-        seed = seed_words(n_words, params.format_version)
+        n_words = prior.seed_size(1, T)
+        seed = seed_words(n_words, prior.format_version)
         stack = Stack(seed)
-        tile_batch_codec(spec, eps_fn, mask).push(stack, x[mask])
+        prior.codec(mask).push(stack, x)
         cache = cache if isinstance(cache, dict) else {}
-        cache[key] = 32 * (n_words - common_prefix(stack.words(), seed)) / float(mask.sum())
+        cache[key] = 32 * (n_words - common_prefix(stack.words(), seed)) / float(prior.coded(mask[0]))
         try:
             from .fileio import write_atomic
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -108,24 +106,25 @@ def deficit_per_subpixel(model, params: CodingParams, spec: ChainSpec, eps_fn) -
     return cache[key]
 
 
-def choose_bootstrap(tiles: list[Tile], codec: str, model, params, spec, eps_fn) -> list[bytes]:
+def choose_bootstrap(tiles: list[Tile], codec: str, model, prior) -> list[bytes]:
     """Classical bytes of the leading tiles: as many as it takes to cover the next tile's deficit
     (a one-tile file is coded with it entirely: bits-back cannot repay a deficit larger than the tile)."""
     first = boot.encode_tile(codec, tiles[0].x, tiles[0].mask)
     if len(tiles) == 1:
         return [first]
-    per_sub = deficit_per_subpixel(model, params, spec, eps_fn)
+    per_sub = deficit_per_subpixel(model, prior)
     out, have = [first], boot.bits(first)
-    while len(out) < len(tiles) and have < per_sub * tiles[len(out)].mask.sum():
+    while len(out) < len(tiles) and have < per_sub * prior.coded(tiles[len(out)].mask):
         d = boot.encode_tile(codec, tiles[len(out)].x, tiles[len(out)].mask)
         out.append(d)
         have += boot.bits(d)
     return out
 
 
-def encode(tiles: list[Tile], n_images: int, spec: ChainSpec, eps_fn, parallel: int, boot_codec: str | None,
+def encode(tiles: list[Tile], n_images: int, prior, parallel: int, boot_codec: str | None,
            boot_data: list[bytes], progress: Progress) -> Encoded:
-    """Push every tile onto one stack: the bootstrap tiles first, then the model's batches."""
+    """Push every tile onto one stack: the bootstrap tiles first, then the model's batches
+    (`priors`: the diffusion chain or the flow)."""
     T = tiles[0].x.shape[-1]
     n_boot = len(boot_data)
     n_model = len(tiles) - n_boot
@@ -136,15 +135,15 @@ def encode(tiles: list[Tile], n_images: int, spec: ChainSpec, eps_fn, parallel: 
         bs = plan_batches(n_model, parallel, start=n_boot, ramp=r)
         if not plans or bs != plans[-1][1]:
             plans.append((r, bs))
-    n_words = seed_size(max([len(b) for b in plans[0][1]] + [1]), T, spec)
+    n_words = prior.seed_size(max([len(b) for b in plans[0][1]] + [1]), T)
     encodes = tiles_coded = 0
     for ramp, bs in plans:
         encodes += 1
         progress.begin("encode" if encodes == 1 else f"encode (slower ramp {ramp})", [len(b) for b in bs],
-                       spec.K, T * T)
+                       prior.steps, T * T)
         for _ in range(MAX_SEED_RETRIES):
             progress.restart()
-            seed = seed_words(n_words, spec.params.format_version)
+            seed = seed_words(n_words, prior.format_version)
             stack = Stack(seed)
             for j, d in enumerate(boot_data):
                 boot.tile_codec(boot_codec, tiles[j].mask, d).push(stack, tiles[j].x)
@@ -153,12 +152,11 @@ def encode(tiles: list[Tile], n_images: int, spec: ChainSpec, eps_fn, parallel: 
             for b in bs:
                 x = np.stack([tiles[j].x for j in b])
                 mask = np.stack([tiles[j].mask for j in b])
-                stats = ChainStats(len(b))
-                codec = tile_batch_codec(spec, eps_fn, mask, x_true=x, stats=stats,
-                                         on_step=functools.partial(progress.advance, len(b)))
-                codec.push(stack, x[mask])
+                stats = prior.new_stats(len(b))
+                codec = prior.codec(mask, x_true=x, stats=stats, on_step=functools.partial(progress.advance, len(b)))
+                codec.push(stack, x)
                 tiles_coded += len(b)
-                np.add.at(nelbo, [tiles[j].image for j in b], stats.total)
+                np.add.at(nelbo, [tiles[j].image for j in b], prior.model_bits(stats))
                 # a batch that dipped well into the seed dooms this plan (the check below would
                 # reject it): stop now and try the next, slower ramp instead of coding the rest
                 if n_boot and ramp != plans[-1][0] and n_words - stack.low > HEAD_WORDS + LOW_WATER_SLACK:

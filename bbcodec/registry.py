@@ -58,6 +58,17 @@ class LoadedModel:
     card: dict
     grids: dict          # name -> {str(K): [t_0 .. t_K]}, frozen with the model (grids.json)
     mse_curve: tuple | None = None  # (t, E (s(x) - x_hat(z_t))^2 per dim) on training images (grids.json)
+    flow: object | None = None  # a `flows.Flow` (config arch "realnvp"): then vdm and schedule are None
+
+    @property
+    def kind(self) -> str:
+        """"flow" for a coupling flow (coded by local bits-back), "diffusion" for a VDM."""
+        return "flow" if self.flow is not None else "diffusion"
+
+    @property
+    def integer(self) -> bool:
+        """The network is an integer network: its files decode on any machine."""
+        return self.vdm is not None and bool(getattr(self.vdm.net, "integer", False))
 
     def time_grid(self, name: str, steps: int):
         """The K+1 times of a named grid: 'uniform', or a grid shipped with this model."""
@@ -228,6 +239,18 @@ def _read(name: str, folder: Path, entry: dict | None) -> ModelFiles:
                       state_dict=sd, card=card)
 
 
+def is_flow_config(config: dict) -> bool:
+    return config.get("arch") == "realnvp"
+
+
+def build_flow(files: ModelFiles):
+    """The coupling flow a folder's files describe (config arch "realnvp"), weights loaded, eval mode."""
+    from .flows import Flow
+    flow = Flow.from_config(files.config)
+    flow.load_state_dict(files.state_dict)
+    return flow.eval()
+
+
 def build_vdm(files: ModelFiles) -> VDM:
     """The model a folder's files describe, its weights loaded, in eval mode (on the CPU)."""
     vdm = VDM(files.config)
@@ -253,6 +276,16 @@ def load_model(name_or_path: str | None = None, device: str = "cpu") -> LoadedMo
     if key in _CACHE:
         return _CACHE[key]
     files = _read(name, folder, entry)
+    if is_flow_config(files.config):
+        try:
+            flow = build_flow(files)
+        except Exception as e:
+            raise ModelError(f"model {name}: cannot load ({type(e).__name__})")
+        m = LoadedModel(name=name, sha256=files.sha256[:SHA_PREFIX_DIGITS], config=files.config, vdm=None,
+                        schedule=None, tile=flow.cfg.tile, device=device, card=files.card, grids={},
+                        flow=flow.to(device))
+        _CACHE[key] = m
+        return m
     try:
         vdm = build_vdm(files)
     except Exception as e:

@@ -54,6 +54,7 @@ class FlowConfig:
     res_blocks: int = 1         # residual blocks per coupling ResNet
     log_scale_bound: float = 2.0  # b: |log a| < b for every coupling scale a
     split: bool = True          # factor out half the channels after every level but the last
+    tile: int = 32              # the coder's tile size (the training crops'); a multiple of 2^levels
 
     @classmethod
     def from_dict(cls, cfg: dict) -> "FlowConfig":
@@ -66,6 +67,8 @@ class FlowConfig:
             raise ValueError(f"not a flow config (arch {c.arch!r})")
         if c.levels < 1 or c.couplings < 1 or not c.log_scale_bound > 0:
             raise ValueError("a flow needs levels >= 1, couplings >= 1 and log_scale_bound > 0")
+        if c.tile < 2 ** c.levels or c.tile % 2 ** c.levels:
+            raise ValueError("a flow's tile must be a multiple of 2^levels")
         return c
 
     def to_dict(self) -> dict:

@@ -17,7 +17,11 @@
     end of file exactly here: trailing bytes are an error
 
 Header fields (JSON, no pickle):
-    codec           "vdm-bitswap"
+    codec           "vdm-bitswap" (the diffusion prior), or from version 4 on "flow-lbb" (a coupling flow
+                    coded by local bits-back, `flows.codec`), whose `coding` holds the archive fields below
+                    (tile .. boot_tiles, ramp) and, instead of steps .. order, the flow codec's precision
+                    "grid_bits" (k, 8..20), "scale_bits" (m), "top_bits" (c), "top_range" (`header.FlowCoding`);
+                    a flow's network is float, so its arithmetic record is the float one
     model           {"name": str, "sha256": first 16 hex digits of the weights file's sha256}
     coding          {"steps": K, "grid": time-grid id, "grid_bits": b, "latents": latent coding version
                      (absent: 1; 2 = push variances from the model's mse curve), "tile": T, "parallel": tiles in
@@ -209,8 +213,13 @@ def _is_hex(s: str) -> bool:
         return False
 
 
+CODECS = ("vdm-bitswap", "flow-lbb")  # header.CODEC_ID, header.FLOW_CODEC_ID
+FLOW_VERSION = 4  # the first version whose files may hold a flow's code ("flow-lbb")
+
+
 def validate_header(h: dict, version: int = VERSION) -> None:
-    _need(h.get("codec") == "vdm-bitswap", f"unknown codec {h.get('codec')!r}")
+    codec = h.get("codec")
+    _need(codec in CODECS and (codec != "flow-lbb" or version >= FLOW_VERSION), f"unknown codec {codec!r}")
     unknown = sorted(set(h) - HEADER_KEYS)
     _need(not unknown, f"invalid header field {unknown[0]!r}" if unknown else "")
     a = h.get("arithmetic")
@@ -227,10 +236,26 @@ def validate_header(h: dict, version: int = VERSION) -> None:
           "invalid header field 'model'")
     c = h.get("coding")
     _need(isinstance(c, dict), "invalid header field 'coding'")
-    _int(c, "steps", 1, 100_000)
+    if codec == "flow-lbb":
+        _need(a.get("network") is None, "invalid header field 'arithmetic'")  # a float flow
+        _validate_flow_coding(c)
+    else:
+        _validate_vdm_coding(c)
+    _validate_images(h)
+
+
+def _validate_vdm_coding(c: dict) -> None:
+    """The diffusion chain's coding record (`header.Coding`)."""
     _need(isinstance(c.get("grid"), str), "invalid header field 'grid'")
     _int(c, "grid_bits", 0, 8)
     _int({"latents": c.get("latents", 1)}, "latents", 1, 1 << 16)  # an unknown version: "unsupported coding"
+    _validate_archive_coding(c)
+    _int({"nhwc": c.get("nhwc", 0)}, "nhwc", 0, 1)
+    _need(c.get("order", "bitswap") in ORDERS, "invalid header field 'order'")
+
+
+def _validate_archive_coding(c: dict) -> None:
+    """The coding fields every codec's archive has: tiles, batches, seed, threads, device, bootstrap."""
     _int(c, "tile", 4, 1024)
     _int(c, "parallel", 1, 1 << 16)
     _int({"ramp": c.get("ramp", 2)}, "ramp", 1, 1 << 16)
@@ -240,8 +265,26 @@ def validate_header(h: dict, version: int = VERSION) -> None:
     _need(c.get("device") in ("cpu", "cuda"), "invalid header field 'device'")
     _need(c.get("boot_codec") is None or isinstance(c.get("boot_codec"), str), "invalid header field 'boot_codec'")
     _int({"boot_tiles": c.get("boot_tiles", 0)}, "boot_tiles", 0, MAX_PIXELS)
-    _int({"nhwc": c.get("nhwc", 0)}, "nhwc", 0, 1)
-    _need(c.get("order", "bitswap") in ORDERS, "invalid header field 'order'")
+
+
+FLOW_CODING_KEYS = {"tile", "parallel", "ramp", "seed_words", "seed_kept", "threads", "device", "boot_codec",
+                    "boot_tiles", "grid_bits", "scale_bits", "top_bits", "top_range"}
+
+
+def _validate_flow_coding(c: dict) -> None:
+    """A flow's coding record (`header.FlowCoding`; ranges of `flows.codec.FlowCodingParams.check`)."""
+    unknown = sorted(set(c) - FLOW_CODING_KEYS)
+    _need(not unknown, f"unknown coding field {unknown[0]!r}" if unknown else "")
+    _validate_archive_coding(c)
+    k = _int(c, "grid_bits", 8, 20)
+    _int(c, "scale_bits", 4, 16)
+    top = _int(c, "top_bits", 0, min(k - 1, 8))
+    r = c.get("top_range")
+    _need(_num(r) and 1 <= r and r * 2.0 ** (top + 1) <= 2.0 ** 16, "invalid header field 'top_range'")
+    _need(c["tile"] % 4 == 0, "invalid header field 'tile'")
+
+
+def _validate_images(h: dict) -> None:
     table = h.get("images")
     _need(isinstance(table, dict) and set(table) == set(IMAGE_COLUMNS), "invalid header field 'images'")
     n = len(table["name"])

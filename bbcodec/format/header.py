@@ -17,7 +17,8 @@ import numpy as np
 from ..errors import BbcError, FormatError
 from .plan import DEFAULT_RAMP
 
-CODEC_ID = "vdm-bitswap"
+CODEC_ID = "vdm-bitswap"      # the diffusion prior in Bit-Swap (or BB-ANS) order
+FLOW_CODEC_ID = "flow-lbb"    # a coupling flow by local bits-back (`flows.codec`; format version 4 on)
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,46 @@ class Coding:
         return cls(**d)
 
 
+@dataclass(frozen=True)
+class FlowCoding:
+    """The coding record of a flow's file (codec "flow-lbb"): the archive fields of `Coding`, and the
+    flow codec's precision (`flows.codec.FlowCodingParams`) instead of the diffusion chain's."""
+    tile: int
+    parallel: int
+    seed_words: int
+    seed_kept: int
+    threads: int
+    device: str
+    grid_bits: int           # k: every layer's coordinates on the grid 2^-k (model space)
+    scale_bits: int          # m: coupling scales coded as R / 2^m
+    top_bits: int            # c: the final latent's Gaussian bins are 2^-c wide
+    top_range: float         # the final latent lies within +-top_range
+    boot_codec: str | None = None
+    boot_tiles: int = 0
+    ramp: int = DEFAULT_RAMP
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, d: dict) -> "FlowCoding":
+        """From a header already checked by `container.validate_header`."""
+        unknown = set(d) - {f.name for f in fields(cls)}
+        if unknown:
+            raise FormatError(f"unknown coding field {sorted(unknown)[0]!r}")
+        return cls(**d)
+
+    def params(self):
+        from ..flows.codec import FlowCodingParams
+        return FlowCodingParams(grid_bits=self.grid_bits, scale_bits=self.scale_bits, top_bits=self.top_bits,
+                                top_range=float(self.top_range))
+
+
+def coding_from_header(h: dict):
+    """The header's coding record as `Coding` (diffusion) or `FlowCoding` (flow), by its codec."""
+    return (FlowCoding if h.get("codec") == FLOW_CODEC_ID else Coding).from_json(h["coding"])
+
+
 def _sha16(*arrays) -> str:
     import hashlib
     h = hashlib.sha256()
@@ -73,7 +114,7 @@ def network_probe(eps_fn, tile: int) -> str:
     return _sha16(eps_fn(z, 0.0))
 
 
-def arithmetic(device: str, eps_fn=None, tile: int = 32, integer: bool = False) -> dict:
+def arithmetic(device: str, eps_fn=None, tile: int = 32, integer: bool = False, probe: str | None = None) -> dict:
     """What float probabilities computed here depend on, beyond the header's coding fields (threads,
     layout, batches): recorded by the encoder (format version 3), compared by the decoder. Version 3's
     coefficients and bin masses are exact (`diffusion.exact`), so what is left is the network and the
@@ -84,7 +125,9 @@ def arithmetic(device: str, eps_fn=None, tile: int = 32, integer: bool = False) 
 
     integer: the model is an integer network (`diffusion.intnet`, format version 4), whose outputs are
     the same on any machine: the record is then {"network": "integer", "constriction": version,
-    "network_probe"}, and the torch build, device and CPU kernels no longer matter."""
+    "network_probe"}, and the torch build, device and CPU kernels no longer matter.
+
+    probe: a network probe taken by the caller instead of eps_fn's (a flow's: `priors.FlowPrior.probe`)."""
     import importlib.metadata
 
     import torch
@@ -99,7 +142,9 @@ def arithmetic(device: str, eps_fn=None, tile: int = 32, integer: bool = False) 
         rec["cuda"] = str(torch.version.cuda)
     else:
         rec["cpu_capability"] = torch.backends.cpu.get_cpu_capability()
-    if eps_fn is not None:
+    if probe is not None:
+        rec["network_probe"] = probe
+    elif eps_fn is not None:
         rec["network_probe"] = network_probe(eps_fn, tile)
     return rec
 
