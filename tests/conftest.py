@@ -30,6 +30,24 @@ def make_tiny_model(folder, seed=0, out_std=1e-3):
     return folder
 
 
+TINY_FLOW = {"arch": "realnvp", "hidden": 8, "res_blocks": 1, "couplings": 2, "levels": 2, "tile": 8}
+
+
+def make_tiny_flow(folder, seed=0, noise=0.05):
+    """A tiny coupling flow (8x8 tiles) with random weights: every coupling's scale and shift depend
+    on its input (a fresh flow's output layers are zero, an identity, which would test nothing)."""
+    from bbcodec.flows import Flow
+    torch.manual_seed(seed)
+    f = Flow(TINY_FLOW)
+    with torch.no_grad():
+        for p in f.parameters():
+            p.add_(noise * torch.randn_like(p))
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.save(f.state_dict(), folder / "weights.pt")
+    (folder / "config.json").write_text(json.dumps(f.config))
+    return folder
+
+
 @pytest.fixture(scope="session", autouse=True)
 def private_cache(tmp_path_factory):
     """The library's cache folder (measured start-up constants) per test session, never the user's."""
@@ -45,6 +63,11 @@ def tiny_model_dir(tmp_path_factory):
 @pytest.fixture(scope="session")
 def other_model_dir(tmp_path_factory):
     return make_tiny_model(tmp_path_factory.mktemp("tiny") / "tiny-b", seed=1)
+
+
+@pytest.fixture(scope="session")
+def tiny_flow_dir(tmp_path_factory):
+    return make_tiny_flow(tmp_path_factory.mktemp("flow") / "tiny-flow")
 
 
 @pytest.fixture(scope="session")

@@ -202,3 +202,130 @@ def test_pixels_outside_the_range_are_refused():
     f = Flow(dict(in_channels=1, levels=1, couplings=1, hidden=4))  # zero output layer: identity
     with pytest.raises(ValueError, match="pixel range"):
         decode(f, seed_words(1000, seed=4), (2, 1, 8, 8))
+
+
+# ---- the flow in the archive coder (`priors.FlowPrior`, codec "flow-lbb"), the CLI and the container ----
+
+from bbcodec import api  # noqa: E402
+from bbcodec.errors import BbcError, FormatError, ModelError  # noqa: E402
+from bbcodec.format import container  # noqa: E402
+from bbcodec.images import same_image  # noqa: E402
+from bbcodec.priors import replicate_edges  # noqa: E402
+from bbcodec.registry import load_model  # noqa: E402
+from conftest import image_data  # noqa: E402
+
+MODES = [("RGB", 20, 13), ("RGBA", 10, 12), ("L", 33, 9), ("LA", 7, 7), ("P", 12, 12), ("1", 9, 17)]
+
+
+@pytest.fixture(scope="module")
+def flow_model(tiny_flow_dir):
+    return load_model(str(tiny_flow_dir))
+
+
+def test_edge_replication_fills_only_outside_the_image():
+    x = np.zeros((3, 8, 8), dtype=np.uint8)
+    x[0, :5, :3] = np.arange(15).reshape(5, 3) + 1
+    mask = np.zeros(x.shape, dtype=bool)
+    mask[:1, :5, :3] = True
+    y = replicate_edges(x, mask)
+    assert np.array_equal(y[mask], x[mask])
+    assert np.array_equal(y[0, :5, 3:], np.repeat(x[0, :5, 2:3], 5, axis=1))  # last column to the right
+    assert np.array_equal(y[0, 5:], np.repeat(y[0, 4:5], 3, axis=0))         # last row downwards
+    assert np.array_equal(y[1], y[0]) and np.array_equal(y[2], y[0])          # grey into the colour channels
+
+
+@pytest.mark.parametrize("bootstrap", ["auto", None])
+def test_archive_of_every_mode_round_trips(flow_model, bootstrap):
+    ims = [image_data(m, w, h, seed=i) for i, (m, w, h) in enumerate(MODES)]
+    data, rep = api.compress(ims, flow_model, parallel=3, bootstrap=bootstrap)
+    c = container.parse(data)
+    assert c.header["codec"] == "flow-lbb" and c.version == 4
+    assert c.header["coding"]["grid_bits"] == api.flow_params().grid_bits
+    assert "network" not in c.header["arithmetic"] and "network_probe" in c.header["arithmetic"]
+    assert rep.model_tiles > 0 and (rep.bootstrap_tiles > 0) == (bootstrap is not None)
+    out, _ = api.decompress(data, flow_model)
+    assert all(same_image(a, b) for a, b in zip(ims, out))
+    # the flow's own bits cover every coded subpixel of every model tile (padding and grey channels too)
+    assert rep.nelbo_bits > 0
+
+
+def test_flow_precision_is_in_the_header_and_replayed(flow_model):
+    ims = [image_data("RGB", 16, 16)]
+    p = api.flow_params(grid_bits=16, scale_bits=12)
+    data, _ = api.compress(ims, flow_model, p, parallel=2, bootstrap=None)
+    cod = container.parse(data).header["coding"]
+    assert (cod["grid_bits"], cod["scale_bits"]) == (16, 12)
+    out, _ = api.decompress(data, flow_model)
+    assert same_image(ims[0], out[0])
+    with pytest.raises(BbcError, match="grid_bits"):
+        api.flow_params(grid_bits=30)
+
+
+def test_models_of_the_other_kind_are_refused(flow_model, tiny_model):
+    ims = [image_data("RGB", 8, 8)]
+    data, _ = api.compress(ims, flow_model, bootstrap=None)
+    with pytest.raises(ModelError):
+        api.decompress(data, tiny_model)
+    with pytest.raises(BbcError, match="flow model"):
+        api.compress(ims, flow_model, api.coding_params(tiny_model, 3))
+
+
+def _with_coding(data: bytes, **change) -> bytes:
+    c = container.parse(data)
+    h = dict(c.header, coding=dict(c.header["coding"], **change))
+    return container.Container(h, c.payload, c.side, c.version).to_bytes()
+
+
+@pytest.mark.parametrize("change, msg", [
+    (dict(grid_bits=7), "grid_bits"), (dict(scale_bits=17), "scale_bits"), (dict(top_bits=9), "top_bits"),
+    (dict(top_range=1e6), "top_range"), (dict(top_range="x"), "top_range"), (dict(steps=100), "steps"),
+    (dict(tile=10), "tile")])
+def test_flow_header_fields_are_validated(flow_model, change, msg):
+    data, _ = api.compress([image_data("RGB", 8, 8)], flow_model, bootstrap=None)
+    with pytest.raises(FormatError, match=msg):
+        container.parse(_with_coding(data, **change))
+
+
+def test_flow_codec_needs_format_version_4(flow_model):
+    data, _ = api.compress([image_data("RGB", 8, 8)], flow_model, bootstrap=None)
+    c = container.parse(data)
+    with pytest.raises(FormatError, match="unknown codec"):
+        container.validate_header(c.header, 3)
+    with pytest.raises(FormatError, match="arithmetic"):  # a float flow cannot claim an integer network
+        container.validate_header(dict(c.header, arithmetic={"network": "integer", "constriction": "0.5.0"}), 4)
+
+
+def test_changed_payload_or_arithmetic_is_caught(flow_model):
+    ims = [image_data("RGB", 16, 8)]
+    data, _ = api.compress(ims, flow_model, bootstrap=None)
+    c = container.parse(data)
+    words = bytearray(c.payload)
+    words[len(words) // 2] ^= 0x10
+    bad = container.Container(c.header, bytes(words), c.side, c.version).to_bytes()
+    with pytest.raises(FormatError):
+        api.decompress(bad, flow_model)
+    a = dict(c.header["arithmetic"], network_probe="0" * 16)
+    other = container.Container(dict(c.header, arithmetic=a), c.payload, c.side, c.version).to_bytes()
+    with pytest.raises(BbcError, match="network_probe"):
+        api.decompress(other, flow_model)
+
+
+def test_cli_compresses_and_decompresses_with_a_flow(tiny_flow_dir, tmp_path):
+    from click.testing import CliRunner
+
+    from bbcodec.cli import cli
+    from conftest import pil_image
+    pil_image("RGB", 20, 13).save(tmp_path / "a.png")
+    pil_image("L", 9, 5, 1).save(tmp_path / "g.png")
+    r = CliRunner()
+    res = r.invoke(cli, ["compress", str(tmp_path / "a.png"), str(tmp_path / "g.png"), "-o", str(tmp_path / "x.bbc"),
+                         "--model", str(tiny_flow_dir), "--flow-grid-bits", "14", "--verify"])
+    assert res.exit_code == 0, res.output
+    assert "local bits-back" in res.output and "float network" in res.output
+    res = r.invoke(cli, ["info", str(tmp_path / "x.bbc")])
+    assert "flow by local bits-back: grid_bits=14" in res.output
+    res = r.invoke(cli, ["decompress", str(tmp_path / "x.bbc"), "-o", str(tmp_path / "out"), "--model", str(tiny_flow_dir)])
+    assert res.exit_code == 0, res.output
+    from PIL import Image
+    for n in ("a", "g"):
+        assert np.array_equal(np.asarray(Image.open(tmp_path / "out" / f"{n}.png")), np.asarray(Image.open(tmp_path / f"{n}.png")))

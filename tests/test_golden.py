@@ -35,7 +35,9 @@ TINY = GOLDEN / "tiny-golden"   # a tiny random-weight model, committed so that 
 
 
 TINY_INT = GOLDEN / "tiny-golden-int"  # its integer version (`bbcodec convert`), committed likewise
-CURRENT_CASES = ("tiny-int", "cifar10-vdm-s7-int")  # what the current version's files are made with
+TINY_FLOW = GOLDEN / "tiny-golden-flow"  # a tiny random coupling flow (codec "flow-lbb"), committed likewise
+CURRENT_CASES = ("tiny-int", "cifar10-vdm-s7-int", "tiny-flow")  # what the current version's files are made with
+LOCAL = {"tiny-golden": TINY, "tiny-golden-int": TINY_INT, "tiny-golden-flow": TINY_FLOW}  # manifest name -> folder
 
 
 def _cases():
@@ -50,11 +52,17 @@ def _cases():
         "cifar10-vdm-s7": ("cifar10-vdm-s7", cifar_images, {}),
         "tiny-int": (str(TINY_INT), tiny_images, dict(steps=3, parallel=2)),
         "cifar10-vdm-s7-int": ("cifar10-vdm-s7-int", cifar_images, {}),
+        "tiny-flow": (str(TINY_FLOW), tiny_images, dict(parallel=2)),
     }
 
 
 def _model(name: str):
-    return load_model({"tiny-golden": str(TINY), "tiny-golden-int": str(TINY_INT)}.get(name, name))
+    return load_model(str(LOCAL[name]) if name in LOCAL else name)
+
+
+def _params(model, opts: dict):
+    """The coding parameters a case is written with: the model's defaults at the case's steps."""
+    return api.flow_params() if model.kind == "flow" else api.coding_params(model, opts.get("steps", 100))
 
 
 def pixels_sha256(d) -> str:
@@ -82,6 +90,9 @@ def _generate():
     if not TINY.exists():
         from conftest import make_tiny_model
         make_tiny_model(TINY, seed=11)
+    if not TINY_FLOW.exists():
+        from conftest import make_tiny_flow
+        make_tiny_flow(TINY_FLOW, seed=5)
     if not TINY_INT.exists():
         import tempfile
         from conftest import make_tiny_int_model
@@ -93,13 +104,12 @@ def _generate():
         if name not in CURRENT_CASES:
             continue
         model = load_model(model_name)
-        params = api.coding_params(model, opts.get("steps", 100))
-        data, rep = api.compress(images, model, params, parallel=opts.get("parallel", 8), threads=1)
+        data, rep = api.compress(images, model, _params(model, opts), parallel=opts.get("parallel", 8), threads=1)
         assert rep.model_tiles > 0
         fname = f"{name}-v{version}.bbc"
         (GOLDEN / fname).write_bytes(data)
-        integer = getattr(model.vdm.net, "integer", False)
-        manifest[fname] = {"model": {str(TINY): "tiny-golden", str(TINY_INT): "tiny-golden-int"}.get(model_name, model_name),
+        integer = model.integer
+        manifest[fname] = {"model": {str(v): k for k, v in LOCAL.items()}.get(model_name, model_name),
                            "format_version": version, "model_tiles": rep.model_tiles,
                            "images": {d.name: pixels_sha256(d) for d in images},
                            "written_with": INTEGER if integer else arithmetic()}
@@ -155,6 +165,8 @@ def test_the_encoder_still_writes_the_golden_bytes(fname):
     name = fname.rsplit("-v", 1)[0]
     model_name, images, opts = _cases()[name]
     model = load_model(model_name)
-    params = dataclasses.replace(api.coding_params(model, opts.get("steps", 100)), format_version=entry["format_version"])
+    params = _params(model, opts)
+    if model.kind == "diffusion":
+        params = dataclasses.replace(params, format_version=entry["format_version"])
     data, _ = api.compress(images, model, params, parallel=opts.get("parallel", 8), threads=1)
     assert data == (GOLDEN / fname).read_bytes()
