@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import defaults
 from .errors import BbcError
 from .diffusion.reference import model_nelbo_k
 from .images import from_array, same_image
@@ -123,10 +124,13 @@ def bench_vdm(names, arrays, model, params, parallel: int, mode: str, progress=N
             progress(len(group))
     if not summarize:
         return {"records": records}
+    if model.kind == "flow":
+        return summarize_flow(records, imgs, model)
     return summarize_vdm(records, imgs, model, params, nelbo_steps)
 
 
-def summarize_vdm(records: list[dict], imgs, model, params, nelbo_steps: int | None = None) -> dict:
+def _totals(records: list[dict]) -> tuple[dict, dict, list[dict]]:
+    """(totals, the summary's common fields, per-image records) of a learned codec's files."""
     tot = {k: sum(r[k] for r in records) for k in ("images", "bytes", "subpixels", "initial_bits", "nelbo_bits",
                                                    "bootstrap_bits", "bootstrap_tiles", "model_tiles",
                                                    "encode_s", "decode_s")}
@@ -153,6 +157,70 @@ def summarize_vdm(records: list[dict], imgs, model, params, nelbo_steps: int | N
             if r["images"] == 1:
                 per_image[-1].update(bytes=r["bytes"], subpixels=r["subpixels"], bpd=r["bpd"],
                                      initial_bits=r["initial_bits"])
+    return tot, summary, per_image
+
+
+def flow_reference_bits(model, imgs, seed: int = 1234, batch: int = 50) -> tuple[np.ndarray, np.ndarray]:
+    """The flow's own -log2 p per tile (bits) and each tile's image index, in coding order: its
+    dequantization bound `Flow.nll_bits` at one fixed-seed uniform draw per subpixel, float64, on
+    exactly the tiles the codec codes (edge tiles padded and grey images replicated as
+    `priors.replicate_edges` does), so that the codec's bits and this bound count the same subpixels."""
+    import copy
+
+    import torch
+
+    from .format import plan
+    from .priors import replicate_edges
+    flow = copy.deepcopy(model.flow).to("cpu", torch.float64).eval()
+    g = torch.Generator().manual_seed(seed)
+    T = model.tile
+    tiles = [(i, replicate_edges(t.x, t.mask)) for i, d in enumerate(imgs)
+             for t in plan.make_tiles(i, d.main, d.height, d.width, d.main.shape[0], T)]
+    bits = []
+    with torch.inference_mode():
+        for k in range(0, len(tiles), batch):
+            x = torch.from_numpy(np.stack([t for _, t in tiles[k:k + batch]]))
+            u = torch.rand(x.shape, generator=g, dtype=torch.float64)
+            bits.append(flow.nll_bits(x, u).numpy())
+    return np.concatenate(bits), np.array([i for i, _ in tiles])
+
+
+def summarize_flow(records: list[dict], imgs, model) -> dict:
+    """A flow's files against the flow's own -log2 p on the same images (`flow_reference_bits`).
+
+    nelbo_bpd: the flow's bound at the dequantization the encoder popped (the path coded).
+    model_nll_bpd: the same bound at an independent draw, over every tile of the images.
+    flow_coded_bpd: file bits less the seed words drawn (initial bits) and the bootstrap tiles'
+    classical bytes, per subpixel; ratio_flow_coded_to_model_nll: that over the bound on exactly the
+    tiles the flow coded: the coder's own figure, with initial and bootstrap bits apart."""
+    tot, summary, per_image = _totals(records)
+    for d, p in zip(imgs, per_image):
+        p["name"] = d.name
+    ref, image_of = flow_reference_bits(model, imgs)
+    s, n = tot["subpixels"], tot["images"]
+    per_image_ref = np.bincount(image_of, weights=ref, minlength=len(imgs))
+    per = per_image_ref / np.array([d.subpixels for d in imgs])
+    summary["model_nll_bpd"] = float(ref.sum() / s)
+    summary["model_nll_se"] = float(per.std(ddof=1) / np.sqrt(n)) if n > 1 else 0.0
+    summary["ratio_to_model_nll"] = summary["bpd"] / summary["model_nll_bpd"]
+    coded = np.ones(len(ref), dtype=bool)  # the tiles the flow coded: all but each file's leading bootstrap tiles
+    start = 0
+    for r in records:
+        first = int(np.searchsorted(image_of, start))
+        coded[first:first + r["bootstrap_tiles"]] = False
+        start += r["images"]
+    flow_bits = 8 * tot["bytes"] - tot["initial_bits"] - tot["bootstrap_bits"]
+    summary["flow_coded_bpd"] = flow_bits / s
+    summary["model_nll_coded_tiles_bpd"] = float(ref[coded].sum() / s)
+    summary["ratio_flow_coded_to_model_nll"] = flow_bits / float(ref[coded].sum())
+    for p, v in zip(per_image, per_image_ref):
+        p["model_nll_bits"] = float(v)
+    return {"summary": summary, "per_image": per_image, "records": records}
+
+
+def summarize_vdm(records: list[dict], imgs, model, params, nelbo_steps: int | None = None) -> dict:
+    tot, summary, per_image = _totals(records)
+    s, n = tot["subpixels"], tot["images"]
     for d, p in zip(imgs, per_image):
         p["name"] = d.name
     fitted = params.latents == 2
@@ -266,7 +334,8 @@ def run(dataset: str, codecs: list[str], limit: int | None, offset: int, out: st
         model_name: str | None, steps: int, grid: str | None, grid_bits: int, parallel: int,
         modes: list[str], resume: bool = False, device: str = "cpu", show_progress: bool = True,
         bootstrap: str | None = "auto", chunk: int | None = None, nelbo_steps: int | None = None,
-        latents: int | None = None, summarize: bool = True, orders: tuple[str, ...] = ("bitswap",)) -> dict:
+        latents: int | None = None, summarize: bool = True, orders: tuple[str, ...] = ("bitswap",),
+        flow_model: str | None = None, flow_grid_bits: int | None = None) -> dict:
     """Run every (codec, mode) on the dataset, the learned codec in every chain order of `orders`; with `out`, the JSON is rewritten after every coded
     file, and `resume` continues a partial JSON: finished runs are kept, an unfinished one goes on
     after its last complete file. Without `summarize`, learned runs stop after their last file and
@@ -274,7 +343,7 @@ def run(dataset: str, codecs: list[str], limit: int | None, offset: int, out: st
     from tqdm import tqdm
 
     for codec in codecs:
-        if codec != "vdm":
+        if codec not in ("vdm", "flow"):
             from . import baselines
             baselines.get(codec)  # unknown codec: a clean error before any work
     names, arrays = load_dataset(dataset, limit, offset)
@@ -326,6 +395,41 @@ def run(dataset: str, codecs: list[str], limit: int | None, offset: int, out: st
                 r = bench_vdm(names, arrays, model, params, parallel, mode, progress=bar.update, bootstrap=bootstrap,
                               chunk=chunk, partial=entry, on_record=on_record, nelbo_steps=nelbo_steps,
                               summarize=summarize, stretch=stretch)
+                bar.close()
+                entry.update(r, complete="summary" in r)
+                if entry["complete"]:
+                    entry["stretch"] = stretch
+                save_json(result, out)
+        elif codec == "flow":
+            from .api import flow_params
+            from .registry import load_model
+            model = load_model(flow_model or defaults.FLOW_MODEL, device)
+            if model.kind != "flow":
+                raise BbcError(f"--flow-model: {model.name} is not a flow")
+            params = flow_params(flow_grid_bits)
+            for mode in modes:
+                size = "" if mode == "per-file" or not chunk else f":chunk{chunk}"
+                key = (f"flow:{model.name}:k{params.grid_bits}:m{params.scale_bits}:p{parallel}:"
+                       f"boot-{bootstrap or 'none'}:{mode}{size}")
+                if key in runs and runs[key].get("complete", True):
+                    continue
+                entry = runs.get(key)
+                if entry is None:
+                    entry = {"key": key, "codec": "flow", "mode": mode, "model": model.name,
+                             "model_sha256": model.sha256, "complete": False,
+                             "options": {"grid_bits": params.grid_bits, "scale_bits": params.scale_bits,
+                                         "top_bits": params.top_bits, "parallel": parallel, "bootstrap": bootstrap,
+                                         "chunk": chunk if mode == "archive" else 1}}
+                    result["runs"].append(entry)
+                    runs[key] = entry
+
+                def on_record(records, entry=entry):
+                    entry["records"] = records
+                    save_json(result, out)
+
+                bar = tqdm(total=len(names), desc=key, disable=not show_progress, leave=False)
+                r = bench_vdm(names, arrays, model, params, parallel, mode, progress=bar.update, bootstrap=bootstrap,
+                              chunk=chunk, partial=entry, on_record=on_record, summarize=summarize, stretch=stretch)
                 bar.close()
                 entry.update(r, complete="summary" in r)
                 if entry["complete"]:
@@ -407,6 +511,16 @@ def markdown(result: dict) -> str:
             if s.get("model_nelbo_k_fitted_bpd"):
                 refs = (f"{ref:.4f} ± {s['model_nelbo_k_se']:.4f}; fitted variances {s['model_nelbo_k_fitted_bpd']:.4f} | "
                         f"{s['ratio_to_model_nelbo_k']:.4f}; {s['ratio_to_model_nelbo_k_fitted']:.4f}")
+            tiles = f"{s.get('bootstrap_tiles', 0)} / {s.get('model_tiles', '')}"
+            rows.append(f"| {name} | {r['mode']}{chunk} | {s['images']} | {s['bpd']:.4f} | {s['bpd_without_initial']:.4f} | "
+                        f"{tiles} | {refs} | {s['encode_s_per_image']:.2f} | {s['decode_s_per_image']:.2f} |")
+        elif r["codec"] == "flow":
+            o = r["options"]
+            boot = o.get("bootstrap", "none") or "none"
+            chunk = f", {o['chunk']} per archive" if r["mode"] == "archive" and o.get("chunk") else ""
+            name = f"bbcodec {r['model']} (flow, local bits-back) k={o['grid_bits']} m={o['scale_bits']} p={o['parallel']} boot={boot}"
+            refs = (f"flow -log2 p {s['model_nll_bpd']:.4f} ± {s['model_nll_se']:.4f} | {s['ratio_to_model_nll']:.4f}; "
+                    f"flow-coded tiles without initial bits {s['ratio_flow_coded_to_model_nll']:.4f}")
             tiles = f"{s.get('bootstrap_tiles', 0)} / {s.get('model_tiles', '')}"
             rows.append(f"| {name} | {r['mode']}{chunk} | {s['images']} | {s['bpd']:.4f} | {s['bpd_without_initial']:.4f} | "
                         f"{tiles} | {refs} | {s['encode_s_per_image']:.2f} | {s['decode_s_per_image']:.2f} |")

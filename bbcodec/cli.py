@@ -544,7 +544,10 @@ def schedule(model_name, data, n_images, batch, points, out, add, threads):
 @cli.command()
 @click.argument("dataset")
 @click.option("--codec", "codecs", multiple=True, default=["vdm"], show_default=True,
-              help="vdm, png, webp, jxl, jpegls, jp2k (repeatable)")
+              help="vdm, flow, png, webp, jxl, jpegls, jp2k (repeatable)")
+@click.option("--flow-model", default=None, help=f"the flow of --codec flow (default {defaults.FLOW_MODEL})")
+@click.option("--flow-grid-bits", type=click.IntRange(8, 20), default=None,
+              help=f"--codec flow: grid 2^-k (default {defaults.FLOW_GRID_BITS})")
 @click.option("--limit", type=int, default=None, help="first N images")
 @click.option("--offset", type=int, default=0)
 @_model_opt
@@ -572,8 +575,8 @@ def schedule(model_name, data, n_images, batch, points, out, add, threads):
 @_device_opt
 @click.option("--quiet", is_flag=True)
 @_guard
-def bench(dataset, codecs, limit, offset, model_name, steps, grid, grid_bits, latents, orders, parallel, modes, out,
-          resume, bootstrap, chunk, nelbo_steps, no_summary, threads, device, quiet):
+def bench(dataset, codecs, flow_model, flow_grid_bits, limit, offset, model_name, steps, grid, grid_bits, latents, orders,
+          parallel, modes, out, resume, bootstrap, chunk, nelbo_steps, no_summary, threads, device, quiet):
     """Benchmark codecs on a dataset: decoded and compared, then bits, NELBO and seconds."""
     import torch
     from . import bench as B
@@ -582,7 +585,8 @@ def bench(dataset, codecs, limit, offset, model_name, steps, grid, grid_bits, la
     res = B.run(dataset, list(codecs), limit, offset, out, model_name, steps, grid, grid_bits, parallel,
                 list(modes), resume=resume, device=device, show_progress=_show_progress(quiet),
                 bootstrap=_bootstrap_arg(bootstrap), chunk=chunk, nelbo_steps=nelbo_steps,
-                latents=latents, summarize=not no_summary, orders=tuple(orders))
+                latents=latents, summarize=not no_summary, orders=tuple(orders), flow_model=flow_model,
+                flow_grid_bits=flow_grid_bits)
     md = B.markdown(res)
     if out:
         Path(out).with_suffix(".md").write_text(md)
