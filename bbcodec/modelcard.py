@@ -12,6 +12,7 @@ import json
 import platform
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from . import registry
@@ -88,6 +89,110 @@ def ship(run: str, name: str, test_npz: str, train_npz: str, n_test: int = 1000,
     }
     (out / "card.json").write_text(json.dumps(card, indent=1) + "\n")
     (out / "MODEL_CARD.md").write_text(render_card(card))
+    return card
+
+
+def ship_flow(run: str, name: str, test_npz: str, n_test: int = 1000, description: str = "", threads: int = 1) -> dict:
+    """Ship a flow's training run (`bbcodec train` with arch realnvp) as a registered model: weights
+    (EMA, best validation, float16 storage), config, training log, and a card with the test figure
+    the codec is measured against: the dequantization bound -log2 p(x) on the first n_test test
+    images (one fixed-seed uniform draw per subpixel, float64, `bench.flow_reference_bits`)."""
+    from .bench import flow_reference_bits
+    from .images import from_array
+    from .registry import load_model
+
+    torch.set_num_threads(threads)
+    reg = _read_registry()
+    if name in reg["models"]:
+        raise ValueError(f"model {name} is registered already; ship the run under a new name")
+    run_p = Path(run)
+    out = export_model(run, str(registry.MODELS_DIR), name)
+    state = torch.load(run_p / "state.pt", weights_only=True)
+    meta = json.loads(state["meta"])
+    (out / "train_log.csv").write_text(resumed_log(run_p / "log.csv"))
+    sha = read_model(str(out)).sha256
+    reg["models"][name] = {"path": name, "sha256": sha, "description": description}
+    _write_registry(reg)
+    model = load_model(name)
+    x = load_images(test_npz)[:n_test]
+    bits, _ = flow_reference_bits(model, [from_array(a.transpose(1, 2, 0), f"{i}.png") for i, a in enumerate(x)])
+    per = bits / x[0].size
+    rows = [r.split(",") for r in (run_p / "log.csv").read_text().splitlines()[1:]]
+    vals = [(float(r[9]), int(r[1]), float(r[2])) for r in rows if r[9]]
+    best = min(vals) if vals else (float("nan"), meta["images"], meta["seconds"])
+    lrs = [float(r[11]) for r in rows if len(r) > 11 and r[11]]
+    card = {
+        "name": name, "sha256": sha[:16], "kind": "flow",
+        "data": "CIFAR-10 train (first 49,000 images; the last 1,000 held out for validation)",
+        "architecture": model.config, "parameters": sum(p.numel() for p in model.flow.parameters()),
+        "training": {"images_seen_at_best": best[1], "wall_seconds_at_best": best[2],
+                     "images_seen_total": meta["images"], "steps_total": meta["step"],
+                     "wall_seconds_total": meta["seconds"], "hardware": _hardware(),
+                     "threads": meta.get("threads", 1), "batch": meta.get("batch", 16),
+                     **({"lr_peak": max(lrs)} if lrs else {}),
+                     **({"cooldown": meta["cooldown"]} if meta.get("cooldown") else {})},
+        "val_nll_bpd": best[0],
+        "test_nll_bpd": float(per.mean()), "test_nll_se": float(per.std(ddof=1) / np.sqrt(len(per))),
+        "test_images": n_test,
+        "test_nll_note": "dequantization bound -log2 p(x), one fixed-seed uniform draw per subpixel, float64",
+    }
+    (out / "card.json").write_text(json.dumps(card, indent=1) + "\n")
+    (out / "MODEL_CARD.md").write_text(render_card(card))
+    return card
+
+
+def render_flow_card(c: dict) -> str:
+    t, a = c["training"], c["architecture"]
+    rate = f"AdamW at learning rate {t['lr_peak']:g}" if "lr_peak" in t else "AdamW"
+    if t.get("cooldown"):
+        cd = t["cooldown"]
+        rate += f", decayed linearly to {cd['to']:g} of it over the {cd['images']:,} images from {cd['start']:,} on"
+    k = c.get("coded")
+    coded = ""
+    if k:
+        coded = (f"- **Coded** (first {k['images']} CIFAR-10 test images in archives of {k['options']['chunk']}, "
+                 f"grid_bits {k['options']['grid_bits']}, bootstrap {k['options'].get('bootstrap') or 'none'}): "
+                 f"**{k['bpd']:.4f} bits/dim** for the whole files; {k['flow_coded_bpd']:.4f} for the tiles the flow "
+                 f"coded without the initial and bootstrap bits, against the flow's own {k['model_nll_coded_tiles_bpd']:.4f} "
+                 f"on them (`bench/results/{k['bench']}`).\n")
+    return f"""# {c['name']}
+
+- **What**: the flow baseline of bbcodec: a RealNVP-style coupling flow ({a.get('levels', 2)} levels of
+  squeeze + {a.get('couplings', 4)} affine couplings, ResNet couplings of {a.get('hidden')} channels and
+  {a.get('res_blocks')} residual block(s), multi-scale split, uniform dequantization), {c['parameters']:,}
+  parameters, coded by local bits-back (`bbcodec/flows`); config in `config.json`. A float network:
+  its files decode only under the arithmetic that wrote them (the header records it).
+- **Data**: {c['data']}.
+- **Training**: {t['images_seen_at_best']:,} images seen ({t['images_seen_at_best'] / 49000:.2f} epochs)
+  in {t['wall_seconds_at_best'] / 3600:.2f} h of wall time at the shipped checkpoint (EMA weights, best
+  validation); the run went on to {t['images_seen_total']:,} images / {t['wall_seconds_total'] / 3600:.2f} h.
+  Hardware: {t['hardware']}, {t.get('threads', 1)} torch thread(s); {rate}, batch {t.get('batch', 16)},
+  the dequantization bound as the loss.
+- **Validation** (last 1,000 training images): {c['val_nll_bpd']:.4f} bits/dim.
+- **Test** (first {c['test_images']:,} CIFAR-10 test images, {c['test_nll_note']}):
+  **{c['test_nll_bpd']:.4f} ± {c['test_nll_se']:.4f} bits/dim**: what local bits-back achieves, less its
+  initial bits.
+{coded}- **Weights**: `weights.pt`, a state dict stored in float16 (loaded with weights_only=True and upcast:
+  the shipped model is the rounded weights), sha256 `{c['sha256']}…` checked by the registry.
+- **Training log**: `train_log.csv`.
+
+Regenerate this card: `python -m bbcodec.modelcard flow RUN NAME` (see docs/flow.md).
+"""
+
+
+def add_flow_coded_figures(name: str, bench_json: str) -> dict:
+    """Put a flow's measured coded rate (archive mode, from a committed bench JSON) on its card."""
+    res = json.loads(Path(bench_json).read_text())
+    run = next(r for r in res["runs"] if r["codec"] == "flow" and r["mode"] == "archive" and r["model"] == name
+               and "summary" in r and r["options"].get("bootstrap"))
+    s = run["summary"]
+    folder = registry.MODELS_DIR / _read_registry()["models"][name]["path"]
+    card = json.loads((folder / "card.json").read_text())
+    card["coded"] = {"bench": Path(bench_json).name, "images": s["images"], "options": run["options"],
+                     "bpd": s["bpd"], "flow_coded_bpd": s["flow_coded_bpd"],
+                     "model_nll_coded_tiles_bpd": s["model_nll_coded_tiles_bpd"]}
+    (folder / "card.json").write_text(json.dumps(card, indent=1) + "\n")
+    (folder / "MODEL_CARD.md").write_text(render_card(card))
     return card
 
 
@@ -240,6 +345,8 @@ def coded_line(k: dict) -> str:
 
 
 def render_card(c: dict) -> str:
+    if c.get("kind") == "flow":
+        return render_flow_card(c)
     if "converted_from" in c:  # an integer network made by `bbcodec convert`
         from .convert import render_integer_card
         return render_integer_card(c)
@@ -275,6 +382,20 @@ if __name__ == "__main__":
     import argparse
     import sys
 
+    if sys.argv[1:2] == ["flow"]:
+        ap = argparse.ArgumentParser(prog="python -m bbcodec.modelcard flow", description="ship a flow's run")
+        ap.add_argument("run")
+        ap.add_argument("name")
+        ap.add_argument("--test", default=str(Path(__file__).resolve().parents[2] / "shared/data/cifar10/test.npz"))
+        ap.add_argument("--n-test", type=int, default=1000)
+        ap.add_argument("--description", default="")
+        ap.add_argument("--coded", default=None, help="instead: add the coded figures of this bench JSON to the card")
+        a = ap.parse_args(sys.argv[2:])
+        if a.coded:
+            print(json.dumps(add_flow_coded_figures(a.name, a.coded), indent=1))
+        else:
+            print(json.dumps(ship_flow(a.run, a.name, a.test, a.n_test, a.description), indent=1))
+        sys.exit(0)
     if sys.argv[1:2] == ["retire"]:
         ap = argparse.ArgumentParser(prog="python -m bbcodec.modelcard retire",
                                      description="take a shipped model out of the package, keeping its registry entry")

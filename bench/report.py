@@ -139,7 +139,7 @@ def _plot_training_curve(model_dir: Path, out_png: Path, img, hrs, val, cut: int
     plt = _pyplot()
 
     shipped = []
-    for name, entry in _registry()["models"].items():  # retired ones too: every model ever shipped
+    for name, entry in diffusion_models(_registry()).items():  # retired ones too: every model ever shipped
         f = model_figures(entry)
         shipped.append((f["wall_seconds_at_best"] / 3600, f["test_nelbo_bpd"], name))
     fig, ax = plt.subplots(1, 2, figsize=(10, 3.8))
@@ -764,6 +764,20 @@ def _registry() -> dict:
     return json.loads((MODELS / "registry.json").read_text())
 
 
+def _card(entry: dict) -> dict | None:
+    """A shipped model's card.json (None for a retired one)."""
+    return None if entry.get("retired") else json.loads((MODELS / entry["path"] / "card.json").read_text())
+
+
+def is_flow(entry: dict) -> bool:
+    """A registered flow (the baseline, `bbcodec/flows`): it has its own table, not the diffusion priors'."""
+    return (_card(entry) or {}).get("kind") == "flow"
+
+
+def diffusion_models(reg: dict) -> dict:
+    return {k: v for k, v in reg["models"].items() if not is_flow(v)}
+
+
 def model_figures(entry: dict) -> dict:
     """A registered model's figures (`modelcard.summary_figures`): from its card.json and grids.json
     where it ships, from its registry entry where it is retired."""
@@ -902,7 +916,7 @@ def suite_section() -> str:
 def results_block(reg: dict, draw: bool) -> str:
     """docs/results.md's generated block: the suite's results, then the studies'."""
     parts = [suite_section()]
-    for section in (lambda: cifar_section(reg, draw), integer_section, ordering_section, photos_section,
+    for section in (lambda: cifar_section(reg, draw), integer_section, flow_section, ordering_section, photos_section,
                     profile_section, memory_section, startup_section):
         text = section()
         if text:
@@ -925,7 +939,7 @@ def models_block(reg: dict, draw: bool) -> str:
     rows = ["| model | parameters | training images | hours (one CPU thread) | validation NELBO | "
             "test NELBO (first 1,000) | coded: first 100 in one archive | coded with | error-curve fit: degree (BIC), "
             "χ²/dof |", "|---|---:|---:|---:|---:|---:|---:|---|---:|"]
-    for name, entry in reg["models"].items():
+    for name, entry in diffusion_models(reg).items():
         f = model_figures(entry)
         k, fit = f["coded"], f["error_curve_fit"]
         coded = f"{k['bpd']:.4f}" if k else "–"
@@ -965,7 +979,74 @@ def models_block(reg: dict, draw: bool) -> str:
                f"See `{_repo(mdir / 'MODEL_CARD.md')}`.\n\n"
                f"![training curve]({_rel(png, MODELS_MD)})\n\n"
                + extrapolation_text(curve, card["training"]["wall_seconds_at_best"] / 3600))
-    return table + "\n" + default
+    return table + "\n" + flow_models_table(reg) + default
+
+
+def flow_models_table(reg: dict) -> str:
+    """The registered flows (the baseline coded by local bits-back): from each one's card.json."""
+    flows = {k: _card(v) for k, v in reg["models"].items() if is_flow(v)}
+    if not flows:
+        return ""
+    rows = ["| flow | parameters | training images | hours (one CPU thread) | validation -log2 p | "
+            "test -log2 p (first 1,000) | coded: first 1,000 in archives of 100 |", "|---|---:|---:|---:|---:|---:|---:|"]
+    for name, c in flows.items():
+        t, k = c["training"], c.get("coded")
+        rows.append(f"| [`{name}`]({_rel(MODELS / reg['models'][name]['path'] / 'MODEL_CARD.md', MODELS_MD)}) | "
+                    f"{c['parameters']:,} | {t['images_seen_at_best']:,} | {t['wall_seconds_at_best'] / 3600:.2f} | "
+                    f"{c['val_nll_bpd']:.4f} | {c['test_nll_bpd']:.4f} ± {c['test_nll_se']:.4f} | "
+                    + (f"{k['bpd']:.4f} |" if k else "– |"))
+    return ("### The flow baseline\n\nCoupling flows coded by local bits-back (`bbcodec/flows`, `--model NAME`), "
+            "the learned baseline beside the diffusion priors; -log2 p is the dequantization bound in bits/dim "
+            "(what the codec achieves, less its initial bits). Coded: `bench/results/cifar10_test_flow_1000.json` "
+            "at the defaults ([docs/flow.md](flow.md)).\n\n" + "\n".join(rows) + "\n\n")
+
+
+FLOW_JSON = "cifar10_test_flow_1000.json"
+
+
+def flow_section() -> str | None:
+    """The flow baseline on the first 1,000 CIFAR-10 test images (suite entry `flow-baseline`), beside
+    the default diffusion prior's archive of the first 100 and the classical codecs on the same images."""
+    r = _load(FLOW_JSON)
+    if not r:
+        return None
+    runs = [x for x in r["runs"] if "summary" in x]
+    if not runs:
+        return None
+    rows = ["| codec | images | bits/dim (file) | initial bits (seed words drawn) | bootstrap tiles (bits/dim) | "
+            "flow-coded tiles without initial bits | the flow's -log2 p on them | coded / -log2 p | "
+            "encode / decode, s per image |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for x in runs:
+        s, o = x["summary"], x["options"]
+        rows.append(f"| `{x['model']}` k={o['grid_bits']} boot={o.get('bootstrap') or 'none'}, archives of {o['chunk']} | "
+                    f"{s['images']:,} | {s['bpd']:.4f} | {s['initial_bits']:,} | {s['bootstrap_tiles']} "
+                    f"({s['bootstrap_bpd']:.4f}) | {s['flow_coded_bpd']:.4f} | {s['model_nll_coded_tiles_bpd']:.4f} | "
+                    f"{100 * (s['ratio_flow_coded_to_model_nll'] - 1):+.2f}% | {s['encode_s_per_image']:.3f} / "
+                    f"{s['decode_s_per_image']:.3f} |")
+    arch = _load("cifar10_test_vdm_archive100.json")
+    if arch:
+        done = [x for x in arch["runs"] if "summary" in x]
+        reg = _registry()
+        a = next((x for x in done if x["model"] == reg["default"]), None)
+        if a:
+            s = a["summary"]
+            rows.append(f"| diffusion prior `{a['model']}` at its defaults, one archive (`cifar10-archive100`) | "
+                        f"{s['images']} | {s['bpd']:.4f} | {s['initial_bits']:,} | {s['bootstrap_tiles']} "
+                        f"({s['bootstrap_bpd']:.4f}) | | | | {s['encode_s_per_image']:.3f} / {s['decode_s_per_image']:.3f} |")
+    cc = _load("cifar10_test_classical.json")
+    n = runs[0]["summary"]["images"]
+    classical = ("; classical codecs on the same first " + f"{n:,} images, one file each: "
+                 + ", ".join(f"{c['codec']} {_first_bpd(c, n):.4f}" for c in cc["runs"])) if cc else ""
+    entry = next(e for e in suite.manifest()["bench"] if e["name"] == "flow-baseline")
+    cmds = ", ".join(f"`{c.replace(' > /dev/null', '')}`" for c in entry["commands"])
+    return ("### The flow baseline: local bits-back\n\n"
+            "The shipped coupling flow on the first 1,000 CIFAR-10 test images in archives of 100, every file decoded "
+            "and compared. The coder's own figure is the flow-coded tiles' bits (file bits less the seed words drawn "
+            "and the bootstrap tiles' classical bytes) against the flow's dequantization bound on exactly those tiles "
+            "(one independent uniform draw per subpixel, float64): the gap is the container (header, head words) and "
+            "ANS's quantised probabilities. The diffusion prior's row is its committed archive of the first 100 at its "
+            f"defaults, for the seconds (one CPU thread both){classical}. Suite entry `flow-baseline`: {cmds}.\n\n"
+            + "\n".join(rows) + "\n")
 
 
 def _secs(x: float) -> str:
@@ -1014,6 +1095,15 @@ def headline_block(reg: dict, draw: bool) -> str | None:
             f"| {len(names)} full-size photos, one file each; bbcodec `{p['model']}` | bits/dim | "
             + " | ".join(bold(pho)) + " |",
             f"| | encode / decode, s per megapixel | {secs(pho_s)} |"]
+    fl = _load(FLOW_JSON)
+    f = next((x for x in (fl or {}).get("runs", []) if "summary" in x and x["options"].get("bootstrap")), None)
+    if f:
+        fs = f["summary"]
+        nf = fs["images"]
+        vals = [fs["bpd"]] + [_first_bpd(ccod[c], nf) for c, _ in HEADLINE_CODECS]
+        rows += [f"| CIFAR-10 test, first {nf:,}; the flow baseline `{f['model']}` (local bits-back), archives of "
+                 f"{f['options']['chunk']} | bits/dim | " + " | ".join(bold(vals)) + " |",
+                 f"| | encode / decode, s per image | {secs([(fs['encode_s_per_image'], fs['decode_s_per_image'])] + cif_s[1:])} |"]
     return ("\n".join(rows) + "\n\nBits per subpixel of whole files (header and side data included), every file "
             "decoded and compared; lower is better, the best of each row in bold. Seconds on one CPU thread. The "
             "classical codecs code one file per image; their CIFAR-10 seconds are the mean over all 10,000 test "
