@@ -74,3 +74,28 @@ def test_batches_that_outgrow_the_stack_are_retried_with_a_slower_ramp(monkeypat
     assert rep.encodes == 2 and rep.tiles_coded < 2 * rep.model_tiles
     out, _ = api.decompress(data, m)
     assert np.array_equal(out[0].main, img.main)
+
+
+def test_the_shipped_flow_is_registered_with_its_card():
+    from bbcodec import defaults
+    m = load_model(defaults.FLOW_MODEL)
+    assert m.kind == "flow" and m.card.get("kind") == "flow" and m.card.get("test_nll_bpd")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("boot", [None, "auto"])
+def test_shipped_flow_round_trip_on_cifar(boot):
+    """The shipped flow on CIFAR-10 samples: bit-exact, and the stack's bits (header and initial bits
+    excluded) within 1% of the flow's own bound on the path coded."""
+    from bbcodec import defaults
+    from bbcodec.format import container
+    m = load_model(defaults.FLOW_MODEL)
+    x = cifar_samples()[:4]
+    imgs = [ImageData(f"{i}.png", "RGB", 32, 32, np.ascontiguousarray(a.transpose(2, 0, 1))) for i, a in enumerate(x)]
+    data, rep = api.compress(imgs, m, parallel=2, bootstrap=boot)
+    out, _ = api.decompress(data, m)
+    for a, b in zip(imgs, out):
+        assert np.array_equal(a.main, b.main)
+    stack_bits = 8 * len(container.parse(data).payload) - rep.initial_bits - rep.bootstrap_bits
+    assert rep.model_tiles > 0
+    assert abs(stack_bits / (rep.nelbo_bits - 8 * len(container.parse(data).side)) - 1) < 0.01
