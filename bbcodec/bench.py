@@ -163,25 +163,33 @@ def _totals(records: list[dict]) -> tuple[dict, dict, list[dict]]:
 def flow_reference_bits(model, imgs, seed: int = 1234, batch: int = 50) -> tuple[np.ndarray, np.ndarray]:
     """The flow's own -log2 p per tile (bits) and each tile's image index, in coding order: its
     dequantization bound `Flow.nll_bits` at one fixed-seed uniform draw per subpixel, float64, on
-    exactly the tiles the codec codes (edge tiles padded and grey images replicated as
-    `priors.replicate_edges` does), so that the codec's bits and this bound count the same subpixels."""
+    exactly the tiles the codec codes: where a tile has padding (edge tiles, grey images), the padding
+    drawn from the codec's bits-back distribution q (`priors.pad_groups`, fixed seed) and its -log2 q
+    given back, as the codec does; so that the codec's bits and this bound count the same things."""
     import copy
 
     import torch
 
     from .format import plan
-    from .priors import replicate_edges
+    from .priors import pad_groups
     flow = copy.deepcopy(model.flow).to("cpu", torch.float64).eval()
     g = torch.Generator().manual_seed(seed)
+    rng = np.random.default_rng(seed)
     T = model.tile
-    tiles = [(i, replicate_edges(t.x, t.mask)) for i, d in enumerate(imgs)
-             for t in plan.make_tiles(i, d.main, d.height, d.width, d.main.shape[0], T)]
+    tiles = [(i, t) for i, d in enumerate(imgs) for t in plan.make_tiles(i, d.main, d.height, d.width, d.main.shape[0], T)]
     bits = []
     with torch.inference_mode():
         for k in range(0, len(tiles), batch):
-            x = torch.from_numpy(np.stack([t for _, t in tiles[k:k + batch]]))
+            part = tiles[k:k + batch]
+            x = np.stack([t.x for _, t in part])
+            mask = np.stack([t.mask for _, t in part])
+            back = np.zeros(len(part))
+            for idx, start, p in pad_groups(x, mask):
+                sym = rng.choice(len(p), size=len(idx), p=p)
+                x.reshape(-1)[idx] = start + sym
+                np.add.at(back, idx // mask[0].size, -np.log2(p[sym]))
             u = torch.rand(x.shape, generator=g, dtype=torch.float64)
-            bits.append(flow.nll_bits(x, u).numpy())
+            bits.append(flow.nll_bits(torch.from_numpy(x), u).numpy() - back)
     return np.concatenate(bits), np.array([i for i, _ in tiles])
 
 

@@ -6,8 +6,8 @@ which model codes a batch of tiles; a prior answers for it:
     codec(mask, x_true, stats, on_step)  a `Codec` whose symbols are whole tiles, uint8 [B, 3, T, T]
                       (the decoder gets back what was pushed; only the mask's subpixels are the image's)
     fill(x, mask)     the encoder's values for the subpixels outside the mask (padding of edge tiles,
-                      channels a grey image lacks): the diffusion prior leaves them uncoded (zeros);
-                      a flow codes every subpixel of a tile, so they are made cheap to code (below)
+                      channels a grey image lacks) before coding: zeros for both priors (the diffusion
+                      prior leaves them uncoded; the flow's codec chooses them by bits-back, below)
     coded(mask)       how many subpixels of a tile the prior codes (what the deficit is counted per)
     new_stats(B), model_bits(stats)  the model's own bound on the tiles coded (bits per tile): the
                       chain's NELBO for diffusion, -log2 p at the coded dequantization for the flow
@@ -16,11 +16,14 @@ which model codes a batch of tiles; a prior answers for it:
     steps             network calls per tile (progress)
 
 Flow padding.  A coupling flow has no notion of a subpixel that is known to both sides, so padding
-and the missing channels of grey images are coded like image subpixels: the encoder fills them by
-replicating the tile's last real column, then its last real row, and a grey image's channel into the
-other two.  Replicated values are near-deterministic under a trained flow (copies of their
-neighbours), so they cost little; the cost is in the file and in the bench (`flow_bits` counts every
-coded subpixel).  The decoder pops them with the rest and drops them.
+and the missing channels of grey images are coded with the image's subpixels, and their values are
+chosen by bits-back (`pad_codec`): the encoder pops each from q, a small triangular distribution
+around its edge-replicated centre (the tile's last real column to the right, then its last real row
+downwards, a grey image's channel into the other two: `replicate_edges`), then codes the whole tile
+with the flow; the decoder pops the tile and pushes the padding back with the same q, which depends
+on the real subpixels only.  The padding then costs the flow's bits for it less the bits q gives
+back: about the flow's uncertainty about them relative to q's spread, instead of its full
+conditional cost of a fixed fill (measured in bench/studies/2026-12-05-flow-padding).
 """
 from __future__ import annotations
 
@@ -45,6 +48,55 @@ def replicate_edges(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
     x[:c, h:, :] = x[:c, h - 1:h, :]
     x[c:] = x[:1]
     return x
+
+
+def pad_groups(x: np.ndarray, mask: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """For a batch x uint8 [B, 3, T, T] with masks [B, 3, T, T]: per kind of padding ("space",
+    "channel"), (flat indices of its subpixels, each one's window start, q's probabilities [2W - 1]).
+
+    The centre of a subpixel outside the mask is `replicate_edges` of the real subpixels; q is
+    `FLOW_PAD_WEIGHTS[kind]` over the 2W - 1 values of the window around it, shifted to lie inside
+    0..255.  Only the real subpixels of x are read."""
+    from .format.constants import FLOW_PAD_WEIGHTS
+    centre = np.stack([replicate_edges(np.where(m, t, 0).astype(np.uint8), m) for t, m in zip(x, mask)])
+    channels = mask.any(axis=(2, 3), keepdims=True)  # [B, 3, 1, 1]: the tile's real channels
+    out = []
+    for kind, sel in (("space", ~mask & channels), ("channel", ~mask & ~channels)):
+        w = np.asarray(FLOW_PAD_WEIGHTS[kind], dtype=np.float64)
+        idx = np.flatnonzero(sel)
+        half = len(w) // 2
+        start = np.clip(centre.reshape(-1)[idx].astype(np.int64) - half, 0, 256 - len(w))
+        out.append((idx, start, w / w.sum()))
+    return out
+
+
+def pad_codec(x: np.ndarray, mask: np.ndarray) -> Codec:
+    """Bits-back codec of the padding values of a batch (symbols: uint8 [n] in `pad_groups` order,
+    space then channel), given the batch's real subpixels x [B, 3, T, T]."""
+    groups = [(idx, start, np.broadcast_to(p, (len(idx), len(p)))) for idx, start, p in pad_groups(x, mask)
+              if len(idx)]
+
+    def push(st, v):
+        k = 0
+        parts = []
+        for idx, start, probs in groups:
+            parts.append((v[k:k + len(idx)].astype(np.int64) - start, probs))
+            k += len(idx)
+        for sym, probs in reversed(parts):
+            if sym.size and (sym.min() < 0 or sym.max() >= probs.shape[1]):
+                raise ValueError("padding value outside its window (a caller bug)")
+            st.push_categorical(sym.astype(np.int32), probs)
+
+    def pop(st):
+        vals = [start + st.pop_categorical(probs).astype(np.int64) for idx, start, probs in groups]
+        return np.concatenate(vals).astype(np.uint8) if vals else np.zeros(0, dtype=np.uint8)
+
+    return Codec(push, pop)
+
+
+def pad_indices(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Flat indices of the padding in `pad_codec`'s symbol order."""
+    return np.concatenate([idx for idx, _, _ in pad_groups(x, mask)]).astype(np.int64)
 
 
 class DiffusionPrior:
@@ -111,8 +163,10 @@ class FlowPrior:
         self.format_version = VERSION if format_version is None else format_version
 
     def codec(self, mask: np.ndarray, x_true=None, stats=None, on_step=None) -> Codec:
+        """Whole tiles: the padding popped by bits-back (`pad_codec`), then the tiles by the flow."""
         from .flows.codec import flow_codec
         inner = flow_codec(self.flow, mask.shape, self.params, net=self.net, stats=stats)
+        padded = not mask.all()
 
         def done(out=None):
             if on_step is not None:
@@ -120,11 +174,32 @@ class FlowPrior:
                     on_step()
             return out
 
-        return Codec(lambda st, x: done(inner.push(st, x)), lambda st: done(inner.pop(st)))
+        def push(st, x):
+            x = x.copy()
+            if padded:
+                pads = pad_codec(x, mask)
+                idx = pad_indices(x, mask)
+                v = pads.pop(st)
+                x.reshape(-1)[idx] = v
+                if stats is not None:  # the bits the pops gave back, per tile
+                    bits = np.concatenate([-np.log2(p[x.reshape(-1)[i].astype(np.int64) - start])
+                                           for i, start, p in pad_groups(x, mask)])
+                    stats.padding -= np.bincount(idx // mask[0].size, weights=bits, minlength=len(x))
+            inner.push(st, x)
+            done()
+
+        def pop(st):
+            x = inner.pop(st)
+            if padded:
+                idx = pad_indices(x, mask)
+                pad_codec(x, mask).push(st, x.reshape(-1)[idx])
+            return done(x)
+
+        return Codec(push, pop)
 
     @staticmethod
     def fill(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        return replicate_edges(x, mask)
+        return x  # the codec chooses the padding (bits-back)
 
     @staticmethod
     def coded(mask: np.ndarray) -> int:
@@ -137,7 +212,7 @@ class FlowPrior:
 
     @staticmethod
     def model_bits(stats) -> np.ndarray:
-        return stats.flow_bits
+        return stats.flow_bits + stats.padding  # the padding's bits back subtracted
 
     def seed_size(self, tiles_in_flight: int, T: int) -> int:
         # the deficit per subpixel is below grid_bits + 8 (dequantization k - 7, expanding couplings'

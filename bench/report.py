@@ -1123,8 +1123,33 @@ def _retired_note(reg: dict, *runs) -> str:
     return "".join(out)
 
 
+def flow_padding_block(reg: dict, draw: bool) -> str | None:
+    """docs/flow.md's table: the study `flow-padding` (padding and grey images through the flow)."""
+    path = _study("flow-padding") / "results" / "padding.json"
+    if not path.exists():
+        return None
+    r = json.loads(path.read_text())
+    rows = ["| image | subpixels outside the image, per image | bits per real subpixel, bits-back padding (the codec) | "
+            "padding's cost, bits per image | bits per real subpixel, fixed fill | padding's cost, fixed fill |",
+            "|---|---:|---:|---:|---:|---:|",
+            f"| 32×32 RGB (no padding) | 0 | {r['full_rgb_bpd']:.4f} | 0 | {r['full_rgb_bpd']:.4f} | 0 |"]
+    for c in r["crops"]:
+        f = c["fixed_fill"]
+        rows.append(f"| {c['size']}×{c['size']} RGB in a 32×32 tile | {c['padding_subpixels_per_image']:,} | "
+                    f"{c['bits_per_real_subpixel']:.4f} | {c['padding_bits_per_image']:,.0f} | "
+                    f"{f['bits_per_real_subpixel']:.4f} | {f['padding_bits_per_image']:,.0f} |")
+    g = r["grey"]
+    cls = ", ".join(f"{k} {v:.4f}" for k, v in g["classical_bits_per_grey_subpixel"].items())
+    rows.append(f"| 32×32 grey (two channels missing) | 2,048 | {g['flow_bits_per_grey_subpixel']:.4f} | | "
+                f"{g['fixed_fill_bits_per_grey_subpixel']:.4f} | |")
+    return (f"`{r['model']}` on {r['images']} images ({r['data']}); padding's cost = the tile's bits less the full tiles' "
+            f"rate ({r['full_rgb_bpd']:.4f} bits/dim) times the real subpixels. The grey images one file each: {cls} "
+            "bits per grey subpixel.\n\n" + "\n".join(rows) + "\n")
+
+
+FLOW_MD = DOCS / "flow.md"
 BLOCKS = ((README, "headline", headline_block), (RESULTS_MD, "results", results_block),
-          (MODELS_MD, "models", models_block))
+          (MODELS_MD, "models", models_block), (FLOW_MD, "flow-padding", flow_padding_block))
 
 
 def _splice(text: str, name: str, body: str) -> str:

@@ -329,3 +329,27 @@ def test_cli_compresses_and_decompresses_with_a_flow(tiny_flow_dir, tmp_path):
     from PIL import Image
     for n in ("a", "g"):
         assert np.array_equal(np.asarray(Image.open(tmp_path / "out" / f"{n}.png")), np.asarray(Image.open(tmp_path / f"{n}.png")))
+
+
+def test_padding_is_chosen_by_bits_back_and_given_back(flow_model):
+    """An edge tile's padding and a grey image's missing channels: popped from q around the replicated
+    edge by the encoder (their -log2 q given back in the stats), pushed back by the decoder."""
+    from bbcodec.priors import FlowPrior, pad_groups
+    from bbcodec.flows import FlowStats
+    x = np.zeros((2, 3, 8, 8), dtype=np.uint8)
+    mask = np.zeros(x.shape, dtype=bool)
+    mask[0, :, :5, :6] = True   # an edge tile of a colour image
+    mask[1, :1, :, :3] = True   # an edge tile of a grey image
+    x[mask] = np.random.default_rng(0).integers(0, 256, int(mask.sum()))
+    groups = pad_groups(x, mask)
+    assert [len(i) for i, _, _ in groups] == [3 * 34 + 40, 2 * 64]  # space: both tiles; channel: the grey one
+    for idx, start, p in groups:
+        assert np.all((start >= 0) & (start + len(p) <= 256)) and abs(p.sum() - 1) < 1e-12
+    prior = FlowPrior(flow_model.flow, api.flow_params())
+    seed = np.random.default_rng(1).integers(1, 2 ** 32, 4000, dtype=np.uint64).astype(np.uint32)
+    st = Stack(seed.copy())
+    stats = FlowStats(2)
+    prior.codec(mask, stats=stats).push(st, x)
+    assert np.all(stats.padding < 0)
+    y = prior.codec(mask).pop(st)
+    assert np.array_equal(y[mask], x[mask]) and np.array_equal(st.words(), seed)

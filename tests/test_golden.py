@@ -153,6 +153,8 @@ def test_format_constants_are_pinned_by_value():
         "96e09882195675045e7c50b728d6b0951fc7434db0567e723752f6fe90d5611e"
     assert hashlib.sha256(pad_noise((3, 32, 32), 3).tobytes()).hexdigest() == \
         "70927e691f996787a4a1c678a53021f0c19100800317b5ae8d5076e961a2a8d7"
+    from bbcodec.format.constants import FLOW_PAD_WEIGHTS  # flow files' padding distribution (v4, "flow-lbb")
+    assert FLOW_PAD_WEIGHTS == {"space": (1, 2, 3, 4, 3, 2, 1), "channel": (1, 2, 1)}
 
 
 @pytest.mark.parametrize("fname", sorted(json.loads(MANIFEST.read_text())))

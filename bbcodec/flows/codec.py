@@ -128,6 +128,7 @@ class FlowStats:
     dequant: -(k - 7) per subpixel (bits back); couplings: sum of m - log2 R; top: -log2 of the
     coarse Gaussian mass + (k - c) per subpixel; total: their sum, the ideal code length of the path.
     flow_bits: the flow's own float -log2 p(y_0) + 7 D at the popped bin centres y_0.
+    padding: minus the bits that choosing the padding by bits-back popped (filled in by `priors.FlowPrior`).
     couplings_abs: sum of |m - log2 R|, the bits the couplings moved either way (a diagnostic: the
     couplings' net cost often cancels to near zero while each layer pushes and pops many bits).
     """
@@ -138,6 +139,7 @@ class FlowStats:
         self.couplings_abs = np.zeros(batch)
         self.top = np.zeros(batch)
         self.flow_bits = np.zeros(batch)
+        self.padding = np.zeros(batch)  # bits given back by the padding's bits-back pops (`priors`), <= 0
 
     @property
     def total(self) -> np.ndarray:

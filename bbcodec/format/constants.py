@@ -14,6 +14,10 @@ SEED_WORDS_SEED = 0x5EED   # seed of the stack's seed words
 PAD_NOISE_SEED = 0xB0B5    # seed of the pad noise
 Q_RADIUS_STDS = 8.0        # q pops cover +-8 std of the step (the edge bins take the tails)
 SPLITMIX_VERSION = 3       # the first format version with the SplitMix64 constants
+# flow files ("flow-lbb"): the integer weights of the bits-back distribution q of a subpixel outside
+# the image around its edge-replicated centre (`priors.pad_codec`): a triangle over 2W - 1 values
+FLOW_PAD_WEIGHTS = {"space": (1, 2, 3, 4, 3, 2, 1),   # padding of edge tiles (W = 4)
+                    "channel": (1, 2, 1)}             # channels a grey image lacks (W = 2)
 
 _GOLDEN_GAMMA = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
