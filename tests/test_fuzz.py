@@ -120,3 +120,34 @@ def test_header_fields_that_would_crash_the_decoder_are_refused(tiny_model):
     forged = _PRE.pack(container.MAGIC, c.version, len(hb)) + hb + struct.pack("<I", zlib.crc32(hb)) + data[_PRE.size + hlen + 4:]
     with pytest.raises(FormatError, match="corrupted header"):
         container.parse(forged)
+
+
+# the flow's files ("flow-lbb"): the same guarantees
+
+
+@pytest.fixture(scope="module")
+def flow_model(tiny_flow_dir):
+    from bbcodec.registry import load_model
+    return load_model(str(tiny_flow_dir))
+
+
+@pytest.fixture(scope="module")
+def valid_flow(flow_model):
+    imgs = [image_data("RGB", 9, 7, 1, "a.png"), image_data("LA", 5, 3, 2, "b.png")]
+    data, _ = api.compress(imgs, flow_model, parallel=2)
+    return data, imgs
+
+
+@settings(max_examples=60, **FUZZ)
+@given(muts=_mutations(4), cut=st.one_of(st.none(), st.integers(0, 10**6)), splice=st.booleans(),
+       refix=st.booleans())
+def test_fuzz_flow_mutations(valid_flow, flow_model, muts, cut, splice, refix):
+    _run(valid_flow, flow_model, muts, cut, splice, refix)
+
+
+@pytest.mark.slow
+@settings(max_examples=10_000, **FUZZ)
+@given(muts=_mutations(6), cut=st.one_of(st.none(), st.integers(0, 10**6)), splice=st.booleans(),
+       refix=st.booleans())
+def test_fuzz_flow_long(valid_flow, flow_model, muts, cut, splice, refix):
+    _run(valid_flow, flow_model, muts, cut, splice, refix)
