@@ -51,6 +51,7 @@ class Report:
     tiles_coded: int = 0          # tile chains coded over all of them (model_tiles when none was retried)
     metadata_bytes: int = 0       # what ICC profiles, EXIF and text/colour tags add to the file
     boot_codec: str | None = None
+    payload_bytes: int = 0        # the ANS stack's stored words (the file less header, framing and side data)
 
     @property
     def bpd(self) -> float:
@@ -84,7 +85,7 @@ class Report:
                 "overhead_pct": 100.0 * (8.0 * self.bytes / self.expected_bits - 1.0),
                 "initial_bits": self.initial_bits, "bpd_without_initial": self.bpd_without_initial,
                 "seconds": self.seconds, "ramp": self.ramp, "encodes": self.encodes,
-                "tiles_coded": self.tiles_coded}
+                "tiles_coded": self.tiles_coded, "payload_bytes": self.payload_bytes}
 
 
 @contextmanager
@@ -171,6 +172,9 @@ def _estimate_flow_seconds(model: LoadedModel, params: FlowCodingParams, batches
     return sum(one + (b - 1) * per_tile for b in batches)
 
 
+FLOW_PROBE_PARAMS = FlowCodingParams()  # a flow file's network probe is taken at these, whatever the file's
+
+
 def flow_params(grid_bits: int | None = None, scale_bits: int | None = None) -> FlowCodingParams:
     """The flow codec's precision: `defaults` for what is not given."""
     p = FlowCodingParams(grid_bits=defaults.FLOW_GRID_BITS if grid_bits is None else grid_bits,
@@ -246,7 +250,12 @@ def _compress(images, model, params, parallel, progress: Progress, bootstrap, th
     if boot_codec is not None:
         boot.check_codec(boot_codec)
         boot_data = encode.choose_bootstrap(tiles, boot_codec, model, prior)
-    enc = encode.encode(tiles, len(images), prior, parallel, boot_codec, boot_data, progress)
+    try:
+        enc = encode.encode(tiles, len(images), prior, parallel, boot_codec, boot_data, progress)
+    except OverflowError as e:  # a flow's latent beyond its top_range: this flow cannot code the image
+        if model.kind != "flow":
+            raise
+        raise BbcError(f"model {model.name} cannot code these images ({e})")
     n_model = len(tiles) - enc.n_boot
     archive = dict(tile=T, parallel=parallel, seed_words=enc.seed_words, seed_kept=enc.seed_kept, threads=threads,
                    device=model.device, boot_codec=boot_codec if enc.n_boot else None, boot_tiles=enc.n_boot,
@@ -266,7 +275,8 @@ def _compress(images, model, params, parallel, progress: Progress, bootstrap, th
                        f"{container.INTEGER_NETWORK_VERSION} or later, not {version}")
     if version >= 3:
         if model.kind == "flow":
-            header["arithmetic"] = arithmetic(model.device, tile=T, probe=prior.probe(T) if n_model else None)
+            probe = FlowPrior(model.flow, FLOW_PROBE_PARAMS, model.device, version).probe(T) if n_model else None
+            header["arithmetic"] = arithmetic(model.device, tile=T, probe=probe)
         else:
             header["arithmetic"] = arithmetic(model.device, prior.eps_fn if n_model else None, T,
                                               integer=prior.integer)
@@ -285,7 +295,8 @@ def _compress(images, model, params, parallel, progress: Progress, bootstrap, th
                  seconds=time.time() - t0, per_image_nelbo_bits=[float(v) for v in enc.nelbo_bits],
                  bootstrap_bits=int(boot_bits.sum()), bootstrap_tiles=enc.n_boot, model_tiles=n_model,
                  per_image_bootstrap_bits=[int(v) for v in boot_bits], ramp=enc.ramp, encodes=enc.encodes,
-                 tiles_coded=enc.tiles_coded, metadata_bytes=len(data) - bare_len, boot_codec=coding.boot_codec)
+                 tiles_coded=enc.tiles_coded, metadata_bytes=len(data) - bare_len, boot_codec=coding.boot_codec,
+                 payload_bytes=len(payload))
     return data, rep
 
 
@@ -348,9 +359,9 @@ def _arithmetic_differs(c: container.Container, model: LoadedModel) -> str | Non
     if coding.boot_tiles >= tiles:
         return None  # classical bytes only: no network, no float probabilities
     recorded = c.header["arithmetic"]
-    if model.kind == "flow":
+    if model.kind == "flow":  # the probe codes a fixed tile at fixed parameters: it measures the machine only
         with torch.inference_mode(), torch_threads(coding.threads):
-            probe = FlowPrior(model.flow, coding.params(), model.device).probe(coding.tile)
+            probe = FlowPrior(model.flow, FLOW_PROBE_PARAMS, model.device, format_version=c.version).probe(coding.tile)
             here = arithmetic(model.device, tile=coding.tile,
                               probe=probe if "network_probe" in recorded else None)
         return arithmetic_mismatch(recorded, here)

@@ -115,8 +115,8 @@ def ship_flow(run: str, name: str, test_npz: str, n_test: int = 1000, descriptio
     _write_registry(reg)
     model = load_model(name)
     x = load_images(test_npz)[:n_test]
-    bits, _ = flow_reference_bits(model, [from_array(a.transpose(1, 2, 0), f"{i}.png") for i, a in enumerate(x)])
-    per = bits / x[0].size
+    bits, image = flow_reference_bits(model, [from_array(a.transpose(1, 2, 0), f"{i}.png") for i, a in enumerate(x)])
+    per = np.bincount(image, weights=bits, minlength=len(x)) / x[0].size  # per image (tiles summed)
     rows = [r.split(",") for r in (run_p / "log.csv").read_text().splitlines()[1:]]
     vals = [(float(r[9]), int(r[1]), float(r[2])) for r in rows if r[9]]
     best = min(vals) if vals else (float("nan"), meta["images"], meta["seconds"])

@@ -151,3 +151,30 @@ def test_fuzz_flow_mutations(valid_flow, flow_model, muts, cut, splice, refix):
        refix=st.booleans())
 def test_fuzz_flow_long(valid_flow, flow_model, muts, cut, splice, refix):
     _run(valid_flow, flow_model, muts, cut, splice, refix)
+
+
+def test_diffusion_headers_without_valid_steps_are_refused(valid, tiny_model):
+    """Found in review: every coding field of a diffusion file is validated, `steps` included."""
+    from bbcodec.errors import FormatError
+    data, _ = valid
+    c = container.parse(data)
+    for steps in (None, "3", 3.0, 10 ** 9, 0):
+        cod = dict(c.header["coding"], steps=steps)
+        if steps is None:
+            del cod["steps"]
+        bad = container.Container(dict(c.header, coding=cod), c.payload, c.side, c.version).to_bytes()
+        with pytest.raises(FormatError, match="steps"):
+            api.decompress(bad, tiny_model)
+
+
+def test_flow_precision_fields_do_not_reach_the_probe(valid_flow, flow_model):
+    """A flow file's arithmetic probe runs at fixed parameters: changed precision fields are a damaged
+    file (a clean error), never a traceback or an "other arithmetic" refusal."""
+    data, _ = valid_flow
+    c = container.parse(data)
+    for change in (dict(top_bits=0, top_range=1), dict(grid_bits=20), dict(scale_bits=4)):
+        bad = container.Container(dict(c.header, coding=dict(c.header["coding"], **change)), c.payload, c.side,
+                                  c.version).to_bytes()
+        with pytest.raises(BbcError) as e:
+            api.decompress(bad, flow_model)
+        assert "other arithmetic" not in str(e.value)

@@ -246,6 +246,7 @@ def validate_header(h: dict, version: int = VERSION) -> None:
 
 def _validate_vdm_coding(c: dict) -> None:
     """The diffusion chain's coding record (`header.Coding`)."""
+    _int(c, "steps", 1, 100_000)
     _need(isinstance(c.get("grid"), str), "invalid header field 'grid'")
     _int(c, "grid_bits", 0, 8)
     _int({"latents": c.get("latents", 1)}, "latents", 1, 1 << 16)  # an unknown version: "unsupported coding"
