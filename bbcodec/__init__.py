@@ -61,7 +61,8 @@ def compress(images, *, model: str | None = None, steps: int = defaults.STEPS, p
     data_list = [_as_image_data(x, i) for i, x in enumerate(items)]
     check_names(data_list)
     m = load_model(model, device)
-    data, rep = api.compress(data_list, m, api.coding_params(m, steps), parallel=parallel, progress=progress,
+    params = api.flow_params() if m.kind == "flow" else api.coding_params(m, steps)  # a flow has no steps
+    data, rep = api.compress(data_list, m, params, parallel=parallel, progress=progress,
                              bootstrap=bootstrap, threads=threads)
     return (data, rep) if report else data
 

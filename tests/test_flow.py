@@ -353,3 +353,11 @@ def test_padding_is_chosen_by_bits_back_and_given_back(flow_model):
     assert np.all(stats.padding < 0)
     y = prior.codec(mask).pop(st)
     assert np.array_equal(y[mask], x[mask]) and np.array_equal(st.words(), seed)
+
+
+def test_python_api_codes_with_a_flow(tiny_flow_dir):
+    import bbcodec
+    a = np.random.default_rng(3).integers(0, 256, (10, 13, 3), dtype=np.uint8)
+    data = bbcodec.compress(a, model=str(tiny_flow_dir))
+    assert container.parse(data).header["codec"] == "flow-lbb"
+    assert np.array_equal(bbcodec.decompress(data, arrays=True, model=str(tiny_flow_dir))[0], a)
