@@ -20,6 +20,9 @@ def run_demo(model_name, steps, grid, grid_bits, device, progress, latents=None,
     files = sorted(SAMPLES.glob("*.png"))
     images = [read_image(str(f), name=f.name) for f in files]
     model = load_model(model_name, device)
+    if model.kind == "flow":
+        raise BbcError(f"demo compares the diffusion prior with its NELBO; {model.name} is a flow: "
+                       f"`bbcodec compress --model {model.name}` or `bbcodec bench --codec flow`")
     params = api.coding_params(model, steps, grid, grid_bits, latents)
     grid = params.grid
     click.echo(f"model {model.name} ({model.sha256}) on {model.device}; {len(images)} CIFAR-10 test images "
