@@ -526,6 +526,8 @@ def schedule(model_name, data, n_images, batch, points, out, add, threads):
     if threads:
         torch.set_num_threads(threads)
     model = load_model(model_name, "cpu")
+    if model.kind == "flow":
+        raise BbcError(f"{model.name} is a flow: time grids are for diffusion models")
     x = load_images(data)[:n_images]
     g = build_grids(model.vdm.net, model.schedule, x, n_curve=points, batch=batch,
                     source=f"{Path(data).name}[:{len(x)}]")

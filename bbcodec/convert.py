@@ -42,6 +42,8 @@ def convert_model(source: str, train_npz: str, out: str, images: int = CALIBRATI
     from .train import load_images
 
     files = read_model(source)
+    if files.config.get("arch") == "realnvp":
+        raise ValueError(f"model {files.name} is a coupling flow: only diffusion models have an integer version")
     if files.config.get("arch") == intnet.ARCH:
         raise ValueError(f"model {files.name} is an integer network already")
     vdm = build_vdm(files)
