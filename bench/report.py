@@ -1039,7 +1039,7 @@ def flow_section() -> str | None:
     classical = ("; classical codecs on the same first " + f"{n:,} images, one file each: "
                  + ", ".join(f"{c['codec']} {_first_bpd(c, n):.4f}" for c in cc["runs"])) if cc else ""
     entry = next(e for e in suite.manifest()["bench"] if e["name"] == "flow-baseline")
-    cmds = ", ".join(f"`{c.replace(' > /dev/null', '')}`" for c in entry["commands"])
+    cmds = ", ".join(f"`{c.replace(' > /dev/null', '')}`" for c in suite.commands(entry))
     return ("### The flow baseline: local bits-back\n\n"
             "The shipped coupling flow on the first 1,000 CIFAR-10 test images in archives of 100, every file decoded "
             "and compared. The coder's own figure is the flow-coded tiles' bits (file bits less the seed words drawn "

@@ -245,11 +245,11 @@ def test_nelbo_exact_script_recomputes_the_reference_of_a_per_file_run(npz, tmp_
 
 @needs_toml
 def test_docs_regenerate_identical_from_the_committed_results():
-    """README's headline and the docs' result and model blocks are what the committed JSON gives
+    """README's headline and the docs' result, model and flow-padding blocks are what the committed JSON gives
     (python bench/suite.py report regenerates them); no plot is drawn here."""
     report = _bench_module("report")
     regenerated = report.generated()
-    assert {p.name for p in regenerated} == {"README.md", "results.md", "models.md"}
+    assert {p.name for p in regenerated} == {"README.md", "results.md", "models.md", "flow.md"}
     for path, text in regenerated.items():
         assert path.read_text() == text, f"{path}: run python bench/suite.py report"
 
