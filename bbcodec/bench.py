@@ -376,7 +376,35 @@ def run(dataset: str, codecs: list[str], limit: int | None, offset: int, out: st
     stretches.append(environment(exclude=(out, str(Path(out).with_suffix(".md"))) if out else ()))
     stretch = len(stretches) - 1
     runs = {r["key"]: r for r in result["runs"]}
+
+    def learned(key: str, codec: str, model, params, mode: str, options: dict) -> None:
+        """Code (or resume) one learned run: files decoded and compared, records saved as they come."""
+        if key in runs and runs[key].get("complete", True):
+            return
+        entry = runs.get(key)
+        if entry is None:
+            entry = {"key": key, "codec": codec, "mode": mode, "model": model.name, "model_sha256": model.sha256,
+                     "complete": False, "options": dict(options, parallel=parallel, bootstrap=bootstrap,
+                                                         chunk=chunk if mode == "archive" else 1)}
+            result["runs"].append(entry)
+            runs[key] = entry
+
+        def on_record(records):
+            entry["records"] = records
+            save_json(result, out)
+
+        bar = tqdm(total=len(names), desc=key, disable=not show_progress, leave=False)
+        r = bench_vdm(names, arrays, model, params, parallel, mode, progress=bar.update, bootstrap=bootstrap,
+                      chunk=chunk, partial=entry, on_record=on_record, nelbo_steps=nelbo_steps,
+                      summarize=summarize, stretch=stretch)
+        bar.close()
+        entry.update(r, complete="summary" in r)
+        if entry["complete"]:
+            entry["stretch"] = stretch
+        save_json(result, out)
+
     for codec in codecs:
+        size = lambda mode: "" if mode == "per-file" or not chunk else f":chunk{chunk}"  # noqa: E731
         if codec == "vdm":
             from .api import coding_params
             from .registry import load_model
@@ -386,34 +414,10 @@ def run(dataset: str, codecs: list[str], limit: int | None, offset: int, out: st
                 g = params.grid
                 lv = "" if params.latents == 1 else f":v{params.latents}"  # version 1 keys predate the field
                 od = "" if order == "bitswap" else f":{order}"  # so do Bit-Swap keys
-                size = "" if mode == "per-file" or not chunk else f":chunk{chunk}"
                 key = (f"vdm:{model.name}:K{steps}:{g}:b{grid_bits}{lv}{od}:p{parallel}:boot-{bootstrap or 'none'}:"
-                       f"{mode}{size}")
-                if key in runs and runs[key].get("complete", True):
-                    continue
-                entry = runs.get(key)
-                if entry is None:
-                    entry = {"key": key, "codec": "vdm", "mode": mode, "model": model.name,
-                             "model_sha256": model.sha256, "complete": False,
-                             "options": {"steps": steps, "grid": g, "grid_bits": grid_bits, "latents": params.latents,
-                                         "order": order, "parallel": parallel,
-                                         "bootstrap": bootstrap, "chunk": chunk if mode == "archive" else 1}}
-                    result["runs"].append(entry)
-                    runs[key] = entry
-
-                def on_record(records, entry=entry):
-                    entry["records"] = records
-                    save_json(result, out)
-
-                bar = tqdm(total=len(names), desc=key, disable=not show_progress, leave=False)
-                r = bench_vdm(names, arrays, model, params, parallel, mode, progress=bar.update, bootstrap=bootstrap,
-                              chunk=chunk, partial=entry, on_record=on_record, nelbo_steps=nelbo_steps,
-                              summarize=summarize, stretch=stretch)
-                bar.close()
-                entry.update(r, complete="summary" in r)
-                if entry["complete"]:
-                    entry["stretch"] = stretch
-                save_json(result, out)
+                       f"{mode}{size(mode)}")
+                learned(key, "vdm", model, params, mode,
+                        {"steps": steps, "grid": g, "grid_bits": grid_bits, "latents": params.latents, "order": order})
         elif codec == "flow":
             from .api import flow_params
             from .registry import load_model
@@ -422,33 +426,10 @@ def run(dataset: str, codecs: list[str], limit: int | None, offset: int, out: st
                 raise BbcError(f"--flow-model: {model.name} is not a flow")
             params = flow_params(flow_grid_bits)
             for mode in modes:
-                size = "" if mode == "per-file" or not chunk else f":chunk{chunk}"
                 key = (f"flow:{model.name}:k{params.grid_bits}:m{params.scale_bits}:p{parallel}:"
-                       f"boot-{bootstrap or 'none'}:{mode}{size}")
-                if key in runs and runs[key].get("complete", True):
-                    continue
-                entry = runs.get(key)
-                if entry is None:
-                    entry = {"key": key, "codec": "flow", "mode": mode, "model": model.name,
-                             "model_sha256": model.sha256, "complete": False,
-                             "options": {"grid_bits": params.grid_bits, "scale_bits": params.scale_bits,
-                                         "top_bits": params.top_bits, "parallel": parallel, "bootstrap": bootstrap,
-                                         "chunk": chunk if mode == "archive" else 1}}
-                    result["runs"].append(entry)
-                    runs[key] = entry
-
-                def on_record(records, entry=entry):
-                    entry["records"] = records
-                    save_json(result, out)
-
-                bar = tqdm(total=len(names), desc=key, disable=not show_progress, leave=False)
-                r = bench_vdm(names, arrays, model, params, parallel, mode, progress=bar.update, bootstrap=bootstrap,
-                              chunk=chunk, partial=entry, on_record=on_record, summarize=summarize, stretch=stretch)
-                bar.close()
-                entry.update(r, complete="summary" in r)
-                if entry["complete"]:
-                    entry["stretch"] = stretch
-                save_json(result, out)
+                       f"boot-{bootstrap or 'none'}:{mode}{size(mode)}")
+                learned(key, "flow", model, params, mode,
+                        {"grid_bits": params.grid_bits, "scale_bits": params.scale_bits, "top_bits": params.top_bits})
         else:
             key = f"{codec}:per-file"
             if key in runs:

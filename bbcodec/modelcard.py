@@ -33,20 +33,41 @@ def _hardware() -> str:
     return f"{cpu} ({os.cpu_count()} cores)"
 
 
+def _export(run: str, name: str) -> tuple[Path, Path, dict, dict]:
+    """A run's best EMA weights exported as the model folder models/<name>/ with its training log:
+    (the folder, the run's folder, the run's meta, the registry as read)."""
+    reg = _read_registry()
+    if name in reg["models"]:  # files name it by its sha256: a released model is never overwritten
+        raise ValueError(f"model {name} is registered already; ship the run under a new name")
+    run_p = Path(run)
+    out = export_model(run, str(registry.MODELS_DIR), name)
+    meta = json.loads(torch.load(run_p / "state.pt", weights_only=True)["meta"])
+    (out / "train_log.csv").write_text(resumed_log(run_p / "log.csv"))
+    return out, run_p, meta, reg
+
+
+def _training(run_p: Path, meta: dict) -> tuple[dict, float]:
+    """The card's training record and the validation figure of the checkpoint shipped (best by validation)."""
+    rows = [r.split(",") for r in (run_p / "log.csv").read_text().splitlines()[1:]]
+    vals = [(float(r[9]), int(r[1]), float(r[2])) for r in rows if r[9]]
+    best = min(vals) if vals else (float("nan"), meta["images"], meta["seconds"])
+    lrs = [float(r[11]) for r in rows if len(r) > 11 and r[11]]  # the lr column
+    return {"images_seen_at_best": best[1], "wall_seconds_at_best": best[2],
+            "images_seen_total": meta["images"], "steps_total": meta["step"],
+            "wall_seconds_total": meta["seconds"], "hardware": _hardware(),
+            "threads": meta.get("threads", 1), "batch": meta.get("batch", 16),
+            **({"lr_peak": max(lrs)} if lrs else {}),
+            **({"cooldown": meta["cooldown"]} if meta.get("cooldown") else {}),
+            **({"init_from": meta["init_from"]} if meta.get("init_from") else {})}, best[0]
+
+
 def ship(run: str, name: str, test_npz: str, train_npz: str, n_test: int = 1000, description: str = "",
          make_default: bool = True, threads: int = 1, grid_points: int = 81, grid_batch: int = 32,
          test_repeats: int = 4) -> dict:
     from .registry import load_model
 
     torch.set_num_threads(threads)
-    reg = _read_registry()
-    if name in reg["models"]:  # files name it by its sha256: a released model is never overwritten
-        raise ValueError(f"model {name} is registered already; ship the run under a new name")
-    run_p = Path(run)
-    out = export_model(run, str(registry.MODELS_DIR), name)
-    state = torch.load(run_p / "state.pt", weights_only=True)
-    meta = json.loads(state["meta"])
-    (out / "train_log.csv").write_text(resumed_log(run_p / "log.csv"))
+    out, run_p, meta, reg = _export(run, name)
     files = read_model(str(out))  # a free folder until registered: the sha256 of the bytes loaded
     sha = files.sha256
     # ELBO-optimal time grids from TRAINING images, frozen with the model
@@ -65,24 +86,13 @@ def ship(run: str, name: str, test_npz: str, train_npz: str, n_test: int = 1000,
     x = load_images(test_npz)[:n_test]
     test = evaluate_nelbo(model.vdm, x, repeats=test_repeats)
     n_params = sum(p.numel() for p in model.vdm.parameters())
-    # the validation figure of the checkpoint that was shipped (best by validation)
-    rows = [r.split(",") for r in (run_p / "log.csv").read_text().splitlines()[1:]]
-    vals = [(float(r[9]), int(r[1]), float(r[2])) for r in rows if r[9]]
-    best = min(vals) if vals else (float("nan"), meta["images"], meta["seconds"])
-    lrs = [float(r[11]) for r in rows if len(r) > 11 and r[11]]  # the lr column
+    training, val = _training(run_p, meta)
     card = {
         "name": name, "sha256": sha[:16],
         "data": "CIFAR-10 train (first 49,000 images; the last 1,000 held out for validation)",
         "architecture": model.config, "parameters": n_params,
         "schedule": {"gamma_min": model.schedule.gamma_min, "gamma_max": model.schedule.gamma_max},
-        "training": {"images_seen_at_best": best[1], "wall_seconds_at_best": best[2],
-                     "images_seen_total": meta["images"], "steps_total": meta["step"],
-                     "wall_seconds_total": meta["seconds"], "hardware": _hardware(),
-                     "threads": meta.get("threads", 1), "batch": meta.get("batch", 16),
-                     **({"lr_peak": max(lrs)} if lrs else {}),
-                     **({"cooldown": meta["cooldown"]} if meta.get("cooldown") else {}),
-                     **({"init_from": meta["init_from"]} if meta.get("init_from") else {})},
-        "val_nelbo_bpd": best[0],
+        "training": training, "val_nelbo_bpd": val,
         "test_nelbo_bpd": test["bpd"], "test_nelbo_se": test["se"], "test_images": n_test,
         "test_nelbo_note": f"continuous-time NELBO, mean of {test_repeats} antithetic time samples per image, fixed seed",
         "expected_diffusion_bpd_by_K": grids["expected_diffusion_bpd"],
@@ -102,14 +112,7 @@ def ship_flow(run: str, name: str, test_npz: str, n_test: int = 1000, descriptio
     from .registry import load_model
 
     torch.set_num_threads(threads)
-    reg = _read_registry()
-    if name in reg["models"]:
-        raise ValueError(f"model {name} is registered already; ship the run under a new name")
-    run_p = Path(run)
-    out = export_model(run, str(registry.MODELS_DIR), name)
-    state = torch.load(run_p / "state.pt", weights_only=True)
-    meta = json.loads(state["meta"])
-    (out / "train_log.csv").write_text(resumed_log(run_p / "log.csv"))
+    out, run_p, meta, reg = _export(run, name)
     sha = read_model(str(out)).sha256
     reg["models"][name] = {"path": name, "sha256": sha, "description": description}
     _write_registry(reg)
@@ -117,21 +120,12 @@ def ship_flow(run: str, name: str, test_npz: str, n_test: int = 1000, descriptio
     x = load_images(test_npz)[:n_test]
     bits, image = flow_reference_bits(model, [from_array(a.transpose(1, 2, 0), f"{i}.png") for i, a in enumerate(x)])
     per = np.bincount(image, weights=bits, minlength=len(x)) / x[0].size  # per image (tiles summed)
-    rows = [r.split(",") for r in (run_p / "log.csv").read_text().splitlines()[1:]]
-    vals = [(float(r[9]), int(r[1]), float(r[2])) for r in rows if r[9]]
-    best = min(vals) if vals else (float("nan"), meta["images"], meta["seconds"])
-    lrs = [float(r[11]) for r in rows if len(r) > 11 and r[11]]
+    training, val = _training(run_p, meta)
     card = {
         "name": name, "sha256": sha[:16], "kind": "flow",
         "data": "CIFAR-10 train (first 49,000 images; the last 1,000 held out for validation)",
         "architecture": model.config, "parameters": sum(p.numel() for p in model.flow.parameters()),
-        "training": {"images_seen_at_best": best[1], "wall_seconds_at_best": best[2],
-                     "images_seen_total": meta["images"], "steps_total": meta["step"],
-                     "wall_seconds_total": meta["seconds"], "hardware": _hardware(),
-                     "threads": meta.get("threads", 1), "batch": meta.get("batch", 16),
-                     **({"lr_peak": max(lrs)} if lrs else {}),
-                     **({"cooldown": meta["cooldown"]} if meta.get("cooldown") else {})},
-        "val_nll_bpd": best[0],
+        "training": training, "val_nll_bpd": val,
         "test_nll_bpd": float(per.mean()), "test_nll_se": float(per.std(ddof=1) / np.sqrt(len(per))),
         "test_images": n_test,
         "test_nll_note": "dequantization bound -log2 p(x), one fixed-seed uniform draw per subpixel, float64",
