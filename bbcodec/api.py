@@ -156,8 +156,11 @@ def _estimate_flow_seconds(model: LoadedModel, params: FlowCodingParams, batches
     prior = FlowPrior(model.flow, params, model.device)
     T = model.tile
 
+    # a textured tile: a flat one codes several times faster than images do (fewer bins per coupling)
+    tile = np.rint(127.5 + 100 * np.sin(np.arange(3 * T * T) * 0.37)).astype(np.uint8).reshape(3, T, T)
+
     def timed(n: int) -> float:
-        x = np.full((n, 3, T, T), 128, dtype=np.uint8)
+        x = np.broadcast_to(tile, (n, 3, T, T)).copy()
         st = Stack(seed_words(prior.seed_size(n, T), prior.format_version))
         t = time.perf_counter()
         prior.codec(np.ones(x.shape, dtype=bool)).push(st, x)
