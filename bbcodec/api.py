@@ -386,28 +386,35 @@ def _refusal(why: str) -> ArithmeticMismatchError:
     return ArithmeticMismatchError(why + " (or try with --any-arithmetic: a wrong result is still caught)")
 
 
-def check_arithmetic(c: container.Container, model: LoadedModel) -> None:
-    """Refuse, before any decoding, a file written under arithmetic other than this machine's."""
+def check_arithmetic(c: container.Container, model: LoadedModel) -> str | None:
+    """Refuse, before any decoding, a file written under arithmetic other than this machine's; else
+    what `decompress(differs=)` takes (None: the arithmetic matches), so its probe runs once."""
     why = _arithmetic_differs(c, model)
     if why:
         raise _refusal(why)
+    return why
+
+
+UNCHECKED = object()  # decompress(differs=) not given: it takes the probe itself
 
 
 def decompress(data: bytes, model: LoadedModel, progress: Progress | bool | None = None,
                any_arithmetic: bool = False, threads: int | None = None,
-               call_tiles: int | None = None) -> tuple[list[ImageData], dict]:
+               call_tiles: int | None = None, differs=UNCHECKED) -> tuple[list[ImageData], dict]:
     """Decode every image of a .bbc archive; raises FormatError / ModelError on any mismatch, and
     ArithmeticMismatchError for a file made under other arithmetic (unless any_arithmetic).
     threads: the network's threads for a file of an integer network (default `defaults.THREADS`); a
     float network's file is decoded with the encoder's count, which its results depend on.
     call_tiles: an integer network's calls are split into at most this many tiles (less memory; the
-    results are the same)."""
+    results are the same). differs: what `check_arithmetic` returned for this file and model, where
+    the caller asked already (the probe is a network call)."""
     progress = _progress(progress)
     c = container.parse(data)
     h = c.header
     check_model(h, model)
     coding, metas, tiles, bs = _layout(h, model)
-    differs = _arithmetic_differs(c, model)  # one probe: the refusal and the mismatch message below
+    if differs is UNCHECKED:
+        differs = _arithmetic_differs(c, model)  # one probe: the refusal and the mismatch message below
     if differs and not any_arithmetic:
         raise _refusal(differs)
     try:

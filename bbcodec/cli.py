@@ -290,9 +290,10 @@ def _decode(input: str, data: bytes, parsed, model_name, device, threads, quiet,
     report = _reporter(quiet)
     model = model_for_header(header["model"], device, override=model_name)
     api.check_model(header, model)
+    differs = api.UNCHECKED  # with --any-arithmetic, decompress takes the probe (for its mismatch message)
     if not any_arithmetic:
         try:
-            api.check_arithmetic(parsed, model)
+            differs = api.check_arithmetic(parsed, model)
         except BbcError as e:
             raise type(e)(f"{name}: {e}")
     try:
@@ -312,7 +313,8 @@ def _decode(input: str, data: bytes, parsed, model_name, device, threads, quiet,
         report.note(f"{_n(sum(plan), 'tile')} for {model.name} {how} on {model.device}: "
                     f"about {duration(seconds)} to decode")
     try:
-        images, _ = api.decompress(data, model, progress=report, any_arithmetic=any_arithmetic, threads=threads)
+        images, _ = api.decompress(data, model, progress=report, any_arithmetic=any_arithmetic, threads=threads,
+                                   differs=differs)
     except FormatError as e:
         raise FormatError(f"{name}: {e}")
     return images
