@@ -36,7 +36,7 @@ TINY = GOLDEN / "tiny-golden"   # a tiny random-weight model, committed so that 
 
 TINY_INT = GOLDEN / "tiny-golden-int"  # its integer version (`bbcodec convert`), committed likewise
 TINY_FLOW = GOLDEN / "tiny-golden-flow"  # a tiny random coupling flow (codec "flow-lbb"), committed likewise
-CURRENT_CASES = ("tiny-int", "cifar10-vdm-s7-int", "tiny-flow")  # what the current version's files are made with
+CURRENT_CASES = ("tiny-int", "cifar10-vdm-s7-int", "tiny-flow", "cifar10-flow-r1")  # what the current version's files are made with
 LOCAL = {"tiny-golden": TINY, "tiny-golden-int": TINY_INT, "tiny-golden-flow": TINY_FLOW}  # manifest name -> folder
 
 
@@ -53,6 +53,7 @@ def _cases():
         "tiny-int": (str(TINY_INT), tiny_images, dict(steps=3, parallel=2)),
         "cifar10-vdm-s7-int": ("cifar10-vdm-s7-int", cifar_images, {}),
         "tiny-flow": (str(TINY_FLOW), tiny_images, dict(parallel=2)),
+        "cifar10-flow-r1": ("cifar10-flow-r1", cifar_images, {}),
     }
 
 
