@@ -70,11 +70,10 @@ def pad_groups(x: np.ndarray, mask: np.ndarray) -> list[tuple[np.ndarray, np.nda
     return out
 
 
-def pad_codec(x: np.ndarray, mask: np.ndarray) -> Codec:
+def pad_codec(groups: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> Codec:
     """Bits-back codec of the padding values of a batch (symbols: uint8 [n] in `pad_groups` order,
-    space then channel), given the batch's real subpixels x [B, 3, T, T]."""
-    groups = [(idx, start, np.broadcast_to(p, (len(idx), len(p)))) for idx, start, p in pad_groups(x, mask)
-              if len(idx)]
+    space then channel), from `pad_groups` of the batch's real subpixels."""
+    groups = [(idx, start, np.broadcast_to(p, (len(idx), len(p)))) for idx, start, p in groups if len(idx)]
 
     def push(st, v):
         k = 0
@@ -94,9 +93,9 @@ def pad_codec(x: np.ndarray, mask: np.ndarray) -> Codec:
     return Codec(push, pop)
 
 
-def pad_indices(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Flat indices of the padding in `pad_codec`'s symbol order."""
-    return np.concatenate([idx for idx, _, _ in pad_groups(x, mask)]).astype(np.int64)
+def pad_indices(groups: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> np.ndarray:
+    """Flat indices of the padding in `pad_codec`'s symbol order, from `pad_groups`."""
+    return np.concatenate([idx for idx, _, _ in groups]).astype(np.int64)
 
 
 class DiffusionPrior:
@@ -177,13 +176,12 @@ class FlowPrior:
         def push(st, x):
             x = x.copy()
             if padded:
-                pads = pad_codec(x, mask)
-                idx = pad_indices(x, mask)
-                v = pads.pop(st)
-                x.reshape(-1)[idx] = v
+                groups = pad_groups(x, mask)  # from the real subpixels only: the decoder's the same
+                idx = pad_indices(groups)
+                x.reshape(-1)[idx] = pad_codec(groups).pop(st)
                 if stats is not None:  # the bits the pops gave back, per tile
                     bits = np.concatenate([-np.log2(p[x.reshape(-1)[i].astype(np.int64) - start])
-                                           for i, start, p in pad_groups(x, mask)])
+                                           for i, start, p in groups])
                     stats.padding -= np.bincount(idx // mask[0].size, weights=bits, minlength=len(x))
             inner.push(st, x)
             done()
@@ -191,8 +189,8 @@ class FlowPrior:
         def pop(st):
             x = inner.pop(st)
             if padded:
-                idx = pad_indices(x, mask)
-                pad_codec(x, mask).push(st, x.reshape(-1)[idx])
+                groups = pad_groups(x, mask)
+                pad_codec(groups).push(st, x.reshape(-1)[pad_indices(groups)])
             return done(x)
 
         return Codec(push, pop)
