@@ -49,17 +49,21 @@ def compress(images, *, model: str | None = None, steps: int = defaults.STEPS, p
              progress: bool = False, report: bool = False):
     """Compress one image or a list (paths, PIL images, uint8 arrays) into the bytes of a .bbc archive.
 
+    model: a registered name or a model folder; by default the prior `bbcodec compress` picks for these
+    images (the photo prior where most pixels are in images larger than one 32x32 tile).
     Images are coded exactly or refused with a `BbcError` (16-bit samples, CMYK, ...). With
     report=True, returns (bytes, `api.Report`). Paths keep their file names in the archive; other
     images are named by their index (00000.png, ...).
     """
     from . import api
     from .fileio import check_names
-    from .registry import load_model
+    from .registry import default_model_for, load_model
 
     items = images if isinstance(images, (list, tuple)) else [images]
     data_list = [_as_image_data(x, i) for i, x in enumerate(items)]
     check_names(data_list)
+    if model is None:
+        model = default_model_for([d.width * d.height for d in data_list])[0]
     m = load_model(model, device)
     params = api.flow_params() if m.kind == "flow" else api.coding_params(m, steps)  # a flow has no steps
     data, rep = api.compress(data_list, m, params, parallel=parallel, progress=progress,

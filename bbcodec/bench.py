@@ -77,6 +77,23 @@ def load_dataset(spec: str, limit: int | None = None, offset: int = 0) -> tuple[
     return [f"{offset + i:05d}.png" for i in range(len(x))], list(x)
 
 
+def full_tiles(a: np.ndarray, T: int = 32) -> np.ndarray:
+    """The full T x T tiles of an RGB image (uint8 [H, W, 3]) as [N, 3, T, T], row-major (a partial
+    last row or column of tiles is left out)."""
+    H, W = (a.shape[0] // T) * T, (a.shape[1] // T) * T
+    t = a[:H, :W].reshape(H // T, T, W // T, T, 3).transpose(0, 2, 4, 1, 3)
+    return np.ascontiguousarray(t.reshape(-1, 3, T, T))
+
+
+def dataset_tiles(spec: str, T: int = 32) -> np.ndarray:
+    """Every full T x T tile of a dataset's RGB images, image by image, as uint8 [N, 3, T, T]: a test set
+    of model-sized inputs for a NELBO over whole photos."""
+    arrays = [x for x in load_dataset(spec)[1] if x.ndim == 3 and x.shape[2] == 3]
+    if not arrays:
+        raise BbcError(f"{spec}: no RGB images")
+    return np.concatenate([full_tiles(x, T) for x in arrays])
+
+
 def bench_vdm(names, arrays, model, params, parallel: int, mode: str, progress=None, bootstrap: str | None = "auto",
               chunk: int | None = None, partial: dict | None = None, on_record=None,
               nelbo_steps: int | None = None, summarize: bool = True, stretch: int | None = None) -> dict:

@@ -79,7 +79,8 @@ def _summary(output: str, n_images: int, rep) -> str:
 
 def _model_opt(f):
     return click.option("--model", "model_name", default=None, help="registered model name or model folder "
-                        "(default: the registry's default for compress, the file's model for decompress)")(f)
+                        "(default: for compress, the photo prior where most pixels are in images larger than one "
+                        "32x32 tile, else the default prior (`bbcodec models`); for decompress, the file's model)")(f)
 
 
 def _bootstrap_opt(f):
@@ -163,7 +164,7 @@ def compress(inputs, output, model_name, steps, grid, grid_bits, latents, order,
     """
     from . import api, fileio
     from .progress import duration
-    from .registry import load_model
+    from .registry import default_model_for, load_model
 
     if output == "-" and _stdout_is_terminal():
         raise BbcError("refusing to write a binary .bbc file to a terminal (redirect stdout, or give -o FILE)")
@@ -177,6 +178,9 @@ def compress(inputs, output, model_name, steps, grid, grid_bits, latents, order,
             raise click.UsageError("-o/--output is required for stdin, folders and several inputs")
         output = str(Path(inputs[0]).with_suffix(".bbc"))
     fileio.check_output(output, force, sources)
+    if model_name is None:
+        model_name, why = default_model_for([d.width * d.height for d in images])
+        report.note(f"model {model_name}: {why} (--model overrides)")
     model = load_model(model_name, device)
     if model.kind == "flow":
         params = api.flow_params(flow_grid_bits, flow_scale_bits)
@@ -406,8 +410,12 @@ def models(as_json):
     if as_json:
         click.echo(json.dumps(ms))
         return
-    for m in sorted(ms, key=lambda m: not m["default"]):  # the default first
-        click.echo(f"{'*' if m['default'] else ' '} {m['name']}: {m.get('description', '')}")
+    big = f"{defaults.PHOTO_PRIOR_ABOVE_PIXELS:,}"
+    role = {True: f"[compress's default for images of at most {big} pixels] ", False: ""}
+    photo = f"[compress's default for images of more than {big} pixels] "
+    for m in sorted(ms, key=lambda m: (not m["default"], not m["photo_default"])):  # the defaults first
+        what = photo if m["photo_default"] else role[m["default"] and any(x["photo_default"] for x in ms)]
+        click.echo(f"{'*' if m['default'] or m['photo_default'] else ' '} {m['name']}: {what}{m.get('description', '')}")
 
 
 @cli.command()

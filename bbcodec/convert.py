@@ -61,7 +61,8 @@ def convert_model(source: str, train_npz: str, out: str, images: int = CALIBRATI
         shutil.copyfile(files.folder / "grids.json", dst / "grids.json")
     card = {
         "name": dst.name, "sha256": file_sha256(dst / "weights.pt")[:16],
-        "converted_from": {"name": files.name, "sha256": files.sha256[:16]},
+        "converted_from": {"name": files.name, "sha256": files.sha256[:16],
+                           **({} if files.registered else {"folder": str(files.folder)})},
         "calibration": {"data": f"{Path(train_npz).name}[:{len(x)}]", "images": len(x), "seed": seed,
                         "times": "one uniform random t per image"},
         "arithmetic": {"weights": f"integers in [-{intnet.WEIGHT_LIMIT}, {intnet.WEIGHT_LIMIT}) per output channel "
@@ -71,6 +72,7 @@ def convert_model(source: str, train_npz: str, out: str, images: int = CALIBRATI
         "data": files.card.get("data", ""), "architecture": config,
         "parameters": sum(int(p.numel()) for p in vdm.parameters()),  # the same ones, as integers
         "schedule": files.card.get("schedule"), "training": files.card.get("training"),
+        **{k: files.card[k] for k in ("domain", "training_note") if k in files.card},
     }
     (dst / "card.json").write_text(json.dumps(card, indent=1) + "\n")
     return card
@@ -90,8 +92,17 @@ def render_integer_card(c: dict) -> str:
              f"({cal['data']}, {cal['times']}, seed {cal['seed']}); nothing retrained. The schedule, the time grids "
              "and the error curve are the float model's.",
              f"- **Data** (of the float model): {c['data']}."]
+    t = c.get("training") or {}
+    if "images_seen_at_best" in t and "val_nelbo_bpd" in c and c.get("float_val_nelbo_bpd"):
+        lines.append(f"- **Training** (of the float model): {t['images_seen_at_best']:,} images in "
+                     f"{t['wall_seconds_at_best'] / 3600:.2f} h on {t.get('threads', 1)} CPU thread(s) "
+                     f"({t['hardware']})" + (f", from `{t['init_from']['model']}`" if t.get("init_from") else "")
+                     + (f"; {c['training_note']}" if c.get("training_note") else "")
+                     + f". **Validation NELBO**: {c['val_nelbo_bpd']:.4f} bits/dim (the float model, same draws: "
+                     f"{c['float_val_nelbo_bpd']:.4f}).")
     if "test_nelbo_bpd" in c:
-        lines.append(f"- **Test NELBO** (first {c['test_images']:,} CIFAR-10 test images, {c['test_nelbo_note']}): "
+        what = c.get("test_data", f"first {c['test_images']:,} CIFAR-10 test images")
+        lines.append(f"- **Test NELBO** ({what}, {c['test_nelbo_note']}): "
                      f"**{c['test_nelbo_bpd']:.4f} ± {c['test_nelbo_se']:.4f} bits/dim**"
                      + (f"; the float model, same draws: {c['float_test_nelbo_bpd']:.4f}" if "float_test_nelbo_bpd" in c
                         else "") + ".")
@@ -100,27 +111,39 @@ def render_integer_card(c: dict) -> str:
         lines.append(coded_line(c["coded"]))
     lines += [f"- **Weights**: `weights.pt`, a state dict of integer tensors (loaded with weights_only=True), "
               f"sha256 `{c['sha256']}…` checked by the registry.", "",
-              f"Regenerate: `bbcodec convert {src['name']} --data TRAIN.npz --out FOLDER` (see docs/models.md).", ""]
+              f"Regenerate: `bbcodec convert {src.get('folder', src['name'])} --data {cal['data'].split('[')[0]} "
+              f"--images {cal['images']} --out FOLDER` (see docs/models.md).", ""]
     return "\n".join(lines)
 
 
-def add_nelbo_figures(name: str, test_npz: str, train_npz: str, n_test: int = 1000, repeats: int = 4) -> dict:
+def add_nelbo_figures(name: str, test: str, train_npz: str, n_test: int = 1000, repeats: int = 4) -> dict:
     """Put the integer model's validation and test NELBO on its card, beside its float source's on
-    the same draws (same seed: the difference is the conversion's alone)."""
+    the same draws (same seed: the difference is the conversion's alone). test: a test .npz (its
+    first n_test images), or a dataset name or folder whose images' full 32x32 tiles are the test set
+    (`bench.dataset_tiles`: the photo prior is tested on the photos-full tiles). The source is found
+    by its sha256 among the registered models, or is the folder the card's `converted_from` names."""
     from . import registry
+    from .bench import dataset_tiles
     from .modelcard import _read_registry, render_card
-    from .registry import load_model
+    from .registry import find_by_sha256, load_model
     from .train import evaluate_nelbo, load_images
 
     model = load_model(name)
     folder = registry.MODELS_DIR / _read_registry()["models"][name]["path"]
     card = json.loads((folder / "card.json").read_text())
-    src = load_model(card["converted_from"]["sha256"])
-    x = load_images(test_npz)[:n_test]
+    src_ref = card["converted_from"]
+    src = load_model(find_by_sha256(src_ref["sha256"]) or src_ref.get("folder") or src_ref["sha256"])
+    if test.endswith(".npz"):
+        x = load_images(test)[:n_test]
+        what = f"first {len(x):,} CIFAR-10 test images" if "cifar" in str(Path(test).resolve()).lower() \
+            else f"first {len(x):,} images of {Path(test).name}"
+    else:
+        x = dataset_tiles(test)
+        what = f"all {len(x):,} full 32x32 tiles of {Path(test).name}"
     val = load_images(train_npz)[-1000:]
-    test = evaluate_nelbo(model.vdm, x, repeats=repeats)
-    card.update(val_nelbo_bpd=evaluate_nelbo(model.vdm, val)["bpd"], test_nelbo_bpd=test["bpd"],
-                test_nelbo_se=test["se"], test_images=len(x),
+    t = evaluate_nelbo(model.vdm, x, repeats=repeats)
+    card.update(val_nelbo_bpd=evaluate_nelbo(model.vdm, val)["bpd"], test_nelbo_bpd=t["bpd"],
+                test_nelbo_se=t["se"], test_images=len(x), test_data=what,
                 test_nelbo_note=f"continuous-time NELBO, mean of {repeats} antithetic time samples per image, fixed seed",
                 float_test_nelbo_bpd=evaluate_nelbo(src.vdm, x, repeats=repeats)["bpd"],
                 float_val_nelbo_bpd=evaluate_nelbo(src.vdm, val)["bpd"])

@@ -102,6 +102,27 @@ def ship(run: str, name: str, test_npz: str, train_npz: str, n_test: int = 1000,
     return card
 
 
+def card_for_export(run: str, folder: str, data: str, domain: str | None = None, note: str | None = None) -> dict:
+    """The card of a run exported to a free model folder (`train.export_model`), for a model that ships
+    only through its integer version (`bbcodec convert` copies the data, schedule and training record):
+    written to <folder>/card.json. `data` says what it was trained on; `domain` ("photos") marks a prior
+    for other images than CIFAR-10's (the docs table it apart); `note`, a sentence on the training
+    record (earlier runs, pauses)."""
+    from .registry import load_model
+
+    run_p, out = Path(run), Path(folder)
+    meta = json.loads(torch.load(run_p / "state.pt", weights_only=True)["meta"])
+    model = load_model(str(out))
+    training, val = _training(run_p, meta)
+    card = {"name": out.name, "sha256": model.sha256[:16], "data": data, "architecture": model.config,
+            "parameters": sum(p.numel() for p in model.vdm.parameters()),
+            "schedule": {"gamma_min": model.schedule.gamma_min, "gamma_max": model.schedule.gamma_max},
+            "training": training, "val_nelbo_bpd": val, **({"domain": domain} if domain else {}),
+            **({"training_note": note} if note else {})}
+    (out / "card.json").write_text(json.dumps(card, indent=1) + "\n")
+    return card
+
+
 def ship_flow(run: str, name: str, test_npz: str, n_test: int = 1000, description: str = "", threads: int = 1) -> dict:
     """Ship a flow's training run (`bbcodec train` with arch realnvp) as a registered model: weights
     (EMA, best validation, float16 storage), config, training log, and a card with the test figure
@@ -389,6 +410,20 @@ if __name__ == "__main__":
             print(json.dumps(add_flow_coded_figures(a.name, a.coded), indent=1))
         else:
             print(json.dumps(ship_flow(a.run, a.name, a.test, a.n_test, a.description), indent=1))
+        sys.exit(0)
+    if sys.argv[1:2] == ["export"]:
+        ap = argparse.ArgumentParser(prog="python -m bbcodec.modelcard export",
+                                     description="export a run's best EMA weights to a free model folder, with its card")
+        ap.add_argument("run")
+        ap.add_argument("folder", help="the new model folder (its name is the model's)")
+        ap.add_argument("--data", required=True, help="what it was trained on, for the card")
+        ap.add_argument("--domain", default=None, help="'photos' for a photo prior")
+        ap.add_argument("--note", default=None, help="a sentence on the training record, for the card")
+        a = ap.parse_args(sys.argv[2:])
+        from .train import export_model
+        out = export_model(a.run, str(Path(a.folder).parent), Path(a.folder).name)
+        (out / "train_log.csv").write_text(resumed_log(Path(a.run) / "log.csv"))
+        print(json.dumps(card_for_export(a.run, str(out), a.data, a.domain, a.note), indent=1))
         sys.exit(0)
     if sys.argv[1:2] == ["retire"]:
         ap = argparse.ArgumentParser(prog="python -m bbcodec.modelcard retire",

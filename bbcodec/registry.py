@@ -7,7 +7,11 @@ build the network: nothing is taken from command-line flags).
 
 registry.json (format 2):
 
-    {"format": 2, "default": NAME, "models": {NAME: ENTRY, ...}}
+    {"format": 2, "default": NAME, "photo_default": NAME, "models": {NAME: ENTRY, ...}}
+
+    "default" is the prior for small images (and for everything where no "photo_default" is given);
+    "photo_default", optional, the prior for photographs: `default_model_for` picks between them by
+    the sizes of the images to code (an older reader ignores the key and uses "default").
 
     shipped ENTRY: {"path": folder under the registry's folder, "sha256": of weights.pt,
                     "grids_sha256": of grids.json, "description": ...}
@@ -132,11 +136,27 @@ def default_model_name() -> str:
     return name
 
 
+def default_model_for(pixels: list[int]) -> tuple[str, str]:
+    """(the model `compress` uses without --model, why) for images of these pixel counts: the
+    registry's photo prior where most of the pixels are in images of more than
+    `defaults.PHOTO_PRIOR_ABOVE_PIXELS` pixels, else its default."""
+    from .defaults import PHOTO_PRIOR_ABOVE_PIXELS
+
+    reg = _registry()
+    photo = reg.get("photo_default")
+    large = sum(p for p in pixels if p > PHOTO_PRIOR_ABOVE_PIXELS)
+    if photo and 2 * large > sum(pixels):
+        return photo, f"the photo prior: most pixels are in images larger than {PHOTO_PRIOR_ABOVE_PIXELS} pixels"
+    if photo:
+        return default_model_name(), f"the default prior: most pixels are in images of at most {PHOTO_PRIOR_ABOVE_PIXELS} pixels"
+    return default_model_name(), "the default prior"
+
+
 def list_models(include_retired: bool = False) -> list[dict]:
     """Registered models, the shipped ones (and with include_retired, the retired ones too)."""
     reg = _registry()
-    return [dict(name=k, default=(k == reg.get("default")), **v) for k, v in reg["models"].items()
-            if include_retired or not v.get("retired")]
+    return [dict(name=k, default=(k == reg.get("default")), photo_default=(k == reg.get("photo_default")), **v)
+            for k, v in reg["models"].items() if include_retired or not v.get("retired")]
 
 
 def file_sha256(path: Path) -> str:

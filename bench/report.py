@@ -443,6 +443,38 @@ def _exact_text(exact: dict | None) -> str:
             "recomputes it with every step (`python bench/nelbo_exact.py bench/results/photos_full_vdm.json`)" + strat)
 
 
+PHOTO_PRIOR_JSON = "photos_full_photo_prior.json"  # the shipped photo prior (suite entry photos-photo-prior)
+
+
+def _photo_prior_run() -> dict | None:
+    r = _load(PHOTO_PRIOR_JSON)
+    return next((x for x in (r or {}).get("runs", []) if "summary" in x), None)
+
+
+def photo_prior_block(classical: dict | None) -> str | None:
+    """The shipped photo prior's files on the nine photos, one row per photo (suite entry photos-photo-prior)."""
+    run = _photo_prior_run()
+    if run is None:
+        return None
+    jxl_run = next((r for r in (classical or {"runs": []})["runs"] if r["codec"] == "jxl"), None)
+    rows = ["| photo | size | bits/dim (file) | seed bits | tiles: JPEG XL / model | model NELBO_K | "
+            "file / NELBO_K | JPEG XL file | encode s/MP | decode s/MP |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"] + _photo_rows(run, jxl_run)
+    o, s0 = run["options"], run["summary"]
+    fitted = "with the fitted variances it codes with, " if s0.get("model_nelbo_k_fitted_bpd") else ""
+    cifar = _load("photos_full_vdm.json")
+    c = next((r for r in (cifar or {}).get("runs", []) if "summary" in r), None)
+    vs = (f" The CIFAR-10 prior `{c['model']}` codes the same files at {c['summary']['bpd']:.4f} (below)." if c else "")
+    return (f"#### The photo prior `{run['model']}`\n\nThe default for photographs (`bbcodec compress` picks it "
+            "for images larger than one 32×32 tile), at the default settings "
+            f"(K={o['steps']}, grid {o['grid']}, latent coding version {o.get('latents', 1)}, grid_bits "
+            f"{o['grid_bits']}, first tiles by JPEG XL, --parallel {o['parallel']}), one CPU thread per process; every "
+            f"file decoded and compared. The model NELBO_K is its discrete-time NELBO {fitted}estimated with "
+            f"{nelbo_steps_text(s0, o['steps'])} per tile. Its integer network computes every probability exactly: "
+            "these files decode on any machine. Suite entry: `photos-photo-prior` (two processes, one per core)."
+            + vs + "\n\n" + "\n".join(rows) + "\n")
+
+
 def photos_section() -> str | None:
     classical = _load("photos_full_classical.json")
     allnine = _load("photos_full_vdm.json")  # every photo at the version 2 defaults (suite entry photos-vdm)
@@ -452,6 +484,10 @@ def photos_section() -> str | None:
     if not classical and not learned:
         return None
     out = ["### Full-size photos (`photos-full`, one file each)\n"]
+    prior = photo_prior_block(classical)
+    if prior:
+        out.append(prior)
+        out.append("#### The CIFAR-10 prior on the photos\n")
     if learned:
         names = [p["name"] for r in learned for p in r["per_image"]]
         cols = _exact_columns(exact)
@@ -774,8 +810,14 @@ def is_flow(entry: dict) -> bool:
     return (_card(entry) or {}).get("kind") == "flow"
 
 
+def is_photo_prior(entry: dict) -> bool:
+    """A registered prior for photographs (its card's domain): it has its own table, not the CIFAR-10 priors'."""
+    return (_card(entry) or {}).get("domain") == "photos"
+
+
 def diffusion_models(reg: dict) -> dict:
-    return {k: v for k, v in reg["models"].items() if not is_flow(v)}
+    """The CIFAR-10 diffusion priors (shipped and retired)."""
+    return {k: v for k, v in reg["models"].items() if not is_flow(v) and not is_photo_prior(v)}
 
 
 def model_figures(entry: dict) -> dict:
@@ -979,7 +1021,34 @@ def models_block(reg: dict, draw: bool) -> str:
                f"See `{_repo(mdir / 'MODEL_CARD.md')}`.\n\n"
                f"![training curve]({_rel(png, MODELS_MD)})\n\n"
                + extrapolation_text(curve, card["training"]["wall_seconds_at_best"] / 3600))
-    return table + "\n" + flow_models_table(reg) + default
+    return table + "\n" + photo_models_table(reg) + flow_models_table(reg) + default
+
+
+def photo_models_table(reg: dict) -> str:
+    """The registered photo priors: from each one's card.json and its coded figures on the nine photos."""
+    photos = {k: _card(v) for k, v in reg["models"].items() if is_photo_prior(v)}
+    if not photos:
+        return ""
+    run = _photo_prior_run()
+    rows = ["| photo prior | parameters | training crops (its last run) | hours (that run's clock, one CPU thread) | "
+            "validation NELBO (float / integer) | "
+            "test NELBO, photos-full tiles (float / integer) | coded: the nine photos, one file each |",
+            "|---|---:|---:|---:|---:|---:|---:|"]
+    for name, c in photos.items():
+        t = c["training"]
+        coded = f"{run['summary']['bpd']:.4f}" if run and run["model"] == name else "–"
+        nelbo = (lambda f, i: f"{c[f]:.4f} / {c[i]:.4f}" if f in c and i in c else "–")  # noqa: E731
+        rows.append(f"| [`{name}`]({_rel(MODELS / reg['models'][name]['path'] / 'MODEL_CARD.md', MODELS_MD)})"
+                    + (" (default for photos)" if name == reg.get("photo_default") else "") + " | "
+                    f"{c['parameters']:,} | {t['images_seen_at_best']:,} | {t['wall_seconds_at_best'] / 3600:.2f} | "
+                    f"{nelbo('float_val_nelbo_bpd', 'val_nelbo_bpd')} | {nelbo('float_test_nelbo_bpd', 'test_nelbo_bpd')} "
+                    f"| {coded} |")
+    return ("### The photo prior\n\nPriors for photographs, fine-tuned from the CIFAR-10 prior on crops of other "
+            "photos ([photo_prior_training.md](photo_prior_training.md)); `bbcodec compress` picks one for images "
+            "larger than one 32×32 tile. NELBOs in bits/dim: validation on 1,000 crops of four held-out photos, test on "
+            "every full 32×32 tile of the nine test photos (the float network the integer one was converted from, then "
+            "the integer network, same draws). Coded: `bench/results/photos_full_photo_prior.json` at the defaults "
+            "([results](results.md)).\n\n" + "\n".join(rows) + "\n\n")
 
 
 def flow_models_table(reg: dict) -> str:
@@ -1065,11 +1134,12 @@ def headline_block(reg: dict, draw: bool) -> str | None:
     pv, pc = _load("photos_full_vdm.json"), _load("photos_full_classical.json")
     if not (arch and cc and pv and pc):
         return None
+    photo_prior = _photo_prior_run()
     done = [r for r in arch["runs"] if "summary" in r]
     a = next((r for r in done if r["model"] == reg["default"]), done[-1])
     n = a["summary"]["images"]
     ccod = {r["codec"]: r for r in cc["runs"]}
-    p = next(r for r in pv["runs"] if "summary" in r)
+    p = photo_prior or next(r for r in pv["runs"] if "summary" in r)
     pcod = {r["codec"]: r for r in pc["runs"]}
     names = [x["name"] for x in p["per_image"]]
 
@@ -1109,8 +1179,11 @@ def headline_block(reg: dict, draw: bool) -> str | None:
     return ("\n".join(rows) + "\n\nBits per subpixel of whole files (header and side data included), every file "
             "decoded and compared; lower is better, the best of each row in bold. Seconds on one CPU thread. The "
             "classical codecs code one file per image; their CIFAR-10 seconds are the mean over all 10,000 test "
-            f"images. bbcodec's model on the photos is a CIFAR-10 model: it has never seen a photo.{_retired_note(reg, a, p)} "
-            f"Every table: [docs/results.md](docs/results.md).\n")
+            "images. "
+            + ("bbcodec's model on the photos is its photo prior, the one `bbcodec compress` picks for them. " if photo_prior
+               else "bbcodec's model on the photos is a CIFAR-10 model: it has never seen a photo. ")
+            + "".join(x + " " for x in [_retired_note(reg, a, p).strip()] if x)
+            + f"Every table: [docs/results.md](docs/results.md).\n")
 
 
 def _retired_note(reg: dict, *runs) -> str:

@@ -36,7 +36,7 @@ TINY = GOLDEN / "tiny-golden"   # a tiny random-weight model, committed so that 
 
 TINY_INT = GOLDEN / "tiny-golden-int"  # its integer version (`bbcodec convert`), committed likewise
 TINY_FLOW = GOLDEN / "tiny-golden-flow"  # a tiny random coupling flow (codec "flow-lbb"), committed likewise
-CURRENT_CASES = ("tiny-int", "cifar10-vdm-s7-int", "tiny-flow", "cifar10-flow-r1")  # what the current version's files are made with
+CURRENT_CASES = ("tiny-int", "cifar10-vdm-s7-int", "tiny-flow", "cifar10-flow-r1", "photo-vdm-p2-int")  # what the current version's files are made with
 LOCAL = {"tiny-golden": TINY, "tiny-golden-int": TINY_INT, "tiny-golden-flow": TINY_FLOW}  # manifest name -> folder
 
 
@@ -47,6 +47,9 @@ def _cases():
     tiny_images = [from_pil(pil_image("RGB", 40, 30), "rgb.png"), from_pil(pil_image("RGBA", 10, 12, 1), "rgba.png"),
                    from_pil(pil_image("L", 33, 9, 2), "grey.png"), from_pil(pil_image("P", 12, 12, 3), "p.png")]
     cifar_images = [from_pil(Image.fromarray(cifar[i]), f"{i}.png") for i in range(5)]
+    # a 64x40 crop (x 200-264, y 80-120) of scikit-image's astronaut (public domain; one of the photos-full
+    # test photos, tested on, never trained on): four tiles for the photo prior
+    photo = [from_pil(Image.open(GOLDEN / "astronaut-64x40.png"), "astronaut-64x40.png")]
     return {
         "tiny": (str(TINY), tiny_images, dict(steps=3, parallel=2)),
         "cifar10-vdm-s7": ("cifar10-vdm-s7", cifar_images, {}),
@@ -54,6 +57,7 @@ def _cases():
         "cifar10-vdm-s7-int": ("cifar10-vdm-s7-int", cifar_images, {}),
         "tiny-flow": (str(TINY_FLOW), tiny_images, dict(parallel=2)),
         "cifar10-flow-r1": ("cifar10-flow-r1", cifar_images, {}),
+        "photo-vdm-p2-int": ("photo-vdm-p2-int", photo, {}),
     }
 
 

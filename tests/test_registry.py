@@ -149,6 +149,61 @@ def test_cli_decompress_of_a_retired_models_file_is_one_line(tiny_registry, tmp_
     assert not (tmp_path / "out.png").exists()
 
 
+def _add_photo_prior(models: Path) -> None:
+    """tiny-p registered as the registry's photo prior beside the default tiny-a."""
+    p = make_tiny_model(models / "tiny-p", seed=4)
+    (p / "grids.json").write_text(json.dumps({"grids": {}}))
+    reg = json.loads((models / "registry.json").read_text())
+    reg["photo_default"] = "tiny-p"
+    reg["models"]["tiny-p"] = {"path": "tiny-p", "sha256": _sha(p / "weights.pt"),
+                               "grids_sha256": _sha(p / "grids.json"), "description": "tiny photos"}
+    (models / "registry.json").write_text(json.dumps(reg))
+
+
+def test_the_default_prior_follows_the_input_sizes(tiny_registry):
+    from bbcodec.defaults import PHOTO_PRIOR_ABOVE_PIXELS as P
+    models, _, _ = tiny_registry
+    assert registry.default_model_for([P * 10])[0] == "tiny-a"  # no photo prior registered: the default
+    _add_photo_prior(models)
+    assert registry.default_model_for([32 * 32] * 50)[0] == "tiny-a"  # CIFAR-sized images
+    assert registry.default_model_for([P + 1])[0] == "tiny-p"  # one tile and a pixel more
+    # by pixels: most of them are in the large image, or in the small ones
+    assert registry.default_model_for([P] * 3 + [4 * P])[0] == "tiny-p"
+    assert registry.default_model_for([P] * 5 + [4 * P])[0] == "tiny-a"
+    roles = {m["name"]: (m["default"], m["photo_default"]) for m in list_models()}
+    assert roles == {"tiny-a": (True, False), "tiny-p": (False, True)}
+
+
+def test_cli_compress_picks_the_prior_per_input_and_model_overrides(tiny_registry, tmp_path):
+    from click.testing import CliRunner
+    from bbcodec.cli import cli
+    from bbcodec.format import container
+    from conftest import pil_image
+
+    models, _, _ = tiny_registry
+    _add_photo_prior(models)
+    pil_image("RGB", 16, 16).save(tmp_path / "small.png")
+    pil_image("RGB", 40, 36, 1).save(tmp_path / "large.png")
+    for src, args, want in (("small.png", [], "tiny-a"), ("large.png", [], "tiny-p"),
+                            ("large.png", ["--model", "tiny-a"], "tiny-a")):
+        out = tmp_path / f"{want}-{src}.bbc"
+        r = CliRunner().invoke(cli, ["compress", str(tmp_path / src), "-o", str(out), "--steps", "2", *args])
+        assert r.exit_code == 0, r.output
+        assert container.parse(out.read_bytes()).header["model"]["name"] == want
+        if not args:
+            assert f"model {want}: the " in r.stderr and "(--model overrides)" in r.stderr
+        r = CliRunner().invoke(cli, ["decompress", str(out), "-o", str(tmp_path / "back.png"), "--force"])
+        assert r.exit_code == 0, r.output
+    import bbcodec
+    for w, want in ((16, "tiny-a"), (40, "tiny-p")):  # the Python API picks alike
+        data = bbcodec.compress(np.asarray(pil_image("RGB", w, 36, 2)), steps=2)
+        assert container.parse(data).header["model"]["name"] == want
+    r = CliRunner().invoke(cli, ["models"])
+    lines = r.output.splitlines()
+    assert lines[0].startswith("* tiny-a: [compress's default for images of at most 1,024 pixels]")
+    assert lines[1].startswith("* tiny-p: [compress's default for images of more than 1,024 pixels]")
+
+
 def test_init_from_is_checked_and_recorded(tiny_registry, tmp_path):
     from bbcodec.train import TrainOptions, train
 
