@@ -46,7 +46,7 @@ def _as_image_data(item, index: int):
 
 def compress(images, *, model: str | None = None, steps: int = defaults.STEPS, parallel: int = defaults.PARALLEL,
              threads: int = defaults.THREADS, bootstrap: str | None = defaults.BOOTSTRAP, device: str = "auto",
-             progress: bool = False, report: bool = False):
+             progress: bool = False, report: bool = False, tile: int | None = None):
     """Compress one image or a list (paths, PIL images, uint8 arrays) into the bytes of a .bbc archive.
 
     model: a registered name or a model folder; by default the prior `bbcodec compress` picks for these
@@ -67,7 +67,7 @@ def compress(images, *, model: str | None = None, steps: int = defaults.STEPS, p
     m = load_model(model, device)
     params = api.flow_params() if m.kind == "flow" else api.coding_params(m, steps)  # a flow has no steps
     data, rep = api.compress(data_list, m, params, parallel=parallel, progress=progress,
-                             bootstrap=bootstrap, threads=threads)
+                             bootstrap=bootstrap, threads=threads, tile=tile)
     return (data, rep) if report else data
 
 

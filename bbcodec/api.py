@@ -111,7 +111,8 @@ def _progress(progress: Progress | bool | None) -> Progress:
 CODER_SHARE = 1.1
 
 
-def estimate_seconds(model: LoadedModel, params: CodingParams, batches: list[int], nhwc: bool, threads: int) -> float:
+def estimate_seconds(model: LoadedModel, params: CodingParams, batches: list[int], nhwc: bool, threads: int,
+                     tile: int | None = None) -> float:
     """Seconds the network (and coder) should take for these batch sizes at K steps, from the time of
     one call on one tile and on the largest batch, measured now after a warm-up call (about a second;
     the warm-up also builds the channels-last graph the coding then uses)."""
@@ -120,7 +121,7 @@ def estimate_seconds(model: LoadedModel, params: CodingParams, batches: list[int
     if model.kind == "flow":
         return _estimate_flow_seconds(model, params, batches, threads)
     eps_fn = EpsFn(model.vdm.net, model.device, nhwc=nhwc)
-    T = model.tile
+    T = tile or model.tile
 
     def timed(n: int) -> float:
         z = np.zeros((n, 3, T, T))
@@ -141,10 +142,11 @@ def estimate_seconds(model: LoadedModel, params: CodingParams, batches: list[int
     return CODER_SHARE * params.steps * sum(base + per_tile * n for n in batches)
 
 
-def model_tile_batches(images: list[ImageData], model: LoadedModel, parallel: int, bootstrap: str | None) -> list[int]:
+def model_tile_batches(images: list[ImageData], model: LoadedModel, parallel: int, bootstrap: str | None,
+                       tile: int | None = None) -> list[int]:
     """Batch sizes an encode of these images will code with the model (at the default ramp; a one-tile
     bootstrap is assumed, the usual case): what `estimate_seconds` and progress are given."""
-    T = model.tile
+    T = tile or model.tile
     n = sum(plan.tile_count(d.height, d.width, T) for d in images)
     n_boot = min(n, 1) if bootstrap is not None else 0
     return [len(b) for b in plan.batches(n - n_boot, parallel)]
@@ -208,14 +210,15 @@ def coding_params(model: LoadedModel, steps: int, grid: str | None = None, grid_
 def compress(images: list[ImageData], model: LoadedModel, params: CodingParams | None = None,
              parallel: int = defaults.PARALLEL, progress: Progress | bool | None = None,
              bootstrap: str | None = defaults.BOOTSTRAP, threads: int = defaults.THREADS,
-             nhwc: bool | None = None) -> tuple[bytes, Report]:
+             nhwc: bool | None = None, tile: int | None = None) -> tuple[bytes, Report]:
     """Code images into one .bbc archive on one ANS stack.
 
     params: None for the model's defaults (`coding_params`; a flow's: `flow_params`). threads: torch intra-op threads of the
     network, written to the header (the decoder replays them). progress: a `progress.Progress`, True
     for one on stderr, or None. bootstrap: "auto" (the first available of `bootstrap.CODECS`), a
     codec name, or None (initial bits from seed words only). nhwc: run the network channels-last
-    (None: on the CPU; recorded in the header as `coding.nhwc`).
+    (None: on the CPU; recorded in the header as `coding.nhwc`). tile: the tile size T (None: the
+    model's own; a diffusion network codes any of `defaults.TILES`, recorded in the header).
     """
     if not images:
         raise BbcError("no images to compress")
@@ -230,12 +233,33 @@ def compress(images: list[ImageData], model: LoadedModel, params: CodingParams |
                        f"{'FlowCodingParams' if model.kind == 'flow' else 'CodingParams'}")
     nhwc = model.device == "cpu" and model.kind == "diffusion" if nhwc is None else nhwc
     with torch_threads(threads), torch.inference_mode():
-        return _compress(images, model, params, parallel, _progress(progress), bootstrap, threads, nhwc)
+        return _compress(images, model, params, parallel, _progress(progress), bootstrap, threads, nhwc, tile)
 
 
-def _compress(images, model, params, parallel, progress: Progress, bootstrap, threads, nhwc) -> tuple[bytes, Report]:
+def tile_sizes(model: LoadedModel) -> tuple[int, ...]:
+    """The tile sizes a model codes with: a flow, its own; a diffusion network, which is convolutional,
+    those of `defaults.TILES` at which an integer network's attention stays exact (fewer than 2^12
+    positions at each attention level, `intnet`; the shipped ones: all three)."""
+    if model.kind == "flow":
+        return (model.tile,)
+    if not model.integer:
+        return defaults.TILES
+    levels = model.config.get("attn_levels", [])
+    return tuple(T for T in defaults.TILES if all((T >> lv) ** 2 < 2 ** 12 for lv in levels))
+
+
+def check_tile(model: LoadedModel, tile: int | None) -> int:
+    """The tile size to code with (None: the model's own), or a BbcError naming the sizes allowed."""
+    T = model.tile if tile is None else tile
+    if T not in tile_sizes(model):
+        raise BbcError(f"--tile {T}: model {model.name} codes tiles of {', '.join(map(str, tile_sizes(model)))}")
+    return T
+
+
+def _compress(images, model, params, parallel, progress: Progress, bootstrap, threads, nhwc,
+              tile: int | None = None) -> tuple[bytes, Report]:
     t0 = time.time()
-    T = model.tile
+    T = check_tile(model, tile)
     if model.kind == "flow":
         prior = FlowPrior(model.flow, params, model.device)
         version = prior.format_version
@@ -316,8 +340,9 @@ def _coding(h: dict, model: LoadedModel) -> Coding | FlowCoding:
         raise ModelError(f"file was coded with a {'flow' if h['codec'] == FLOW_CODEC_ID else 'diffusion'} model, "
                          f"and {model.name} is a {model.kind} model")
     coding = coding_from_header(h)
-    if coding.tile != model.tile:
-        raise FormatError("corrupted header (tile size does not match the model)")
+    if coding.tile not in tile_sizes(model):
+        raise FormatError(f"corrupted header (tile size {coding.tile}: model {model.name} codes "
+                          f"{', '.join(map(str, tile_sizes(model)))})")
     return coding
 
 
@@ -327,7 +352,7 @@ def _layout(h: dict, model: LoadedModel):
     coding = _coding(h, model)
     metas = container.image_records(h)
     tiles = [t for i, im in enumerate(metas)
-             for t in plan.make_tiles(i, None, im["height"], im["width"], im["channels"], model.tile)]
+             for t in plan.make_tiles(i, None, im["height"], im["width"], im["channels"], coding.tile)]
     if coding.boot_tiles > len(tiles) or (coding.boot_tiles > 0) != (coding.boot_codec is not None):
         raise FormatError("corrupted header (bootstrap tiles)")
     if coding.boot_codec is not None:
@@ -444,7 +469,7 @@ def decompress(data: bytes, model: LoadedModel, progress: Progress | bool | None
         mismatch = ("decoded data does not match its checksums: the file is damaged, or the network's probabilities "
                     f"differed from the encoder's (a version {c.version} file records only its device: "
                     f"{coding.device}; the torch build and CPU kernels must be the encoder's)")
-    progress.begin("decode", [len(b) for b in reversed(bs)], prior.steps, model.tile ** 2)
+    progress.begin("decode", [len(b) for b in reversed(bs)], prior.steps, coding.tile ** 2)
     if integer_network(h) and prior.integer:
         threads = threads or defaults.THREADS
     else:  # a float network replays the encoder's count (also when a forged header says otherwise)
@@ -470,8 +495,8 @@ def decompress(data: bytes, model: LoadedModel, progress: Progress | bool | None
     side = container.unpack_side(c.side, side_length(metas))
     out, k = [], 0
     for im, (alpha, palette, icc, exif) in zip(metas, split_side(side, metas)):
-        n = plan.tile_count(im["height"], im["width"], model.tile)
-        main = plan.untile(tiles[k:k + n], im["height"], im["width"], im["channels"], model.tile)
+        n = plan.tile_count(im["height"], im["width"], coding.tile)
+        main = plan.untile(tiles[k:k + n], im["height"], im["width"], im["channels"], coding.tile)
         k += n
         out.append(ImageData(im["name"], im["mode"], im["width"], im["height"], main, alpha, palette,
                              im["palette_mode"], transparency_from_json(im["transparency"]), im["meta"], icc, exif))

@@ -96,7 +96,8 @@ def dataset_tiles(spec: str, T: int = 32) -> np.ndarray:
 
 def bench_vdm(names, arrays, model, params, parallel: int, mode: str, progress=None, bootstrap: str | None = "auto",
               chunk: int | None = None, partial: dict | None = None, on_record=None,
-              nelbo_steps: int | None = None, summarize: bool = True, stretch: int | None = None) -> dict:
+              nelbo_steps: int | None = None, summarize: bool = True, stretch: int | None = None,
+              tile: int | None = None) -> dict:
     """Code, decode, compare. Archive mode codes `chunk` images per archive (all in one when None);
     per-file mode one image per file. Records are appended in order; `partial` (a previous
     result's records) is resumed after its last complete record, and `on_record(records)` is
@@ -117,7 +118,7 @@ def bench_vdm(names, arrays, model, params, parallel: int, mode: str, progress=N
         group = imgs[i:i + size]
         t0 = time.time()
         data, rep = api.compress(group, model, params, parallel=parallel, bootstrap=bootstrap,
-                                 threads=torch.get_num_threads())  # bench --threads
+                                 threads=torch.get_num_threads(), tile=tile)  # bench --threads
         t_enc = time.time() - t0
         t0 = time.time()
         out, _ = api.decompress(data, model)
@@ -144,7 +145,7 @@ def bench_vdm(names, arrays, model, params, parallel: int, mode: str, progress=N
         return {"records": records}
     if model.kind == "flow":
         return summarize_flow(records, imgs, model)
-    return summarize_vdm(records, imgs, model, params, nelbo_steps)
+    return summarize_vdm(records, imgs, model, params, nelbo_steps, tile)
 
 
 def _totals(records: list[dict]) -> tuple[dict, dict, list[dict]]:
@@ -249,14 +250,15 @@ def summarize_flow(records: list[dict], imgs, model) -> dict:
     return {"summary": summary, "per_image": per_image, "records": records}
 
 
-def summarize_vdm(records: list[dict], imgs, model, params, nelbo_steps: int | None = None) -> dict:
+def summarize_vdm(records: list[dict], imgs, model, params, nelbo_steps: int | None = None,
+                  tile: int | None = None) -> dict:
     tot, summary, per_image = _totals(records)
     s, n = tot["subpixels"], tot["images"]
     for d, p in zip(imgs, per_image):
         p["name"] = d.name
     fitted = params.latents == 2
     sampled = nelbo_steps is not None and nelbo_steps < params.steps
-    refs = model_nelbo_k(model, params, imgs, nelbo_steps, fitted=fitted, stratified=sampled)
+    refs = model_nelbo_k(model, params, imgs, nelbo_steps, fitted=fitted, stratified=sampled, tile=tile)
     ref, fit = (refs[0], refs[1]) if fitted else (refs, None)
     summary["model_nelbo_k_sampled_steps"] = nelbo_steps if sampled else params.steps
     # runs summarized before this field drew their sampled steps at random (uniformly)
@@ -366,7 +368,7 @@ def run(dataset: str, codecs: list[str], limit: int | None, offset: int, out: st
         modes: list[str], resume: bool = False, device: str = "cpu", show_progress: bool = True,
         bootstrap: str | None = "auto", chunk: int | None = None, nelbo_steps: int | None = None,
         latents: int | None = None, summarize: bool = True, orders: tuple[str, ...] = ("bitswap",),
-        flow_model: str | None = None, flow_grid_bits: int | None = None) -> dict:
+        flow_model: str | None = None, flow_grid_bits: int | None = None, tile: int | None = None) -> dict:
     """Run every (codec, mode) on the dataset, the learned codec in every chain order of `orders`; with `out`, the JSON is rewritten after every coded
     file, and `resume` continues a partial JSON: finished runs are kept, an unfinished one goes on
     after its last complete file. Without `summarize`, learned runs stop after their last file and
@@ -413,7 +415,7 @@ def run(dataset: str, codecs: list[str], limit: int | None, offset: int, out: st
         bar = tqdm(total=len(names), desc=key, disable=not show_progress, leave=False)
         r = bench_vdm(names, arrays, model, params, parallel, mode, progress=bar.update, bootstrap=bootstrap,
                       chunk=chunk, partial=entry, on_record=on_record, nelbo_steps=nelbo_steps,
-                      summarize=summarize, stretch=stretch)
+                      summarize=summarize, stretch=stretch, tile=tile if codec == "vdm" else None)
         bar.close()
         entry.update(r, complete="summary" in r)
         if entry["complete"]:
@@ -424,17 +426,20 @@ def run(dataset: str, codecs: list[str], limit: int | None, offset: int, out: st
         size = lambda mode: "" if mode == "per-file" or not chunk else f":chunk{chunk}"  # noqa: E731
         if codec == "vdm":
             from .api import coding_params
-            from .registry import load_model
-            model = load_model(model_name, device)
+            from .registry import default_model_for, load_model
+            # without --model, the prior compress would pick for these images
+            model = load_model(model_name or default_model_for([a.shape[0] * a.shape[1] for a in arrays])[0], device)
             for order, mode in [(o, m) for o in orders for m in modes]:
                 params = coding_params(model, steps, grid, grid_bits, latents, order)
                 g = params.grid
                 lv = "" if params.latents == 1 else f":v{params.latents}"  # version 1 keys predate the field
                 od = "" if order == "bitswap" else f":{order}"  # so do Bit-Swap keys
-                key = (f"vdm:{model.name}:K{steps}:{g}:b{grid_bits}{lv}{od}:p{parallel}:boot-{bootstrap or 'none'}:"
+                tl = "" if tile is None else f":t{tile}"  # keys of the model's own tile predate the option
+                key = (f"vdm:{model.name}:K{steps}:{g}:b{grid_bits}{lv}{od}{tl}:p{parallel}:boot-{bootstrap or 'none'}:"
                        f"{mode}{size(mode)}")
                 learned(key, "vdm", model, params, mode,
-                        {"steps": steps, "grid": g, "grid_bits": grid_bits, "latents": params.latents, "order": order})
+                        {"steps": steps, "grid": g, "grid_bits": grid_bits, "latents": params.latents, "order": order,
+                         **({"tile": tile} if tile is not None else {})})
         elif codec == "flow":
             from .api import flow_params
             from .registry import load_model

@@ -110,6 +110,12 @@ def _parallel_opt(f):
                              "grow with N; more is faster up to about 8 on a CPU, more on a GPU)")(f)
 
 
+def _tile_opt(f):
+    return click.option("--tile", type=click.Choice([str(t) for t in defaults.TILES]), default=None,
+                        help="diffusion models: tile size T (default: the model's own, 32; the file records it); "
+                             "a larger tile gives each pixel more context (docs/cli.md: what 64 gains on photos)")(f)
+
+
 def _bootstrap_arg(v: str) -> str | None:
     return None if v == "none" else v
 
@@ -144,6 +150,7 @@ def cli():
 @click.option("--flow-scale-bits", type=click.IntRange(4, 16), default=None,
               help=f"flow models: coupling scales coded as R / 2^m (default {defaults.FLOW_SCALE_BITS})")
 @_parallel_opt
+@_tile_opt
 @_bootstrap_opt
 @_device_opt
 @_threads_opt
@@ -155,7 +162,7 @@ def cli():
 @click.option("--quiet", is_flag=True, help="no progress, estimate or summary")
 @_guard
 def compress(inputs, output, model_name, steps, grid, grid_bits, latents, order, flow_grid_bits, flow_scale_bits,
-             parallel, bootstrap, device, threads, force, verify, yes, as_json, quiet):
+             parallel, tile, bootstrap, device, threads, force, verify, yes, as_json, quiet):
     """Compress images into one .bbc file: files, folders, or '-' for stdin.
 
     A folder contributes its PNG, JPEG, WebP, GIF, TIFF, BMP and PBM/PGM/PPM files (by suffix, sorted,
@@ -189,13 +196,14 @@ def compress(inputs, output, model_name, steps, grid, grid_bits, latents, order,
         params = api.coding_params(model, steps, grid, grid_bits, latents, order)
         model.time_grid(params.grid, params.steps)  # an unknown grid or K is refused before any output
         how = f"at K={params.steps}"
+    tile = api.check_tile(model, None if tile is None else int(tile))
     pixels = sum(d.width * d.height for d in images)
     report.note(f"{len(images)} image{'s' * (len(images) != 1)}, {pixels / 1e6:.3f} MP, for {model.name}; "
                 "timing the network")
     boot = _bootstrap_arg(bootstrap)
-    batches = api.model_tile_batches(images, model, parallel, boot)
-    seconds = api.estimate_seconds(model, params, batches, nhwc=model.device == "cpu", threads=threads)
-    report.note(f"{_n(sum(batches), 'tile')} for {model.name} {how} on {model.device}, {threads} "
+    batches = api.model_tile_batches(images, model, parallel, boot, tile)
+    seconds = api.estimate_seconds(model, params, batches, nhwc=model.device == "cpu", threads=threads, tile=tile)
+    report.note(f"{_n(sum(batches), f'{tile}x{tile} tile')} for {model.name} {how} on {model.device}, {threads} "
                 f"thread{'s' * (threads != 1)}: about {duration(seconds)} to encode, as long to decode")
     if not model.integer and not quiet:
         click.echo(f"bbcodec: warning: {model.name} is a float network: the file decodes only under this "
@@ -209,7 +217,7 @@ def compress(inputs, output, model_name, steps, grid, grid_bits, latents, order,
         if not click.confirm(f"About {duration(seconds)} to encode and as long to decode. Go ahead?", err=True):
             raise BbcError("cancelled")
     data, rep = api.compress(images, model, params, parallel=parallel, progress=report, bootstrap=boot,
-                             threads=threads)
+                             threads=threads, tile=tile)
     if verify:
         report.note("verifying: decoding the file in memory")
         api.verify(data, model, images, progress=report)
@@ -219,7 +227,7 @@ def compress(inputs, output, model_name, steps, grid, grid_bits, latents, order,
         d.update(flow_grid_bits=params.grid_bits, flow_scale_bits=params.scale_bits)
     else:
         d.update(steps=steps, grid=params.grid, grid_bits=grid_bits, latents=params.latents, order=params.order)
-    d.update(model=model.name, parallel=parallel, threads=threads, images=len(images), verified=verify)
+    d.update(model=model.name, parallel=parallel, tile=tile, threads=threads, images=len(images), verified=verify)
     if as_json:
         click.echo(json.dumps(d), err=(output == "-"))
     elif not quiet:
@@ -569,6 +577,7 @@ def schedule(model_name, data, n_images, batch, points, out, add, threads):
 @_latents_opt
 @functools.partial(_order_opt, repeatable=True)
 @_parallel_opt
+@_tile_opt
 @click.option("--mode", "modes", multiple=True, type=click.Choice(["archive", "per-file"]),
               default=["archive", "per-file"], show_default=True)
 @click.option("--out", default=None, help="JSON results (source of truth); a .md table is written beside it")
@@ -588,7 +597,7 @@ def schedule(model_name, data, n_images, batch, points, out, add, threads):
 @click.option("--quiet", is_flag=True)
 @_guard
 def bench(dataset, codecs, flow_model, flow_grid_bits, limit, offset, model_name, steps, grid, grid_bits, latents, orders,
-          parallel, modes, out, resume, bootstrap, chunk, nelbo_steps, no_summary, threads, device, quiet):
+          parallel, tile, modes, out, resume, bootstrap, chunk, nelbo_steps, no_summary, threads, device, quiet):
     """Benchmark codecs on a dataset: decoded and compared, then bits, NELBO and seconds."""
     import torch
     from . import bench as B
@@ -598,7 +607,7 @@ def bench(dataset, codecs, flow_model, flow_grid_bits, limit, offset, model_name
                 list(modes), resume=resume, device=device, show_progress=_show_progress(quiet),
                 bootstrap=_bootstrap_arg(bootstrap), chunk=chunk, nelbo_steps=nelbo_steps,
                 latents=latents, summarize=not no_summary, orders=tuple(orders), flow_model=flow_model,
-                flow_grid_bits=flow_grid_bits)
+                flow_grid_bits=flow_grid_bits, tile=None if tile is None else int(tile))
     md = B.markdown(res)
     if out:
         Path(out).with_suffix(".md").write_text(md)

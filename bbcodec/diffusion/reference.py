@@ -10,19 +10,19 @@ import numpy as np
 
 
 def model_nelbo_k(model, params, imgs, sampled_steps: int | None = None, fitted: bool = False,
-                  stratified: bool = False) -> np.ndarray:
+                  stratified: bool = False, tile: int | None = None) -> np.ndarray:
     """The model's NELBO_K (bits per image) with fresh continuous samples at every step: the
     reference the coder is judged against. Images are cut into the coder's tiles; padding and
     missing channels are held at the coder's fixed noise and do not count. [len(imgs)]; with fitted,
     [2, len(imgs)]: this reference and the one with the fitted variances of latent coding version 2
     (the model's mse curve), from the same draws and network evaluations. With sampled_steps and
     stratified, each tile's steps come one from each of sampled_steps runs of the K (unbiased, and
-    far less noisy per image than drawing them at random)."""
+    far less noisy per image than drawing them at random). tile: the coder's tile size (None: the model's)."""
     from ..format.constants import pad_noise
     from ..format.plan import make_tiles
     from .vdm import fitted_push_var, nelbo_k_bits
 
-    T = model.tile
+    T = tile or model.tile
     tiles = [t for i, d in enumerate(imgs) for t in make_tiles(i, d.main, d.height, d.width, d.main.shape[0], T)]
     x = np.stack([t.x for t in tiles])
     mask = np.stack([t.mask for t in tiles])
