@@ -238,19 +238,22 @@ def compress(images: list[ImageData], model: LoadedModel, params: CodingParams |
 
 def tile_sizes(model: LoadedModel) -> tuple[int, ...]:
     """The tile sizes a model codes with: a flow, its own; a diffusion network, which is convolutional,
-    those of `defaults.TILES` at which an integer network's attention stays exact (fewer than 2^12
-    positions at each attention level, `intnet`; the shipped ones: all three)."""
+    its own and those of `defaults.TILES`, for an integer network those at which it stays exact
+    (`IntUNet.exact_at`; the shipped ones: all three)."""
     if model.kind == "flow":
         return (model.tile,)
-    if not model.integer:
-        return defaults.TILES
-    levels = model.config.get("attn_levels", [])
-    return tuple(T for T in defaults.TILES if all((T >> lv) ** 2 < 2 ** 12 for lv in levels))
+    sizes = sorted({model.tile, *defaults.TILES})
+    if model.integer:
+        sizes = [T for T in sizes if model.vdm.net.exact_at(T)]
+    return tuple(sizes)
 
 
 def check_tile(model: LoadedModel, tile: int | None) -> int:
     """The tile size to code with (None: the model's own), or a BbcError naming the sizes allowed."""
-    T = model.tile if tile is None else tile
+    import numbers
+    if tile is not None and (isinstance(tile, bool) or not isinstance(tile, numbers.Integral)):
+        raise BbcError(f"tile: {tile!r} is not an integer tile size")
+    T = model.tile if tile is None else int(tile)
     if T not in tile_sizes(model):
         raise BbcError(f"--tile {T}: model {model.name} codes tiles of {', '.join(map(str, tile_sizes(model)))}")
     return T

@@ -415,7 +415,7 @@ def run(dataset: str, codecs: list[str], limit: int | None, offset: int, out: st
         bar = tqdm(total=len(names), desc=key, disable=not show_progress, leave=False)
         r = bench_vdm(names, arrays, model, params, parallel, mode, progress=bar.update, bootstrap=bootstrap,
                       chunk=chunk, partial=entry, on_record=on_record, nelbo_steps=nelbo_steps,
-                      summarize=summarize, stretch=stretch, tile=tile if codec == "vdm" else None)
+                      summarize=summarize, stretch=stretch, tile=options.get("tile"))
         bar.close()
         entry.update(r, complete="summary" in r)
         if entry["complete"]:
@@ -429,17 +429,18 @@ def run(dataset: str, codecs: list[str], limit: int | None, offset: int, out: st
             from .registry import default_model_for, load_model
             # without --model, the prior compress would pick for these images
             model = load_model(model_name or default_model_for([a.shape[0] * a.shape[1] for a in arrays])[0], device)
+            vtile = None if tile == model.tile else tile  # the model's own tile: the keys without the option
             for order, mode in [(o, m) for o in orders for m in modes]:
                 params = coding_params(model, steps, grid, grid_bits, latents, order)
                 g = params.grid
                 lv = "" if params.latents == 1 else f":v{params.latents}"  # version 1 keys predate the field
                 od = "" if order == "bitswap" else f":{order}"  # so do Bit-Swap keys
-                tl = "" if tile is None else f":t{tile}"  # keys of the model's own tile predate the option
+                tl = "" if vtile is None else f":t{vtile}"  # keys of the model's own tile predate the option
                 key = (f"vdm:{model.name}:K{steps}:{g}:b{grid_bits}{lv}{od}{tl}:p{parallel}:boot-{bootstrap or 'none'}:"
                        f"{mode}{size(mode)}")
                 learned(key, "vdm", model, params, mode,
                         {"steps": steps, "grid": g, "grid_bits": grid_bits, "latents": params.latents, "order": order,
-                         **({"tile": tile} if tile is not None else {})})
+                         **({"tile": vtile} if vtile is not None else {})})
         elif codec == "flow":
             from .api import flow_params
             from .registry import load_model

@@ -318,11 +318,13 @@ def _decode(input: str, data: bytes, parsed, model_name, device, threads, quiet,
                                        cod.get("order", "bitswap"))
             how = f"at K={cod['steps']}"
         seconds = api.estimate_seconds(model, params, plan, nhwc=bool(cod.get("nhwc", 0)),
-                                       threads=(threads or defaults.THREADS) if integer else cod["threads"])
+                                       threads=(threads or defaults.THREADS) if integer else cod["threads"],
+                                       tile=cod["tile"])
     except BbcError:
         seconds = None  # a damaged header: decompress says what is wrong
     if seconds is not None:
-        report.note(f"{_n(sum(plan), 'tile')} for {model.name} {how} on {model.device}: "
+        T = cod["tile"]
+        report.note(f"{_n(sum(plan), f'{T}x{T} tile')} for {model.name} {how} on {model.device}: "
                     f"about {duration(seconds)} to decode")
     try:
         images, _ = api.decompress(data, model, progress=report, any_arithmetic=any_arithmetic, threads=threads,

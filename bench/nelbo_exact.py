@@ -57,7 +57,8 @@ def main(argv=None) -> int:
     by_name = dict(zip(names, arrays))
 
     def reference(img, steps=None):  # (plain, fitted or None) bits; the coder's reference is the last one given
-        ref = model_nelbo_k(model, params, [img], steps, fitted=params.latents == 2, stratified=steps is not None)
+        ref = model_nelbo_k(model, params, [img], steps, fitted=params.latents == 2, stratified=steps is not None,
+                            tile=o.get("tile"))
         return (float(ref[0][0]), float(ref[1][0])) if params.latents == 2 else (float(ref[0]), None)
 
     for p in run["per_image"]:

@@ -487,7 +487,8 @@ def photos_section() -> str | None:
     prior = photo_prior_block(classical)
     if prior:
         out.append(prior)
-        out.append("#### The CIFAR-10 prior on the photos\n")
+        if learned:
+            out.append("#### The CIFAR-10 prior on the photos\n")
     if learned:
         names = [p["name"] for r in learned for p in r["per_image"]]
         cols = _exact_columns(exact)

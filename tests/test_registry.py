@@ -170,6 +170,7 @@ def test_the_default_prior_follows_the_input_sizes(tiny_registry):
     # by pixels: most of them are in the large image, or in the small ones
     assert registry.default_model_for([P] * 3 + [4 * P])[0] == "tiny-p"
     assert registry.default_model_for([P] * 5 + [4 * P])[0] == "tiny-a"
+    assert registry.default_model_for([P] * 4 + [4 * P])[0] == "tiny-a"  # a tie: not most of the pixels
     roles = {m["name"]: (m["default"], m["photo_default"]) for m in list_models()}
     assert roles == {"tiny-a": (True, False), "tiny-p": (False, True)}
 

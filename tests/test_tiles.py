@@ -64,6 +64,11 @@ def test_unsupported_tiles_are_refused_in_one_line(tiny_model, tiny_flow_dir):
         with pytest.raises(FormatError, match=f"tile size {bad}"):
             api.decompress(forged, tiny_model)
     assert defaults.TILES == (32, 64, 128)
+    for bad in (64.0, "64", True):  # the Python API: a one-line error, before any work
+        with pytest.raises(BbcError, match="is not an integer tile size"):
+            api.compress(_images(), tiny_model, api.coding_params(tiny_model, 3), tile=bad)
+    data, _ = api.compress(_images(), tiny_model, api.coding_params(tiny_model, 3), parallel=2, tile=np.int64(64))
+    assert container.parse(data).header["coding"]["tile"] == 64
 
 
 def test_cli_tile_option(tiny_model_dir, tmp_path):
@@ -83,3 +88,16 @@ def test_cli_tile_option(tiny_model_dir, tmp_path):
     assert np.array_equal(np.asarray(Image.open(tmp_path / "a.png")), np.asarray(Image.open(tmp_path / "b.png")))
     r = CliRunner().invoke(cli, ["compress", str(tmp_path / "a.png"), "-o", str(tmp_path / "c.bbc"), "--tile", "48"])
     assert r.exit_code == 2 and not (tmp_path / "c.bbc").exists()
+
+
+def test_cli_refuses_a_tile_the_model_cannot_code_in_one_line(tiny_flow_dir, tmp_path):
+    from click.testing import CliRunner
+    from bbcodec.cli import cli
+    from conftest import pil_image
+
+    pil_image("RGB", 16, 16).save(tmp_path / "a.png")
+    r = CliRunner().invoke(cli, ["compress", str(tmp_path / "a.png"), "-o", str(tmp_path / "a.bbc"),
+                                 "--model", str(tiny_flow_dir), "--tile", "64"])
+    lines = r.stderr.strip().splitlines()
+    assert r.exit_code == 1 and lines[-1].startswith("bbcodec: error: --tile 64: model tiny-flow codes tiles of")
+    assert "Traceback" not in r.output and not (tmp_path / "a.bbc").exists()

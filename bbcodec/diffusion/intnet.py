@@ -676,6 +676,19 @@ class IntUNet(nn.Module):
     def _state(self) -> dict:
         return {k.replace("__", "."): v for k, v in self.named_buffers()}
 
+    def exact_at(self, tile: int) -> bool:
+        """Whether a T x T tile stays within the bounds `attention` and `norm` check (so that it codes
+        exactly rather than failing mid-file): fewer than 2^12 positions at each attention level, and
+        fewer than 2^20 values per normalisation group, bounded by T^2 times the most channels per
+        group of any norm (a norm at level l sees (T / 2^l)^2 positions)."""
+        if tile % (2 ** (len(self.cfg["channels"]) - 1)):
+            return False
+        sd = self._state()
+        per_group = max((int(sd[k[:-len(".groups")] + ".g"].numel()) // int(v)
+                         for k, v in sd.items() if k.endswith(".groups")), default=1)
+        return (all((tile >> lv) ** 2 < 2 ** 12 for lv in self.cfg["attn_levels"])
+                and tile * tile * per_group < 2 ** 20)
+
     def _prepare(self, device: str):
         if self._ready is not None and self._ready[0] == device:
             return
