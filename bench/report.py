@@ -471,7 +471,8 @@ def photo_prior_block(classical: dict | None) -> str | None:
             f"{o['grid_bits']}, first tiles by JPEG XL, --parallel {o['parallel']}), one CPU thread per process; every "
             f"file decoded and compared. The model NELBO_K is its discrete-time NELBO {fitted}estimated with "
             f"{nelbo_steps_text(s0, o['steps'])} per tile. Its integer network computes every probability exactly: "
-            "these files decode on any machine. Suite entry: `photos-photo-prior` (two processes, one per core)."
+            "these files decode on any machine. Suite entry: `photos-photo-prior` (two processes, one per core; "
+            "the seconds are those of a machine with both cores busy)."
             + vs + "\n\n" + "\n".join(rows) + "\n")
 
 
