@@ -99,3 +99,31 @@ def test_shipped_flow_round_trip_on_cifar(boot):
     stack_bits = 8 * len(container.parse(data).payload) - rep.initial_bits - rep.bootstrap_bits
     assert rep.model_tiles > 0
     assert abs(stack_bits / (rep.nelbo_bits - 8 * len(container.parse(data).side)) - 1) < 0.01
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("tile", [32, 64])
+def test_shipped_photo_prior_is_picked_for_photos_and_round_trips(tile):
+    """The shipped photo prior: compress's choice for a photo (not for a CIFAR-10 image), bit-exact at its
+    own tile and at 64, with the stack's bits close to the NELBO of the chain coded."""
+    from pathlib import Path
+
+    from PIL import Image
+
+    from bbcodec.format import container
+    from bbcodec.images import from_pil
+    from bbcodec.registry import default_model_for
+
+    crop = np.asarray(Image.open(Path(__file__).parent / "golden" / "astronaut-64x40.png"))
+    photo = np.concatenate([crop, crop[:, ::-1]], axis=1)  # 128x40 of photo content
+    name, _ = default_model_for([photo.shape[0] * photo.shape[1]])
+    assert name == "photo-vdm-p2-int" and default_model_for([32 * 32] * 3)[0] == "cifar10-vdm-s7-int"
+    m = load_model(name)
+    assert m.integer and m.card["domain"] == "photos"
+    imgs = [from_pil(Image.fromarray(photo), "photo.png")]
+    data, rep = api.compress(imgs, m, api.coding_params(m, 25), parallel=2, bootstrap=None, tile=tile)
+    assert container.parse(data).header["coding"]["tile"] == tile
+    out, _ = api.decompress(data, m)
+    assert np.array_equal(out[0].main, imgs[0].main)
+    stack_bits = 8 * len(container.parse(data).payload) - rep.initial_bits
+    assert rep.model_tiles > 0 and stack_bits < 1.03 * rep.nelbo_bits
