@@ -254,8 +254,9 @@ def check_tile(model: LoadedModel, tile: int | None) -> int:
     if tile is not None and (isinstance(tile, bool) or not isinstance(tile, numbers.Integral)):
         raise BbcError(f"tile: {tile!r} is not an integer tile size")
     T = model.tile if tile is None else int(tile)
-    if T not in tile_sizes(model):
-        raise BbcError(f"--tile {T}: model {model.name} codes tiles of {', '.join(map(str, tile_sizes(model)))}")
+    sizes = tile_sizes(model)
+    if T not in sizes:
+        raise BbcError(f"--tile {T}: model {model.name} codes tiles of {', '.join(map(str, sizes))}")
     return T
 
 
@@ -343,9 +344,10 @@ def _coding(h: dict, model: LoadedModel) -> Coding | FlowCoding:
         raise ModelError(f"file was coded with a {'flow' if h['codec'] == FLOW_CODEC_ID else 'diffusion'} model, "
                          f"and {model.name} is a {model.kind} model")
     coding = coding_from_header(h)
-    if coding.tile not in tile_sizes(model):
+    sizes = tile_sizes(model)
+    if coding.tile not in sizes:
         raise FormatError(f"corrupted header (tile size {coding.tile}: model {model.name} codes "
-                          f"{', '.join(map(str, tile_sizes(model)))})")
+                          f"{', '.join(map(str, sizes))})")
     return coding
 
 

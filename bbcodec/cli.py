@@ -421,11 +421,15 @@ def models(as_json):
         click.echo(json.dumps(ms))
         return
     big = f"{defaults.PHOTO_PRIOR_ABOVE_PIXELS:,}"
-    role = {True: f"[compress's default for images of at most {big} pixels] ", False: ""}
-    photo = f"[compress's default for images of more than {big} pixels] "
+    split = any(m["photo_default"] for m in ms)  # with a photo prior, the default is the small images' prior
+
+    def role(m: dict) -> str:
+        if m["photo_default"]:
+            return f"[compress's default for images of more than {big} pixels] "
+        return f"[compress's default for images of at most {big} pixels] " if m["default"] and split else ""
+
     for m in sorted(ms, key=lambda m: (not m["default"], not m["photo_default"])):  # the defaults first
-        what = photo if m["photo_default"] else role[m["default"] and any(x["photo_default"] for x in ms)]
-        click.echo(f"{'*' if m['default'] or m['photo_default'] else ' '} {m['name']}: {what}{m.get('description', '')}")
+        click.echo(f"{'*' if m['default'] or m['photo_default'] else ' '} {m['name']}: {role(m)}{m.get('description', '')}")
 
 
 @cli.command()

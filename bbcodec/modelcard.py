@@ -33,17 +33,32 @@ def _hardware() -> str:
     return f"{cpu} ({os.cpu_count()} cores)"
 
 
+def _export_to(run: str, out_dir: str, name: str) -> tuple[Path, Path, dict]:
+    """A run's best EMA weights exported as the model folder <out_dir>/<name>/ with its training log:
+    (the folder, the run's folder, the run's meta)."""
+    run_p = Path(run)
+    out = export_model(run, out_dir, name)
+    meta = json.loads(torch.load(run_p / "state.pt", weights_only=True)["meta"])
+    (out / "train_log.csv").write_text(resumed_log(run_p / "log.csv"))
+    return out, run_p, meta
+
+
 def _export(run: str, name: str) -> tuple[Path, Path, dict, dict]:
-    """A run's best EMA weights exported as the model folder models/<name>/ with its training log:
-    (the folder, the run's folder, the run's meta, the registry as read)."""
+    """`_export_to` the models folder, under a name not registered yet: (..., the registry as read)."""
     reg = _read_registry()
     if name in reg["models"]:  # files name it by its sha256: a released model is never overwritten
         raise ValueError(f"model {name} is registered already; ship the run under a new name")
-    run_p = Path(run)
-    out = export_model(run, str(registry.MODELS_DIR), name)
-    meta = json.loads(torch.load(run_p / "state.pt", weights_only=True)["meta"])
-    (out / "train_log.csv").write_text(resumed_log(run_p / "log.csv"))
-    return out, run_p, meta, reg
+    return (*_export_to(run, str(registry.MODELS_DIR), name), reg)
+
+
+def _diffusion_card(name: str, sha: str, data: str, model, run_p: Path, meta: dict) -> dict:
+    """A diffusion model's card fields from its run: what it is, what it was trained on and how, and
+    its validation figure (the fields `ship` and `card_for_export` share, in the card's order)."""
+    training, val = _training(run_p, meta)
+    return {"name": name, "sha256": sha[:16], "data": data, "architecture": model.config,
+            "parameters": sum(p.numel() for p in model.vdm.parameters()),
+            "schedule": {"gamma_min": model.schedule.gamma_min, "gamma_max": model.schedule.gamma_max},
+            "training": training, "val_nelbo_bpd": val}
 
 
 def _training(run_p: Path, meta: dict) -> tuple[dict, float]:
@@ -85,14 +100,9 @@ def ship(run: str, name: str, test_npz: str, train_npz: str, n_test: int = 1000,
     model = load_model(name)
     x = load_images(test_npz)[:n_test]
     test = evaluate_nelbo(model.vdm, x, repeats=test_repeats)
-    n_params = sum(p.numel() for p in model.vdm.parameters())
-    training, val = _training(run_p, meta)
     card = {
-        "name": name, "sha256": sha[:16],
-        "data": "CIFAR-10 train (first 49,000 images; the last 1,000 held out for validation)",
-        "architecture": model.config, "parameters": n_params,
-        "schedule": {"gamma_min": model.schedule.gamma_min, "gamma_max": model.schedule.gamma_max},
-        "training": training, "val_nelbo_bpd": val,
+        **_diffusion_card(name, sha, "CIFAR-10 train (first 49,000 images; the last 1,000 held out for validation)",
+                          model, run_p, meta),
         "test_nelbo_bpd": test["bpd"], "test_nelbo_se": test["se"], "test_images": n_test,
         "test_nelbo_note": f"continuous-time NELBO, mean of {test_repeats} antithetic time samples per image, fixed seed",
         "expected_diffusion_bpd_by_K": grids["expected_diffusion_bpd"],
@@ -113,12 +123,8 @@ def card_for_export(run: str, folder: str, data: str, domain: str | None = None,
     run_p, out = Path(run), Path(folder)
     meta = json.loads(torch.load(run_p / "state.pt", weights_only=True)["meta"])
     model = load_model(str(out))
-    training, val = _training(run_p, meta)
-    card = {"name": out.name, "sha256": model.sha256[:16], "data": data, "architecture": model.config,
-            "parameters": sum(p.numel() for p in model.vdm.parameters()),
-            "schedule": {"gamma_min": model.schedule.gamma_min, "gamma_max": model.schedule.gamma_max},
-            "training": training, "val_nelbo_bpd": val, **({"domain": domain} if domain else {}),
-            **({"training_note": note} if note else {})}
+    card = {**_diffusion_card(out.name, model.sha256, data, model, run_p, meta),
+            **({"domain": domain} if domain else {}), **({"training_note": note} if note else {})}
     (out / "card.json").write_text(json.dumps(card, indent=1) + "\n")
     return card
 
@@ -420,9 +426,7 @@ if __name__ == "__main__":
         ap.add_argument("--domain", default=None, help="'photos' for a photo prior")
         ap.add_argument("--note", default=None, help="a sentence on the training record, for the card")
         a = ap.parse_args(sys.argv[2:])
-        from .train import export_model
-        out = export_model(a.run, str(Path(a.folder).parent), Path(a.folder).name)
-        (out / "train_log.csv").write_text(resumed_log(Path(a.run) / "log.csv"))
+        out, _, _ = _export_to(a.run, str(Path(a.folder).parent), Path(a.folder).name)
         print(json.dumps(card_for_export(a.run, str(out), a.data, a.domain, a.note), indent=1))
         sys.exit(0)
     if sys.argv[1:2] == ["retire"]:

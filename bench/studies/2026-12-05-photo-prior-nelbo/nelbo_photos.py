@@ -15,21 +15,13 @@ import argparse
 import json
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from bbcodec.bench import environment, load_dataset
+from bbcodec.bench import environment, full_tiles, load_dataset
 from bbcodec.registry import build_vdm, read_model
 from bbcodec.train import evaluate_nelbo
 
 HERE = Path(__file__).resolve().parent
-
-
-def full_tiles(a: np.ndarray, T: int = 32) -> np.ndarray:
-    """The full T x T tiles of an RGB image (uint8 [H, W, 3]) as [N, 3, T, T], row-major."""
-    H, W = (a.shape[0] // T) * T, (a.shape[1] // T) * T
-    t = a[:H, :W].reshape(H // T, T, W // T, T, 3).transpose(0, 2, 4, 1, 3)
-    return np.ascontiguousarray(t.reshape(-1, 3, T, T))
 
 
 def main() -> None:
