@@ -147,6 +147,43 @@ def test_integer_network_is_the_same_in_any_grouping_layout_and_matmul_path(whic
     assert torch.equal(whole, other)
 
 
+@pytest.mark.parametrize("which", ["tiny", "shipped"])
+def test_the_fused_cpu_loops_give_the_torch_paths_integers(which, tiny_int_model_dir):
+    """`intkernels` (numba, a dependency) does the integer network's per-element work on the CPU; the
+    plain torch operations give the same integers, on ordinary, extreme and larger inputs."""
+    from bbcodec.diffusion import intkernels
+    assert intkernels.available()
+    model = load_model(str(tiny_int_model_dir) if which == "tiny" else "cifar10-vdm-s7-int")
+    net = model.vdm.net
+    z, g = _random_inputs(5, seed=3)
+    cases = [(torch.from_numpy(z), torch.from_numpy(g)),
+             (torch.from_numpy(z[:2] * 40), torch.tensor([-40.0, 25.0], dtype=torch.float64)),
+             (torch.from_numpy(_random_inputs(2, seed=4, size=64)[0]), torch.tensor([-3.0, -3.0], dtype=torch.float64))]
+    try:
+        for zt, gt in cases:
+            net.use_kernels, net._ready = True, None
+            fused = net(zt, gt)
+            assert intnet.IntOps(net, "cpu").fused or intnet.matmul_backend("cpu") != "int8"
+            net.use_kernels, net._ready = False, None
+            assert torch.equal(fused, net(zt, gt))
+    finally:
+        net.use_kernels, net._ready = True, None
+
+
+def test_the_integer_network_runs_in_and_out_of_inference_mode_in_turn(tiny_int_model_dir):
+    """Its scratch memory and caches outlive a call: made under inference_mode, they are used again
+    (written, for the scratch) by a plain call, and the reverse."""
+    net = load_model(str(tiny_int_model_dir)).vdm.net
+    net._ready = None
+    z, g = (torch.from_numpy(a) for a in _random_inputs(3, seed=6))
+    with torch.inference_mode():
+        a = net(z, g)
+    b = net(z, g)
+    with torch.inference_mode():
+        c = net(z, g)
+    assert torch.equal(a, b) and torch.equal(a, c)
+
+
 def test_the_shipped_integer_network_stays_close_to_its_float_source():
     """Post-training quantisation costs little: eps_hat within a few 1e-3 (relative rms) of the float
     network on training-like inputs, and its error against the true noise up by well under 1%."""

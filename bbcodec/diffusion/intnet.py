@@ -43,6 +43,7 @@ training images). Nothing here is trained.
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -50,7 +51,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import exact
+from . import exact, intkernels
 
 ARCH = "unet-int"
 ACT_BITS = 20
@@ -70,6 +71,7 @@ STD_EXTRA_BITS = 8              # group norm: the std is taken to 2^-8 of an inp
 MUL_EXP = 24                    # group norm: fraction bits of each channel's multiplier
 MUL_LIMIT = 2 ** 31             # ... whose size is capped so that d * multiplier < 2^52
 EXACT_LIMIT = 2 ** 52           # every float64 sum stays below this (checked at build)
+EMB_CACHE_ROWS = 4096           # time embeddings kept per network (one per distinct gamma)
 GN_EPS = 1e-5
 
 
@@ -433,8 +435,13 @@ class _Conv:
             prep = {"k": k, "w64": mat.double().to(device), "ew": sd[f"{name}.p{j}.ew"], "l1": l1.double()}
             if backend == "int8":
                 prep["w8"] = F.pad(mat.to(torch.int8), (0, 0, 0, -mat.shape[0] % 8)).to(device)  # K to a multiple of 8
-                # the chunks are offset by -64, -128, -128 (see _exact_matmul): their sums come back here
+                # the chunks are offset by -64, -128, -128 (see _chunks): their sums come back here
                 prep["offset"] = (mat.sum(0) * (64 * 2 ** 14 + 128 * 2 ** 7 + 128)).double().to(device)
+                if k == 3:  # `_shifted_matmul`: one [3 C, N] block of the kernel per row offset dy, with
+                    # the channels padded to a multiple of 8
+                    c = mat.shape[0] // 9
+                    wk = F.pad(mat.reshape(3, 3, c, -1), (0, 0, 0, -c % 8)).to(torch.int8)
+                    prep["w3"] = [b.reshape(-1, b.shape[-1]).contiguous().to(device) for b in wk]
             self.parts.append(prep)
             j += 1
         self.acc = sd[f"{name}.acc"]
@@ -467,6 +474,20 @@ class _Conv:
             if float((self.parts[part]["l1"] * ACT_LIMIT * sc).max()) >= 2.0 ** 50:
                 raise ValueError(f"{self.name}: sums too large for exact arithmetic")
             self._in_scale[key] = None if bool((sc == 1).all()) else sc.to(self.device)
+        return self._in_scale[key]
+
+    def fused_scales(self, exps: tuple) -> tuple[list, torch.Tensor]:
+        """For inputs at exponents `exps` (`IntOps._conv_fused`): each part's scale 2^(e - e_j - ew_j)
+        per output channel (numpy), and bias_out plus the parts' offsets at those scales."""
+        key = ("fused", exps)
+        if key not in self._in_scale:
+            scales, const = [], self.bias_out.clone()
+            for j, e in enumerate(exps):
+                sc = self.in_scale(j, e)
+                sc = self.out_scale if sc is None else sc * self.out_scale
+                const += self.parts[j]["offset"] * sc
+                scales.append(sc.cpu().numpy())
+            self._in_scale[key] = (scales, const)
         return self._in_scale[key]
 
     def sums(self, parts: list, stride: int = 1) -> torch.Tensor:
@@ -506,28 +527,67 @@ def _im2col(x: torch.Tensor, k: int, stride: int, pad: bool = True) -> torch.Ten
     return v.reshape(-1, k * k * C)
 
 
+def _chunks(x: torch.Tensor, p: int, channels: int | None = None) -> torch.Tensor:
+    """Integer x in [-2^20, 2^20) (float64 [B, H, W, C], or any shape where p = 0) as three int8 parts
+    [3, B, H + 2p, W + 2p, C], zero-padded by p: x = (a + 64) 2^14 + (b + 128) 2^7 + (c + 128) with a, b, c in [-128, 0), int8
+    operands whose u8 offset forms (+128) stay below 128, so no kernel's int16 pair sums can saturate.
+    The padding holds the parts of 0; with `channels` > C (and p > 0), the extra channels are padding
+    too."""
+    xi = x.to(torch.int32)
+    if p:
+        B, H, W, C = xi.shape
+        out = torch.zeros((3, B, H + 2 * p, W + 2 * p, channels or C), dtype=torch.int8, device=x.device)
+        inner = out[:, :, p:p + H, p:p + W, :C]
+    else:
+        out = inner = torch.empty((3, *xi.shape), dtype=torch.int8, device=x.device)
+    inner[0].copy_(xi >> 14)
+    inner[1].copy_((xi >> 7) & 127)
+    inner[2].copy_(xi & 127)
+    out[0].sub_(64)
+    out[1:].sub_(128)
+    return out
+
+
 def _exact_matmul(x: torch.Tensor, prep: dict, stride: int, backend: str) -> torch.Tensor:
     """sum_k x[.., k] w[k, n] exactly, as float64 [M, N], for integer x in [-2^20, 2^20)."""
     k = prep["k"]
-    if backend == "int8":
-        # x = (a + 64) 2^14 + (b + 128) 2^7 + (c + 128) with a, b, c in [-128, 0): int8 operands whose
-        # u8 offset forms (+128) stay below 128, so no kernel's int16 pair sums can saturate
-        p = k // 2
-        xi = x.to(torch.int32)
-        if p:
-            xi = F.pad(xi, (0, 0, p, p, p, p))
-        chunks = torch.empty((3, *xi.shape), dtype=torch.int8, device=x.device)
-        chunks[0].copy_((xi >> 14) - 64)
-        chunks[1].copy_(((xi >> 7) & 127) - 128)
-        chunks[2].copy_((xi & 127) - 128)
-        a = _im2col(chunks, k, stride, pad=False)
-        if a.shape[1] % 8:
-            a = F.pad(a, (0, -a.shape[1] % 8), value=0)
-        y = torch._int_mm(a, prep["w8"]).double()
-        m = y.shape[0] // 3
-        acc = torch.add(torch.add(y[2 * m:], y[m:2 * m], alpha=_p2(7)), y[:m], alpha=_p2(14))
-        return acc.add_(prep["offset"])
-    return _im2col(x, k, stride) @ prep["w64"]
+    if backend != "int8":
+        return _im2col(x, k, stride) @ prep["w64"]
+    if k == 3 and stride == 1:
+        return _shifted_matmul(x, prep)
+    a = _im2col(_chunks(x, k // 2), k, stride, pad=False)
+    if a.shape[1] % 8:
+        a = F.pad(a, (0, -a.shape[1] % 8), value=0)
+    y = torch._int_mm(a, prep["w8"]).double()
+    m = y.shape[0] // 3
+    acc = torch.add(torch.add(y[2 * m:], y[m:2 * m], alpha=_p2(7)), y[:m], alpha=_p2(14))
+    return acc.add_(prep["offset"])
+
+
+def _shifted_matmul(x: torch.Tensor, prep: dict) -> torch.Tensor:
+    """The int8 path of a 3 x 3, stride 1 convolution without the 9-fold copy of im2col: the padded
+    parts' rows hold their 3 column neighbours side by side, and output row (y, x) sums, for each dy,
+    row (y + dy, x) times that row of the kernel, a contiguous block of rows shifted by dy W. The
+    products and sums are those of `_im2col`'s path, in another order: every int32 partial sum is
+    within the same bound, so the integers are the same."""
+    B, H, W, _ = x.shape
+    C = prep["w3"][0].shape[0] // 3  # the channels, padded to a multiple of 8 (zero weights)
+    ch = _chunks(x, 1, C)  # [3, B, H + 2, W + 2, C]
+    n = 3 * B * (H + 2)
+    src = ch.view(n, W + 2, C).view(torch.int64)  # the bytes moved as int64, 8 channels at a time
+    s = src.stride()
+    cols = src.as_strided((n, W, 3, src.shape[-1]), (s[0], s[1], s[1], s[2])).reshape(n * W, -1)
+    cols = cols.view(torch.int8)
+    rows = n * W - 2 * W  # every output row (y < H) and the padding rows between them
+    w3 = prep["w3"]
+    y = torch._int_mm(cols[:rows], w3[0])
+    y += torch._int_mm(cols[W:W + rows], w3[1])
+    y += torch._int_mm(cols[2 * W:], w3[2])
+    N = y.shape[1]
+    yv = y.as_strided((3, B, H, W, N), (B * (H + 2) * W * N, (H + 2) * W * N, W * N, N, 1))  # the rows y < H
+    acc = torch.add(yv[2].double(), yv[1], alpha=_p2(7))
+    acc.add_(yv[0], alpha=_p2(14))
+    return acc.reshape(B * H * W, -1).add_(prep["offset"])
 
 
 class IntOps:
@@ -536,6 +596,26 @@ class IntOps:
     def __init__(self, net: "IntUNet", device: str):
         self.net = net
         self.device = device
+        # the fused loops (`intkernels`): the CPU's int8 path, where numba is installed
+        self.fused = net.use_kernels and device == "cpu" and net._ready[1] == "int8" and intkernels.available()
+
+    def _buffer(self, slot: str, shape: tuple, dtype) -> torch.Tensor:
+        """A scratch tensor of that shape, kept on the network between calls and grown as needed: its
+        contents are consumed within one layer, and reusing the memory spares the allocator's fresh
+        pages (page faults took a third of the int8 products' time)."""
+        numel, key = math.prod(shape), (threading.get_ident(), slot, dtype)  # one set per thread
+        buf = self.net._scratch.get(key)
+        if buf is None or buf.size < numel:
+            buf = self.net._scratch[key] = torch.empty(numel, dtype=dtype).numpy()
+        # kept as numpy memory: a tensor made under inference_mode could not be written outside it
+        return torch.from_numpy(buf[:numel]).view(shape)
+
+    def _parts_of(self, x: torch.Tensor, p: int, C: int) -> torch.Tensor:
+        """`_chunks(x, p, C)` by `intkernels.split`, in scratch memory."""
+        B, H, W, _ = x.shape
+        ch = self._buffer("parts", (3, B, H + 2 * p, W + 2 * p, C), torch.int8)
+        intkernels.split(x.contiguous().numpy(), ch.numpy(), p)
+        return ch
 
     def _act(self, v, e, limit=None):
         limit = limit or ACT_LIMIT
@@ -546,16 +626,42 @@ class IntOps:
         return q.v if e == q.e else torch.round(q.v * _p2(e - q.e))
 
     def time(self, gamma: torch.Tensor) -> Q:
+        """The time embedding of each gamma. Rows are computed once per distinct gamma and kept on the
+        network (`_emb_cache`, with each block's term of it: `_emb_term`): a coding chain calls the
+        network again and again at the same K times."""
         net = self.net
         g = gamma.detach().to("cpu", torch.float64).numpy()
         uniq, inv = np.unique(g, return_inverse=True)
-        t = (uniq + 15.0) * 40.0
-        s, c = exact.sin_cos(t[:, None] * net.freqs[None, :])
-        feats = torch.from_numpy(np.rint(np.concatenate([s, c], 1) * _p2(FEATURE_EXP))).to(self.device)
-        h = self._linear("temb.0", Q(feats, FEATURE_EXP), NORM_LIMIT)
-        h = self._silu(h, net.exps["temb.act"])
-        emb = self._linear("temb.2", h)
-        return Q(emb.v[torch.from_numpy(inv).to(self.device)], emb.e)
+        self._uniq, self._inv = uniq.tolist(), torch.from_numpy(inv).to(self.device)
+        cache = net._emb_cache
+        missing = [u for u in self._uniq if u not in cache]
+        if missing:
+            if len(cache) + len(missing) > EMB_CACHE_ROWS:
+                cache.clear()
+                missing = self._uniq
+            t = (np.array(missing) + 15.0) * 40.0
+            s, c = exact.sin_cos(t[:, None] * net.freqs[None, :])
+            feats = torch.from_numpy(np.rint(np.concatenate([s, c], 1) * _p2(FEATURE_EXP))).to(self.device)
+            h = self._linear("temb.0", Q(feats, FEATURE_EXP), NORM_LIMIT)
+            h = self._silu(h, net.exps["temb.act"])
+            emb = self._linear("temb.2", h)
+            for i, u in enumerate(missing):
+                cache[u] = {"": emb.v[i]}
+        rows = torch.stack([cache[u][""] for u in self._uniq])
+        return Q(rows[self._inv], net.exps["temb.2"])
+
+    def _emb_term(self, L: "_Conv", emb: Q, tname: str) -> torch.Tensor:
+        """round((T emb + T.bias) 2^(acc - T.acc)) per image [B, N]: block T's time term at conv L's
+        accumulator exponent, from the distinct gammas' cached rows."""
+        T = self.net.layers[tname]
+        rows = []
+        for u in self._uniq:
+            entry = self.net._emb_cache[u]
+            if tname not in entry:
+                tb = T.sums([Q(entry[""][None], emb.e)]) + T.bias
+                entry[tname] = torch.round(tb * L.tscale(T))[0]
+            rows.append(entry[tname])
+        return torch.stack(rows)[self._inv]
 
     def _linear(self, name, x: Q, limit=None) -> Q:
         L = self.net.layers[name]
@@ -580,37 +686,95 @@ class IntOps:
     def conv(self, name, x, stride=1, emb=None) -> Q:
         L = self.net.layers[name]
         parts = x if isinstance(x, list) else [x]
+        embterm = None if emb is None else self._emb_term(L, *emb)
+        if self.fused:
+            return self._conv_fused(L, parts, stride, embterm)
         B, H, W = parts[0].v.shape[:3]
         Ho, Wo = (H - 1) // stride + 1, (W - 1) // stride + 1
         acc = L.sums(parts, stride).reshape(B, Ho, Wo, -1)
-        if emb is not None:
-            e, tname = emb
-            T = self.net.layers[tname]
-            tb = T.sums([e]) + T.bias  # at T's accumulator exponent
-            acc = acc + torch.round(tb * L.tscale(T))[:, None, None, :]
+        if embterm is not None:
+            acc = acc + embterm[:, None, None, :]
         out = torch.addcmul(L.bias_out, acc, L.out_scale)  # (acc + bias) 2^(e - acc): exact
         return Q(torch.clamp_(torch.round_(out), -ACT_LIMIT, ACT_LIMIT - 1), L.e)
+
+    def _conv_fused(self, L: "_Conv", parts: list, stride: int, embterm) -> Q:
+        """`conv` on the CPU's int8 path with its per-element work in `intkernels`: the sum over input
+        parts j of raw_j 2^(e - e_j - ew_j), plus const = bias_out + the parts' offsets at the same
+        scales (+ the time embedding's term), rounded: the same real number as `conv`'s
+        (sum_j s_j + embterm + bias) 2^(e - acc), and every partial sum is an integer times
+        2^(e - acc) below 2^52 of those units, so exact."""
+        B, H, W = parts[0].v.shape[:3]
+        Ho, Wo = (H - 1) // stride + 1, (W - 1) // stride + 1
+        N = L.bias.shape[0]
+        scales, const = L.fused_scales(tuple(q.e for q in parts))
+        const = const.expand(B, N) if embterm is None else torch.addcmul(const, embterm, L.out_scale)
+        const = np.ascontiguousarray(const.numpy())
+        single = len(parts) == 1
+        if single:
+            out = torch.empty((B, Ho, Wo, N), dtype=torch.float64)
+        else:  # the parts' terms summed exactly, then rounded once
+            out = torch.from_numpy(np.repeat(const[:, None, None, :], Ho * Wo, 1).reshape(B, Ho, Wo, N))
+        for j, q in enumerate(parts):
+            prep, C = L.parts[j], q.v.shape[-1]
+            if single:
+                kernel, tail = intkernels.finish, (scales[j], const, ACT_LIMIT, out.numpy())
+            else:
+                kernel, tail = intkernels.accumulate, (scales[j], out.numpy())
+            if prep["k"] == 3 and stride == 1:
+                Cp = prep["w3"][0].shape[0] // 3
+                n = 3 * B * (H + 2)
+                cols = self._buffer("cols", (3, B, H + 2, W, 3, Cp), torch.int8)
+                intkernels.split_rows(q.v.contiguous().numpy(), cols.numpy())
+                cols = cols.view(n * W, 3 * Cp)
+                rows = n * W - 2 * W  # output row r takes kernel row dy from row r + dy W
+                ys = [torch._int_mm(cols[dy * W:dy * W + rows], prep["w3"][dy],
+                                    out=self._buffer(f"y{dy}", (rows, N), torch.int32)).numpy() for dy in range(3)]
+                kernel(ys[0], ys[1], ys[2], True, B * (H + 2) * W, (H + 2) * W, W, *tail)
+            else:
+                a = _im2col(self._parts_of(q.v, prep["k"] // 2, C), prep["k"], stride, pad=False)
+                if a.shape[1] % 8:
+                    a = F.pad(a, (0, -a.shape[1] % 8), value=0)
+                y = torch._int_mm(a, prep["w8"], out=self._buffer("y", (a.shape[0], N), torch.int32)).numpy()
+                kernel(y, y, y, False, B * Ho * Wo, Ho * Wo, Wo, *tail)
+        if not single:
+            torch.clamp_(torch.round_(out), -ACT_LIMIT, ACT_LIMIT - 1)
+        return Q(out, L.e)
 
     def norm(self, name, x: Q, silu: bool) -> Q:
         N = self.net.norms[name]
         B, H, W, C = x.v.shape
         G = N["groups"]
-        n = H * W * (C // G)
+        cg = C // G
+        n = H * W * cg
         if n >= 2 ** 20:
             raise ValueError("group norm over 2^20 values or more: not exact in int64")
-        xs = x.v.reshape(B, H * W, G, C // G)
-        S = x.v.reshape(B, H * W, C).sum(1).reshape(B, G, C // G).sum(-1).to(torch.int64)  # exact: integers
-        m = _round_div(S, torch.full_like(S, n))
-        d = xs - m.double().reshape(B, 1, G, 1)
-        di = d.to(torch.int64)
-        di = (di * di).reshape(B, H * W, C).sum(1).reshape(B, G, C // G).sum(-1)  # int64: |d| < 2^21, n < 2^20
-        V = torch.div(di, n, rounding_mode="floor")
-        r = isqrt((V + N["eps"]) * 4 ** STD_EXTRA_BITS)  # [B, G], >= 1
         shift = N["ey"] - N["eg"] + STD_EXTRA_BITS + MUL_EXP
-        num = N["g"].reshape(1, G, C // G) * 2 ** shift  # int64 [1, G, cg]
-        mul = _round_div(num.expand(B, G, C // G), r.reshape(B, G, 1).expand(B, G, C // G))
-        mul = torch.clamp(mul, -MUL_LIMIT + 1, MUL_LIMIT - 1).double().reshape(B, 1, G, C // G) * _p2(-MUL_EXP)
-        y = torch.round_(d * mul).reshape(B, H, W, C)  # d * mul 2^24 < 2^52: exact, then scaled exactly
+        if self.fused:
+            out = torch.empty((B, H, W, C), dtype=torch.float64)
+            table = self.net.silu_table(N["e"], self.device) if silu else N["beta"]
+            intkernels.group_norm(x.v.contiguous().numpy().reshape(B, H * W, C), G, N["g_np"], shift,
+                                  N["eps4"], MUL_LIMIT, _p2(-MUL_EXP),
+                                  (N["beta_index"] if silu else N["beta"]).numpy(), silu, table.numpy(),
+                                  ACT_LIMIT, out.numpy().reshape(B, H * W, C))
+            return Q(out, N["e"] if silu else N["ey"])
+        xv = x.v.reshape(B, H * W, C)
+        S = xv.sum(1).reshape(B, G, cg).sum(-1).to(torch.int64)  # exact: integers below 2^40
+        m = _round_div(S, torch.full_like(S, n))
+        d = xv - m.double().repeat_interleave(cg, 1)[:, None, :]  # [B, HW, C]
+        # sum of squares per group: float64 sums of non-negative integers are exact while the total
+        # stays below 2^53 (every partial sum is at most the total); past that, int64 (|d| < 2^21)
+        sq = (d * d).sum(1).reshape(B, G, cg).sum(-1)
+        if float(sq.max()) < 2.0 ** 52:
+            ss = sq.to(torch.int64)
+        else:
+            di = d.to(torch.int64)
+            ss = (di * di).sum(1).reshape(B, G, cg).sum(-1)
+        V = torch.div(ss, n, rounding_mode="floor")
+        r = isqrt((V + N["eps"]) * 4 ** STD_EXTRA_BITS)  # [B, G], >= 1
+        num = N["g"].reshape(1, G, cg) * 2 ** shift  # int64 [1, G, cg]
+        mul = _round_div(num.expand(B, G, cg), r.reshape(B, G, 1).expand(B, G, cg))
+        mul = torch.clamp(mul, -MUL_LIMIT + 1, MUL_LIMIT - 1).double().reshape(B, 1, C) * _p2(-MUL_EXP)
+        y = torch.round_(d.mul_(mul)).reshape(B, H, W, C)  # d * mul 2^24 < 2^52: exact, then scaled exactly
         if silu:  # the table's index: y + beta + 2^17, clamped to the table
             idx = torch.clamp_(y.add_(N["beta_index"]), 0, 2 * NORM_LIMIT - 1)
             return Q(_lookup(self.net.silu_table(N["e"], self.device), idx), N["e"])
@@ -618,10 +782,22 @@ class IntOps:
 
     def add(self, name, a: Q, b: Q) -> Q:
         e = self.net.exps[name]
+        if self.fused:
+            out = torch.empty(a.v.shape, dtype=torch.float64)
+            intkernels.rescale_add(a.v.contiguous().numpy().reshape(-1), _p2(e - a.e), b.v.contiguous().numpy().reshape(-1),
+                                   _p2(e - b.e), ACT_LIMIT, out.numpy().reshape(-1))
+            return Q(out, e)
         return self._act(self._rescale(a, e) + self._rescale(b, e), e)
 
     def cat(self, name, a: Q, b: Q) -> Q:
         e = self.net.exps[name]
+        if self.fused:
+            B, H, W, Ca = a.v.shape
+            out = torch.empty((B, H, W, Ca + b.v.shape[-1]), dtype=torch.float64)
+            intkernels.rescale_cat(a.v.contiguous().numpy().reshape(B * H * W, -1), _p2(e - a.e),
+                                   b.v.contiguous().numpy().reshape(B * H * W, -1), _p2(e - b.e), ACT_LIMIT,
+                                   out.numpy().reshape(B * H * W, -1))
+            return Q(out, e)
         return self._act(torch.cat([self._rescale(a, e), self._rescale(b, e)], -1), e)
 
     def upsample(self, x: Q) -> Q:
@@ -634,11 +810,20 @@ class IntOps:
         if C >= 2 ** 12 or H * W >= 2 ** 12:
             raise ValueError("attention over 2^12 channels or positions or more: not exact in float64")
         logits = q.v.reshape(B, H * W, C) @ k.v.reshape(B, H * W, C).transpose(1, 2)  # exact, < 2^40 C
-        d = torch.round((logits.amax(-1, keepdim=True) - logits) * _p2(LOGIT_EXP - q.e - k.e))
-        p = _lookup(self.net.exp_table(self.device), torch.clamp(d, max=LOGIT_SPAN))
-        num = (p @ v.v.reshape(B, H * W, C)).to(torch.int64)  # exact, < 2^20 2^20 HW
-        den = p.sum(-1, keepdim=True).to(torch.int64)
-        mix = Q(_round_div(num, den.expand_as(num)).double().reshape(B, H, W, C), v.e)
+        table = self.net.exp_table(self.device)
+        if self.fused:
+            p = torch.empty_like(logits)
+            intkernels.attention_weights(logits.numpy(), _p2(LOGIT_EXP - q.e - k.e), table.numpy(), p.numpy())
+            num = p @ v.v.reshape(B, H * W, C)  # exact, < 2^20 2^20 HW
+            mix = torch.empty_like(num)
+            intkernels.round_div_rows(num.numpy(), p.sum(-1).numpy(), mix.numpy())
+            mix = Q(mix.reshape(B, H, W, C), v.e)
+        else:
+            d = torch.round((logits.amax(-1, keepdim=True) - logits) * _p2(LOGIT_EXP - q.e - k.e))
+            p = _lookup(table, torch.clamp(d, max=LOGIT_SPAN))
+            num = (p @ v.v.reshape(B, H * W, C)).to(torch.int64)  # exact, < 2^20 2^20 HW
+            den = p.sum(-1, keepdim=True).to(torch.int64)
+            mix = Q(_round_div(num, den.expand_as(num)).double().reshape(B, H, W, C), v.e)
         return self.add(f"{name}.sum", x, self.conv(f"{name}.out", mix))
 
     def output(self, x: Q) -> torch.Tensor:
@@ -651,6 +836,7 @@ class IntUNet(nn.Module):
     config plus the integer state dict that `convert` makes; its buffers are that state dict."""
 
     integer = True  # its outputs do not depend on the machine, the threads or the batch
+    use_kernels = True  # the fused CPU loops where available (`intkernels`); False: torch only, same integers
 
     def __init__(self, in_channels=3, channels=(64, 128, 128), num_res_blocks=1, attn_levels=(2,),
                  fourier_n=(6, 7), **_ignored):
@@ -661,6 +847,8 @@ class IntUNet(nn.Module):
         self.lay = layout(self.cfg)
         self._ready = None
         self._tables: dict = {}
+        self._scratch: dict = {}
+        self._emb_cache: dict = {}
 
     @classmethod
     def from_config(cls, cfg: dict) -> "IntUNet":
@@ -703,13 +891,16 @@ class IntUNet(nn.Module):
                 self.norms[n] = {"g": sd[f"{n}.g"].to(device), "eg": int(sd[f"{n}.eg"]), "ey": int(sd[f"{n}.ey"]),
                                  "beta": sd[f"{n}.beta"].double().to(device), "eps": int(sd[f"{n}.eps"]),
                                  "beta_index": (sd[f"{n}.beta"] + NORM_LIMIT).double().to(device),
-                                 "groups": int(sd[k]), "e": int(sd[f"{n}.e"])}
+                                 "groups": int(sd[k]), "e": int(sd[f"{n}.e"]),
+                                 "g_np": sd[f"{n}.g"].numpy(),
+                                 "eps4": np.array([int(sd[f"{n}.eps"]), 4 ** STD_EXTRA_BITS], dtype=np.int64)}
                 N = self.norms[n]
                 shift = N["ey"] - N["eg"] + STD_EXTRA_BITS + MUL_EXP
                 if shift < 0 or int(N["g"].abs().max()) * 2 ** shift >= 2 ** 61:
                     raise ValueError(f"{n}: group norm scale out of exact range")
         self.exps = {k[:-2]: int(v) for k, v in sd.items() if k.endswith(".e") and v.dim() == 0}
         self.freqs = time_freqs(int(sd["temb.0.p0.w"].shape[1]) // 2)
+        self._emb_cache = {}
         self._ready = (device, backend)
 
     # tables, built from `exact` (the same bits everywhere)
