@@ -60,6 +60,14 @@ def pixels_sha256(images) -> str:
     return h.hexdigest()
 
 
+def kernels_in_use() -> str:
+    """What does the integer network's per-element work here: numba's fused loops or plain torch."""
+    from bbcodec.diffusion import intkernels
+    from bbcodec.diffusion.intnet import matmul_backend
+    loops = f"numba {intkernels.numba.__version__} fused loops" if intkernels.available() else "torch operations"
+    return f"{loops}, {matmul_backend('cpu')} products, torch {torch.__version__}"
+
+
 def code(model, images, label: str) -> tuple[dict, bytes]:
     params = api.coding_params(model, 100)
     t = time.perf_counter()
@@ -118,6 +126,7 @@ def main() -> None:
     out = {"what": "the integer network against its float source, same images, same run",
            "command": "python bench/integer_network.py --out " + a.out, "revision": rev,
            "settings": "K=100, model defaults (grid, latent coding), parallel 8, 1 thread, jxl bootstrap",
+           "integer_kernels": kernels_in_use(),
            "other_cpu_settings": OTHER_CPU, "decoded_under_other_cpu": other, "rows": rows}
     Path(a.out).write_text(json.dumps(out, indent=1) + "\n")
 
