@@ -133,6 +133,10 @@ def test_integer_network_is_the_same_in_any_grouping_layout_and_matmul_path(whic
     whole = net(zt, gt)
     parts = torch.cat([net(zt[:1], gt[:1]), net(zt[1:3], gt[1:3]), net(zt[3:], gt[3:])])
     assert torch.equal(whole, parts)
+    # 64 x 64 tiles: a call of three runs in pieces on the CPU (intnet.CPU_PIECE_PIXELS)
+    z64, g64 = (torch.from_numpy(a) for a in _random_inputs(3, seed=1, size=64))
+    assert 64 * 64 * 3 > intnet.CPU_PIECE_PIXELS
+    assert torch.equal(net(z64, g64), torch.cat([net(z64[i:i + 1], g64[i:i + 1]) for i in range(3)]))
     assert torch.equal(whole, net(zt.contiguous(memory_format=torch.channels_last), gt))
     # the int8 path (where it passes its check here) and the float64 path give the same integers
     saved = dict(intnet._BACKEND)

@@ -13,7 +13,8 @@ any order of evaluation therefore give the same bits.
   whole image rows: `intnet._shifted_matmul`), joined as y0 2^14 + y1 2^7 + y2, scaled by each output
   channel's power of two, plus a per-image, per-channel constant (bias, the parts' offsets, the
   time embedding, all at the output's scale), rounded half to even and clamped.
-- `group_norm`: `intnet.IntOps.norm` with its SiLU table lookup, statistics in int64.
+- `group_norm_stats`, `group_norm_apply`, `group_norm_parts`: `intnet.IntOps.norm` (statistics in
+  int64) with its SiLU table lookup, the last straight into the next convolution's input parts.
 """
 from __future__ import annotations
 
@@ -56,29 +57,54 @@ if numba is not None:
                         out[2, b, i, j, c] = -128
 
     @_jit
-    def split_rows(x, out):
-        """The parts laid out for `intnet._shifted_matmul` at once: out int8 [3, B, H + 2, W, 3, C']
-        holds at (part, b, i, j, dx) the parts of x's zero-padded (by 1) pixel (i, j + dx)."""
+    def split_cols(x, out):
+        """im2col of a 3 x 3 convolution (zero padding 1) on the parts at once: out int8 [3, B H W, K']
+        holds at (part, pixel (b, i, j), (dy, dx, c)) the part of x's pixel (i + dy - 1, j + dx - 1),
+        channel c; columns past 9 C (K' is a multiple of 8) hold the parts of 0."""
         B, H, W, C = x.shape
-        Cp = out.shape[5]
+        K = out.shape[2]
         for b in range(B):
-            for i in range(H + 2):
+            for i in range(H):
                 for j in range(W):
-                    for dx in range(3):
-                        jj = j + dx - 1
-                        if 1 <= i <= H and 0 <= jj < W:
+                    r = (b * H + i) * W + j
+                    for t in range(9):
+                        ii, jj = i + t // 3 - 1, j + t % 3 - 1
+                        k0 = t * C
+                        if 0 <= ii < H and 0 <= jj < W:
                             for c in range(C):
-                                v = np.int32(x[b, i - 1, jj, c])
-                                out[0, b, i, j, dx, c] = (v >> 14) - 64
-                                out[1, b, i, j, dx, c] = ((v >> 7) & 127) - 128
-                                out[2, b, i, j, dx, c] = (v & 127) - 128
-                            c0 = C
+                                v = np.int32(x[b, ii, jj, c])
+                                out[0, r, k0 + c] = (v >> 14) - 64
+                                out[1, r, k0 + c] = ((v >> 7) & 127) - 128
+                                out[2, r, k0 + c] = (v & 127) - 128
                         else:
-                            c0 = 0
-                        for c in range(c0, Cp):  # padding: the parts of 0
-                            out[0, b, i, j, dx, c] = -64
-                            out[1, b, i, j, dx, c] = -128
-                            out[2, b, i, j, dx, c] = -128
+                            for c in range(C):
+                                out[0, r, k0 + c] = -64
+                                out[1, r, k0 + c] = -128
+                                out[2, r, k0 + c] = -128
+                    for k in range(9 * C, K):
+                        out[0, r, k] = -64
+                        out[1, r, k] = -128
+                        out[2, r, k] = -128
+
+    @_jit
+    def gather_cols(rows, stride, Wo, out):
+        """im2col of a 3 x 3 convolution on parts already split and zero-padded by 1 (`split`), moved as
+        int64 words (8 channels each): rows int64 [3, B, H + 2, (W + 2) C / 8] -> out int64
+        [3, B, Ho Wo, 9 C / 8] holding at (part, b, output pixel (i, j)) the padded pixels
+        (s i + dy, s j .. s j + 2) for dy = 0, 1, 2, in (dy, dx, c) order (s: the stride; Wo output
+        pixels per row)."""
+        B = rows.shape[1]
+        Ho = out.shape[2] // Wo
+        w = out.shape[3] // 9  # words per pixel
+        for part in range(3):
+            for b in range(B):
+                for i in range(Ho):
+                    for j in range(Wo):
+                        q = i * Wo + j
+                        for dy in range(3):
+                            src = stride * j * w
+                            for k in range(3 * w):
+                                out[part, b, q, dy * 3 * w + k] = rows[part, b, stride * i + dy, src + k]
 
     @_jit
     def rescale_add(a, sa, b, sb, limit, out):
@@ -99,46 +125,34 @@ if numba is not None:
                 out[q, Ca + c] = min(max(np.rint(b[q, c] * sb), -limit), limit - 1)
 
     @numba.njit(cache=True, nogil=True, inline="always")
-    def _joined(y0, y1, y2, shifted, part_rows, r, n):
-        """The sums of one output (row r, channel n) joined over the three parts (part c at rows
-        r + c part_rows): y0 2^14 + y1 2^7 + y2, each part's sum over y0, y1 and y2 where `shifted`
-        (`intnet._shifted_matmul`'s three row offsets), else y0's alone."""
-        r1, r2 = r + part_rows, r + 2 * part_rows
-        s0, s1, s2 = np.int64(y0[r, n]), np.int64(y0[r1, n]), np.int64(y0[r2, n])
-        if shifted:
-            s0 += np.int64(y1[r, n]) + np.int64(y2[r, n])
-            s1 += np.int64(y1[r1, n]) + np.int64(y2[r1, n])
-            s2 += np.int64(y1[r2, n]) + np.int64(y2[r2, n])
-        return np.float64(s0 * 16384 + s1 * 128 + s2)  # |sum| < 2^50: exact
+    def _joined(y, rows, r, n):
+        """Output r's sums joined over the three activation parts (part c at row r + c rows):
+        y0 2^14 + y1 2^7 + y2, |sum| < 2^50: exact in float64."""
+        return np.float64(np.int64(y[r, n]) * 16384 + np.int64(y[r + rows, n]) * 128 + np.int64(y[r + 2 * rows, n]))
 
     @_jit
-    def finish(y0, y1, y2, shifted, part_rows, image_rows, row_stride, scale, const, limit, out):
-        """out[b, i, j, n] = clamp(rint(acc * scale[n] + const[b, n]), -limit, limit - 1), where acc is
-        `_joined` at row r = b image_rows + i row_stride + j."""
-        B, Ho, Wo, N = out.shape
+    def finish(y, rows, scale, const, limit, out):
+        """out[b, p, n] = clamp(rint(`_joined`(r = b P + p) scale[n] + const[b, n]), -limit, limit - 1).
+        y: int32 [3 rows, N], the products' sums; out: [B, P, N] with B P = rows."""
+        B, P, N = out.shape
+        lo, hi = np.float64(-limit), np.float64(limit - 1)
         for b in range(B):
-            for i in range(Ho):
-                for j in range(Wo):
-                    r = b * image_rows + i * row_stride + j
-                    for n in range(N):
-                        v = np.rint(_joined(y0, y1, y2, shifted, part_rows, r, n) * scale[n] + const[b, n])
-                        if v < -limit:
-                            v = -limit
-                        elif v > limit - 1:
-                            v = limit - 1
-                        out[b, i, j, n] = v
+            for p in range(P):
+                r = b * P + p
+                for n in range(N):
+                    v = np.rint(_joined(y, rows, r, n) * scale[n] + const[b, n])
+                    out[b, p, n] = min(max(v, lo), hi)
 
     @_jit
-    def accumulate(y0, y1, y2, shifted, part_rows, image_rows, row_stride, scale, acc):
-        """acc[b, i, j, n] += `_joined` times scale[n] (as `finish`, for a convolution with several
-        input parts: no rounding until the last)."""
-        B, Ho, Wo, N = acc.shape
+    def accumulate(y, rows, scale, acc):
+        """acc[b, p, n] += `_joined` scale[n]: `finish` for a convolution with several input parts,
+        not rounded until all are in."""
+        B, P, N = acc.shape
         for b in range(B):
-            for i in range(Ho):
-                for j in range(Wo):
-                    r = b * image_rows + i * row_stride + j
-                    for n in range(N):
-                        acc[b, i, j, n] += _joined(y0, y1, y2, shifted, part_rows, r, n) * scale[n]
+            for p in range(P):
+                r = b * P + p
+                for n in range(N):
+                    acc[b, p, n] += _joined(y, rows, r, n) * scale[n]
 
     @_jit
     def _isqrt(n):
@@ -152,19 +166,15 @@ if numba is not None:
         return r
 
     @_jit
-    def group_norm(x, groups, g, shift, eps4, mul_limit, mul_exp_scale, beta, silu, table, limit, out):
-        """x, out: [B, P, C] float64 integers. See `intnet.IntOps.norm` for the arithmetic; with
-        `silu`, beta holds the table's index offset (beta + 2^17) and out the table's values."""
+    def group_norm_stats(x, groups, g, shift, eps4, mul_limit, mul_exp_scale, mean, mul):
+        """`intnet.IntOps.norm`'s statistics of x [B, P, C] (float64 or int32 integers): each channel's
+        group mean and multiplier (mul_k 2^-24), float64 [B, C]. Sums in int64: |v| < 2^20 and
+        P C / groups < 2^20, so the sums of squares stay below 2^60."""
         B, P, C = x.shape
         cg = C // groups
         n = np.int64(P * cg)
-        mul = np.empty(C, np.float64)
-        mean = np.empty(C, np.float64)
         acc = np.empty(C, np.int64)
         acc2 = np.empty(C, np.int64)
-        ssq = np.empty(groups, np.int64)
-        idx = np.empty(C, np.int64)
-        top = np.float64(table.shape[0] - 1)
         for b in range(B):
             acc[:] = 0
             acc2[:] = 0
@@ -172,7 +182,7 @@ if numba is not None:
                 for c in range(C):
                     v = np.int64(x[b, q, c])
                     acc[c] += v
-                    acc2[c] += v * v  # |v| < 2^20, P < 2^20: below 2^60
+                    acc2[c] += v * v
             for gi in range(groups):
                 s = np.int64(0)
                 s2 = np.int64(0)
@@ -180,32 +190,70 @@ if numba is not None:
                     s += acc[c]
                     s2 += acc2[c]
                 m = (2 * s + n) // (2 * n)  # round(s / n), halves up
-                # sum (v - m)^2 = s2 - 2 m s + n m^2, every term below 2^62: exact in int64
-                ssq[gi] = s2 - 2 * m * s + n * m * m
-                for c in range(gi * cg, (gi + 1) * cg):
-                    mean[c] = np.float64(m)
-            for gi in range(groups):
-                r = _isqrt((ssq[gi] // n + eps4[0]) * eps4[1])
+                ssq = s2 - 2 * m * s + n * m * m  # sum (v - m)^2, every term below 2^62: exact
+                r = _isqrt((ssq // n + eps4[0]) * eps4[1])
                 for c in range(gi * cg, (gi + 1) * cg):
                     num = g[c] << shift
                     k = (2 * num + r) // (2 * r)
-                    if k < -mul_limit + 1:
-                        k = -mul_limit + 1
-                    elif k > mul_limit - 1:
-                        k = mul_limit - 1
-                    mul[c] = np.float64(k) * mul_exp_scale
-            if silu:  # the indices of a row first, then the lookups: both loops vectorise
-                for q in range(P):
+                    k = min(max(k, -mul_limit + 1), mul_limit - 1)
+                    mul[b, c] = np.float64(k) * mul_exp_scale
+                    mean[b, c] = np.float64(m)
+
+    @numba.njit(cache=True, nogil=True, inline="always")
+    def _normed(x, mean, mul, beta, b, c):
+        """rint((x - mean) mul) + beta: exact (|x - mean| < 2^21, mul < 2^31 2^-24)."""
+        return np.rint((x - mean[b, c]) * mul[b, c]) + beta[c]
+
+    @_jit
+    def group_norm_apply(x, mean, mul, beta, silu, table, limit, out):
+        """The normalised values [B, P, C]: with `silu`, table[clamp(y, 0, len - 1)] (beta then holds the
+        table's index offset), else clamp(y, -limit, limit - 1)."""
+        B, P, C = x.shape
+        top = np.float64(table.shape[0] - 1)
+        lo, hi = np.float64(-limit), np.float64(limit - 1)
+        idx = np.empty(C, np.int64)
+        for b in range(B):
+            for q in range(P):
+                if silu:  # the indices of a row first, then the lookups: both loops vectorise
                     for c in range(C):
-                        y = np.rint((x[b, q, c] - mean[c]) * mul[c]) + beta[c]
-                        idx[c] = np.int64(min(max(y, 0.0), top))
+                        idx[c] = np.int64(min(max(_normed(x[b, q, c], mean, mul, beta, b, c), 0.0), top))
                     for c in range(C):
                         out[b, q, c] = table[idx[c]]
-            else:
-                for q in range(P):
+                else:
                     for c in range(C):
-                        y = np.rint((x[b, q, c] - mean[c]) * mul[c]) + beta[c]
-                        out[b, q, c] = min(max(y, -limit), limit - 1)
+                        out[b, q, c] = min(max(_normed(x[b, q, c], mean, mul, beta, b, c), lo), hi)
+
+    @_jit
+    def group_norm_parts(x, mean, mul, beta, silu, table, limit, p, out):
+        """`group_norm_apply` straight into a convolution's input parts (`split`'s layout): x [B, H, W, C]
+        -> out int8 [3, B, H + 2p, W + 2p, C], the padding holding the parts of 0."""
+        B, H, W, C = x.shape
+        top = np.float64(table.shape[0] - 1)
+        lo, hi = np.float64(-limit), np.float64(limit - 1)
+        idx = np.empty(C, np.int64)
+        val = np.empty(C, np.int32)
+        for b in range(B):
+            for i in range(H + 2 * p):
+                for j in range(W + 2 * p):
+                    if p <= i < H + p and p <= j < W + p:
+                        if silu:
+                            for c in range(C):
+                                idx[c] = np.int64(min(max(_normed(x[b, i - p, j - p, c], mean, mul, beta, b, c), 0.0), top))
+                            for c in range(C):
+                                val[c] = np.int32(table[idx[c]])
+                        else:
+                            for c in range(C):
+                                val[c] = np.int32(min(max(_normed(x[b, i - p, j - p, c], mean, mul, beta, b, c), lo), hi))
+                        for c in range(C):
+                            v = val[c]
+                            out[0, b, i, j, c] = (v >> 14) - 64
+                            out[1, b, i, j, c] = ((v >> 7) & 127) - 128
+                            out[2, b, i, j, c] = (v & 127) - 128
+                    else:
+                        for c in range(C):
+                            out[0, b, i, j, c] = -64
+                            out[1, b, i, j, c] = -128
+                            out[2, b, i, j, c] = -128
 
     @_jit
     def attention_weights(logits, scale, table, out):

@@ -21,6 +21,14 @@ operation defined on the integers:
   in [-128, 0) that operand is below 128, and 2 * 127 * 128 < 2^15, so nothing saturates. Which path
   runs is not part of the result: both give the same integers (tested), and `matmul_backend` uses the
   fast one only where it sums worst-case operands of the real ranges exactly.
+- 3 x 3 convolutions on that path skip im2col's 9-fold copy (`_shifted_matmul`): each padded row
+  holds its 3 column neighbours, and output row (y, x) adds the products of rows (y + dy, x) with
+  kernel row dy, three int8 products over row blocks shifted by dy image rows. The products are
+  those of im2col's path, summed in another order, and every partial sum obeys the same bound.
+- On the CPU, where numba is installed, the per-element work between the products (splitting into
+  parts, joining the parts' sums with bias and time term and rounding, group norm with SiLU, the
+  attention weights and quotients, skip additions) runs as fused loops (`intkernels`): the same
+  integer arithmetic in one pass each, so the same integers (tested against the torch path).
 - Rescaling by powers of two (built with ldexp) is exact; rounding to an integer is exact.
 - Group normalisation: sums of integers (exact), the mean by integer division, the variance in
   int64 (|d| < 2^21 and at most 2^20 values: checked), the standard deviation by an exact integer
@@ -71,7 +79,9 @@ STD_EXTRA_BITS = 8              # group norm: the std is taken to 2^-8 of an inp
 MUL_EXP = 24                    # group norm: fraction bits of each channel's multiplier
 MUL_LIMIT = 2 ** 31             # ... whose size is capped so that d * multiplier < 2^52
 EXACT_LIMIT = 2 ** 52           # every float64 sum stays below this (checked at build)
+FUSED_ACT = torch.int32         # activations between the fused loops (|n| < 2^20): half float64's bytes
 EMB_CACHE_ROWS = 4096           # time embeddings kept per network (one per distinct gamma)
+CPU_PIECE_PIXELS = 8 * 32 * 32  # pixels per network call on the CPU (larger batches are split)
 GN_EPS = 1e-5
 
 
@@ -411,9 +421,13 @@ def matmul_backend(device: str) -> str:
 
 @dataclass
 class Q:
-    """An integer-valued float64 tensor v (NHWC) and its exponent: the values are v * 2^-e."""
-    v: torch.Tensor
+    """An integer-valued tensor v (NHWC; float64, or int32 between the fused loops) and its exponent:
+    the values are v * 2^-e. In the fused loops a group norm's output is left unapplied (v None,
+    `norm` its input and statistics) until its consumer, a convolution, applies it straight into its
+    input parts (`IntOps._parts_from`)."""
+    v: torch.Tensor | None
     e: int
+    norm: tuple | None = None
 
 
 class _Conv:
@@ -610,11 +624,27 @@ class IntOps:
         # kept as numpy memory: a tensor made under inference_mode could not be written outside it
         return torch.from_numpy(buf[:numel]).view(shape)
 
-    def _parts_of(self, x: torch.Tensor, p: int, C: int) -> torch.Tensor:
-        """`_chunks(x, p, C)` by `intkernels.split`, in scratch memory."""
-        B, H, W, _ = x.shape
+    def _values(self, q: Q) -> torch.Tensor:
+        """q's values, applying a pending group norm (fused loops)."""
+        if q.v is None:
+            x, mean, mul, beta, silu, table = q.norm
+            B, H, W, C = x.shape
+            q.v = torch.empty((B, H, W, C), dtype=FUSED_ACT)
+            intkernels.group_norm_apply(x.contiguous().numpy().reshape(B, H * W, C), mean, mul, beta, silu, table,
+                                        ACT_LIMIT, q.v.numpy().reshape(B, H * W, C))
+        return q.v
+
+    def _parts_from(self, q: Q, p: int) -> torch.Tensor:
+        """`_chunks(q's values, p)` in scratch memory: by `intkernels.split`, or for a pending group
+        norm straight from its input (`group_norm_parts`)."""
+        x = q.v if q.v is not None else q.norm[0]
+        B, H, W, C = x.shape
         ch = self._buffer("parts", (3, B, H + 2 * p, W + 2 * p, C), torch.int8)
-        intkernels.split(x.contiguous().numpy(), ch.numpy(), p)
+        if q.v is None:
+            _, mean, mul, beta, silu, table = q.norm
+            intkernels.group_norm_parts(x.contiguous().numpy(), mean, mul, beta, silu, table, ACT_LIMIT, p, ch.numpy())
+        else:
+            intkernels.split(x.contiguous().numpy(), ch.numpy(), p)
         return ch
 
     def _act(self, v, e, limit=None):
@@ -698,50 +728,49 @@ class IntOps:
         return Q(torch.clamp_(torch.round_(out), -ACT_LIMIT, ACT_LIMIT - 1), L.e)
 
     def _conv_fused(self, L: "_Conv", parts: list, stride: int, embterm) -> Q:
-        """`conv` on the CPU's int8 path with its per-element work in `intkernels`: the sum over input
-        parts j of raw_j 2^(e - e_j - ew_j), plus const = bias_out + the parts' offsets at the same
-        scales (+ the time embedding's term), rounded: the same real number as `conv`'s
+        """`conv` on the CPU's int8 path with its per-element work in `intkernels`: one int8 product
+        per input part over its im2col rows (the three activation parts stacked), then the sum over
+        input parts j of raw_j 2^(e - e_j - ew_j), plus const = bias_out + the parts' offsets at the
+        same scales (+ the time embedding's term), rounded: the same real number as `conv`'s
         (sum_j s_j + embterm + bias) 2^(e - acc), and every partial sum is an integer times
         2^(e - acc) below 2^52 of those units, so exact."""
-        B, H, W = parts[0].v.shape[:3]
+        B, H, W = (parts[0].v if parts[0].v is not None else parts[0].norm[0]).shape[:3]
         Ho, Wo = (H - 1) // stride + 1, (W - 1) // stride + 1
-        N = L.bias.shape[0]
+        P, N = B * Ho * Wo, L.bias.shape[0]
         scales, const = L.fused_scales(tuple(q.e for q in parts))
         const = const.expand(B, N) if embterm is None else torch.addcmul(const, embterm, L.out_scale)
         const = np.ascontiguousarray(const.numpy())
         single = len(parts) == 1
         if single:
-            out = torch.empty((B, Ho, Wo, N), dtype=torch.float64)
+            out = torch.empty((B, Ho * Wo, N), dtype=FUSED_ACT)
         else:  # the parts' terms summed exactly, then rounded once
-            out = torch.from_numpy(np.repeat(const[:, None, None, :], Ho * Wo, 1).reshape(B, Ho, Wo, N))
+            out = torch.from_numpy(np.repeat(const[:, None, :], Ho * Wo, 1))
         for j, q in enumerate(parts):
-            prep, C = L.parts[j], q.v.shape[-1]
+            prep, C = L.parts[j], (q.v if q.v is not None else q.norm[0]).shape[-1]
+            k, K8 = prep["k"], prep["w8"].shape[0]
+            if k == 3 and C % 8 == 0:  # split once, then gather 8-channel words (stride 1 or 2)
+                cols = self._buffer("cols", (3, P, K8), torch.int8)
+                padded = self._parts_from(q, 1)
+                intkernels.gather_cols(padded.view(3, B, H + 2, -1).view(torch.int64).numpy(), stride, Wo,
+                                       cols.view(3, B, Ho * Wo, K8).view(torch.int64).numpy())
+            elif k == 3 and stride == 1:  # a few channels (the first layer's inputs): split into place
+                cols = self._buffer("cols", (3, P, K8), torch.int8)
+                intkernels.split_cols(self._values(q).contiguous().numpy(), cols.numpy())
+            else:  # 1 x 1
+                cols = _im2col(self._parts_from(q, k // 2), k, stride, pad=False)
+                cols = F.pad(cols, (0, K8 - cols.shape[1]), value=0) if cols.shape[1] < K8 else cols
+            y = torch._int_mm(cols.reshape(3 * P, K8), prep["w8"], out=self._buffer("y", (3 * P, N), torch.int32))
             if single:
-                kernel, tail = intkernels.finish, (scales[j], const, ACT_LIMIT, out.numpy())
+                intkernels.finish(y.numpy(), P, scales[j], const, ACT_LIMIT, out.numpy())
             else:
-                kernel, tail = intkernels.accumulate, (scales[j], out.numpy())
-            if prep["k"] == 3 and stride == 1:
-                Cp = prep["w3"][0].shape[0] // 3
-                n = 3 * B * (H + 2)
-                cols = self._buffer("cols", (3, B, H + 2, W, 3, Cp), torch.int8)
-                intkernels.split_rows(q.v.contiguous().numpy(), cols.numpy())
-                cols = cols.view(n * W, 3 * Cp)
-                rows = n * W - 2 * W  # output row r takes kernel row dy from row r + dy W
-                ys = [torch._int_mm(cols[dy * W:dy * W + rows], prep["w3"][dy],
-                                    out=self._buffer(f"y{dy}", (rows, N), torch.int32)).numpy() for dy in range(3)]
-                kernel(ys[0], ys[1], ys[2], True, B * (H + 2) * W, (H + 2) * W, W, *tail)
-            else:
-                a = _im2col(self._parts_of(q.v, prep["k"] // 2, C), prep["k"], stride, pad=False)
-                if a.shape[1] % 8:
-                    a = F.pad(a, (0, -a.shape[1] % 8), value=0)
-                y = torch._int_mm(a, prep["w8"], out=self._buffer("y", (a.shape[0], N), torch.int32)).numpy()
-                kernel(y, y, y, False, B * Ho * Wo, Ho * Wo, Wo, *tail)
+                intkernels.accumulate(y.numpy(), P, scales[j], out.numpy())
         if not single:
             torch.clamp_(torch.round_(out), -ACT_LIMIT, ACT_LIMIT - 1)
-        return Q(out, L.e)
+        return Q(out.view(B, Ho, Wo, N), L.e)
 
     def norm(self, name, x: Q, silu: bool) -> Q:
         N = self.net.norms[name]
+        self._values(x)
         B, H, W, C = x.v.shape
         G = N["groups"]
         cg = C // G
@@ -749,14 +778,13 @@ class IntOps:
         if n >= 2 ** 20:
             raise ValueError("group norm over 2^20 values or more: not exact in int64")
         shift = N["ey"] - N["eg"] + STD_EXTRA_BITS + MUL_EXP
-        if self.fused:
-            out = torch.empty((B, H, W, C), dtype=torch.float64)
-            table = self.net.silu_table(N["e"], self.device) if silu else N["beta"]
-            intkernels.group_norm(x.v.contiguous().numpy().reshape(B, H * W, C), G, N["g_np"], shift,
-                                  N["eps4"], MUL_LIMIT, _p2(-MUL_EXP),
-                                  (N["beta_index"] if silu else N["beta"]).numpy(), silu, table.numpy(),
-                                  ACT_LIMIT, out.numpy().reshape(B, H * W, C))
-            return Q(out, N["e"] if silu else N["ey"])
+        if self.fused:  # statistics now; the values where they are used (`_values`, `_parts_from`)
+            x3 = x.v.contiguous().numpy().reshape(B, H * W, C)
+            mean, mul = np.empty((B, C)), np.empty((B, C))
+            intkernels.group_norm_stats(x3, G, N["g_np"], shift, N["eps4"], MUL_LIMIT, _p2(-MUL_EXP), mean, mul)
+            table = self.net.silu_table_i32(N["e"]) if silu else self.net.silu_table_i32(0)[:1]
+            beta = N["beta_index"] if silu else N["beta"]
+            return Q(None, N["e"] if silu else N["ey"], norm=(x.v, mean, mul, beta.numpy(), silu, table))
         xv = x.v.reshape(B, H * W, C)
         S = xv.sum(1).reshape(B, G, cg).sum(-1).to(torch.int64)  # exact: integers below 2^40
         m = _round_div(S, torch.full_like(S, n))
@@ -782,8 +810,9 @@ class IntOps:
 
     def add(self, name, a: Q, b: Q) -> Q:
         e = self.net.exps[name]
+        self._values(a), self._values(b)
         if self.fused:
-            out = torch.empty(a.v.shape, dtype=torch.float64)
+            out = torch.empty(a.v.shape, dtype=FUSED_ACT)
             intkernels.rescale_add(a.v.contiguous().numpy().reshape(-1), _p2(e - a.e), b.v.contiguous().numpy().reshape(-1),
                                    _p2(e - b.e), ACT_LIMIT, out.numpy().reshape(-1))
             return Q(out, e)
@@ -791,9 +820,10 @@ class IntOps:
 
     def cat(self, name, a: Q, b: Q) -> Q:
         e = self.net.exps[name]
+        self._values(a), self._values(b)
         if self.fused:
             B, H, W, Ca = a.v.shape
-            out = torch.empty((B, H, W, Ca + b.v.shape[-1]), dtype=torch.float64)
+            out = torch.empty((B, H, W, Ca + b.v.shape[-1]), dtype=FUSED_ACT)
             intkernels.rescale_cat(a.v.contiguous().numpy().reshape(B * H * W, -1), _p2(e - a.e),
                                    b.v.contiguous().numpy().reshape(B * H * W, -1), _p2(e - b.e), ACT_LIMIT,
                                    out.numpy().reshape(B * H * W, -1))
@@ -801,34 +831,37 @@ class IntOps:
         return self._act(torch.cat([self._rescale(a, e), self._rescale(b, e)], -1), e)
 
     def upsample(self, x: Q) -> Q:
+        self._values(x)
         return Q(x.v.repeat_interleave(2, 1).repeat_interleave(2, 2), x.e)
 
     def attention(self, name, x: Q) -> Q:
+        self._values(x)
         B, H, W, C = x.v.shape
         a = self.norm(f"{name}.norm", x, silu=False)
         q, k, v = (self.conv(f"{name}.{s}", a) for s in "qkv")
         if C >= 2 ** 12 or H * W >= 2 ** 12:
             raise ValueError("attention over 2^12 channels or positions or more: not exact in float64")
-        logits = q.v.reshape(B, H * W, C) @ k.v.reshape(B, H * W, C).transpose(1, 2)  # exact, < 2^40 C
+        qv, kv, vv = (t.v.double().reshape(B, H * W, C) for t in (q, k, v))
+        logits = qv @ kv.transpose(1, 2)  # exact, < 2^40 C
         table = self.net.exp_table(self.device)
         if self.fused:
             p = torch.empty_like(logits)
             intkernels.attention_weights(logits.numpy(), _p2(LOGIT_EXP - q.e - k.e), table.numpy(), p.numpy())
-            num = p @ v.v.reshape(B, H * W, C)  # exact, < 2^20 2^20 HW
+            num = p @ vv  # exact, < 2^20 2^20 HW
             mix = torch.empty_like(num)
             intkernels.round_div_rows(num.numpy(), p.sum(-1).numpy(), mix.numpy())
             mix = Q(mix.reshape(B, H, W, C), v.e)
         else:
             d = torch.round((logits.amax(-1, keepdim=True) - logits) * _p2(LOGIT_EXP - q.e - k.e))
             p = _lookup(table, torch.clamp(d, max=LOGIT_SPAN))
-            num = (p @ v.v.reshape(B, H * W, C)).to(torch.int64)  # exact, < 2^20 2^20 HW
+            num = (p @ vv).to(torch.int64)  # exact, < 2^20 2^20 HW
             den = p.sum(-1, keepdim=True).to(torch.int64)
             mix = Q(_round_div(num, den.expand_as(num)).double().reshape(B, H, W, C), v.e)
         return self.add(f"{name}.sum", x, self.conv(f"{name}.out", mix))
 
     def output(self, x: Q) -> torch.Tensor:
         """eps_hat as float64 NCHW (exact: an integer times a power of two)."""
-        return (x.v * _p2(-x.e)).permute(0, 3, 1, 2).contiguous()
+        return (self._values(x).double() * _p2(-x.e)).permute(0, 3, 1, 2).contiguous()
 
 
 class IntUNet(nn.Module):
@@ -912,6 +945,13 @@ class IntUNet(nn.Module):
             self._tables[key] = torch.from_numpy(y).to(device)
         return self._tables[key]
 
+    def silu_table_i32(self, e_out: int) -> np.ndarray:
+        """`silu_table` as int32 (its values are integers below 2^20): half the bytes for the fused loops."""
+        key = ("silu32", e_out)
+        if key not in self._tables:
+            self._tables[key] = self.silu_table(e_out, "cpu").numpy().astype(np.int32)
+        return self._tables[key]
+
     def exp_table(self, device: str) -> torch.Tensor:
         key = ("exp", device)
         if key not in self._tables:
@@ -934,5 +974,11 @@ class IntUNet(nn.Module):
         self._prepare(device)
         if gamma.dim() == 0:
             gamma = gamma.expand(z.shape[0])
-        out = run_unet(IntOps(self, device), self.lay, z.to(torch.float64), gamma)
+        x = z.to(torch.float64)
+        # on the CPU, in pieces of at most CPU_PIECE_PIXELS pixels (whole images): larger calls spill
+        # the caches (per pixel at 64 x 64 tiles: 8.9 us in a call of 8, 7.1 in calls of 2). The
+        # integers do not depend on the grouping.
+        per = max(1, CPU_PIECE_PIXELS // (x.shape[2] * x.shape[3])) if device == "cpu" else len(x)
+        outs = [run_unet(IntOps(self, device), self.lay, x[i:i + per], gamma[i:i + per]) for i in range(0, len(x), per)]
+        out = outs[0] if len(outs) == 1 else torch.cat(outs)
         return out.to(z.dtype) if z.dtype != torch.float64 else out
