@@ -7,14 +7,18 @@ inputs and compare). Every operation here is on integers, or on float64 values t
 powers of two far below 2^53, where no result is ever rounded; fused multiply-adds, vectorisation and
 any order of evaluation therefore give the same bits.
 
-- `split`: activations (integer-valued float64 in [-2^20, 2^20)) to the three int8 parts of
-  `intnet._chunks`, into a buffer that already holds the parts of 0 in its padding.
-- `finish`: the int32 sums of the parts' products (one array, or three whose rows are shifted by
-  whole image rows: `intnet._shifted_matmul`), joined as y0 2^14 + y1 2^7 + y2, scaled by each output
-  channel's power of two, plus a per-image, per-channel constant (bias, the parts' offsets, the
-  time embedding, all at the output's scale), rounded half to even and clamped.
+- `split`, `split_cols`, `gather_cols`: activations (integers in [-2^20, 2^20), float64 or int32) to
+  the three int8 parts of `intnet._chunks`, zero-padded; and the im2col rows of a 3 x 3
+  convolution over them, gathered as 8-channel int64 words (or split into place for a few channels).
+- `finish`, `accumulate`: the int32 sums of the parts' products joined as y0 2^14 + y1 2^7 + y2,
+  scaled by each output channel's power of two, plus a per-image, per-channel constant (bias, the
+  parts' offsets, the time embedding, all at the output's scale), rounded half to even and clamped
+  (`accumulate`: summed over several input parts first).
 - `group_norm_stats`, `group_norm_apply`, `group_norm_parts`: `intnet.IntOps.norm` (statistics in
   int64) with its SiLU table lookup, the last straight into the next convolution's input parts.
+- `rescale_add`, `rescale_cat`: skip additions and concatenations at a common exponent.
+- `attention_weights`, `round_div_rows`: the attention's table-lookup weights and its rounded
+  quotients, the latter from the float quotient corrected in exact integer arithmetic.
 """
 from __future__ import annotations
 

@@ -21,14 +21,16 @@ operation defined on the integers:
   in [-128, 0) that operand is below 128, and 2 * 127 * 128 < 2^15, so nothing saturates. Which path
   runs is not part of the result: both give the same integers (tested), and `matmul_backend` uses the
   fast one only where it sums worst-case operands of the real ranges exactly.
-- 3 x 3 convolutions on that path skip im2col's 9-fold copy (`_shifted_matmul`): each padded row
-  holds its 3 column neighbours, and output row (y, x) adds the products of rows (y + dy, x) with
-  kernel row dy, three int8 products over row blocks shifted by dy image rows. The products are
-  those of im2col's path, summed in another order, and every partial sum obeys the same bound.
-- On the CPU, where numba is installed, the per-element work between the products (splitting into
-  parts, joining the parts' sums with bias and time term and rounding, group norm with SiLU, the
-  attention weights and quotients, skip additions) runs as fused loops (`intkernels`): the same
-  integer arithmetic in one pass each, so the same integers (tested against the torch path).
+- Without the fused loops below, 3 x 3 convolutions on that path skip im2col's 9-fold copy
+  (`_shifted_matmul`): each padded row holds its 3 column neighbours, and output row (y, x) adds the
+  products of rows (y + dy, x) with kernel row dy, three int8 products over row blocks shifted by dy
+  image rows. The products are im2col's, summed in another order; every partial sum obeys the same
+  bound.
+- On the CPU, where numba is installed, the per-element work around the products (splitting into
+  parts and writing im2col rows, joining the parts' sums with bias and time term and rounding, group
+  norm with SiLU, the attention weights and quotients, skip additions) runs as fused loops
+  (`intkernels`) on int32 activations: the same integer arithmetic, so the same integers (tested
+  against the torch path). CPU calls run in pieces of at most CPU_PIECE_PIXELS pixels.
 - Rescaling by powers of two (built with ldexp) is exact; rounding to an integer is exact.
 - Group normalisation: sums of integers (exact), the mean by integer division, the variance in
   int64 (|d| < 2^21 and at most 2^20 values: checked), the standard deviation by an exact integer
