@@ -451,6 +451,15 @@ def _photo_prior_run() -> dict | None:
     return next((x for x in (r or {}).get("runs", []) if "summary" in x), None)
 
 
+def _measured_at(result_name: str) -> str:
+    """"revision abc1234, 2026-12-05": where and when a bench result's first stretch ran (its seconds
+    are that code's)."""
+    r = _load(result_name)
+    st = (r or {}).get("stretches") or [{}]
+    rev, day = st[0].get("revision", "?"), st[0].get("started", "?")[:10]
+    return f"revision {rev[:7]}, {day}"
+
+
 def photo_prior_block(classical: dict | None) -> str | None:
     """The shipped photo prior's files on the nine photos, one row per photo (suite entry photos-photo-prior)."""
     run = _photo_prior_run()
@@ -472,7 +481,7 @@ def photo_prior_block(classical: dict | None) -> str | None:
             f"file decoded and compared. The model NELBO_K is its discrete-time NELBO {fitted}estimated with "
             f"{nelbo_steps_text(s0, o['steps'])} per tile. Its integer network computes every probability exactly: "
             "these files decode on any machine. Suite entry: `photos-photo-prior` (two processes, one per core; "
-            "the seconds are those of a machine with both cores busy)."
+            f"the seconds are those of a machine with both cores busy, and of the code at {_measured_at(PHOTO_PRIOR_JSON)})."
             + vs + "\n\n" + "\n".join(rows) + "\n")
 
 
@@ -940,6 +949,37 @@ def integer_section() -> str | None:
             + "\n".join(rows) + "\n")
 
 
+def fast_steps_section() -> str | None:
+    """K=32 beside the default K=100, same run (suite entry fast-steps)."""
+    rows = ["| images | prior | K | bits/dim (file) | vs K=100 | file / NELBO_K (fitted) | encode / decode, s per image | "
+            "encode / decode, s per MP |", "|---|---|---:|---:|---:|---:|---:|---:|"]
+
+    def add(what: str, runs: list[dict]):
+        runs = sorted((r for r in runs if "summary" in r), key=lambda r: -r["options"]["steps"])
+        base = next((r["summary"]["bpd"] for r in runs if r["options"]["steps"] == 100), None)
+        for r in runs:
+            x, k = r["summary"], r["options"]["steps"]
+            vs = f"{100 * (x['bpd'] / base - 1):+.2f}%" if base and k != 100 else "–"
+            fit = x.get("ratio_to_model_nelbo_k_fitted")
+            rows.append(f"| {what} | `{r['model']}` | {k} | {x['bpd']:.4f} | {vs} | "
+                        f"{'–' if fit is None else f'{fit:.4f}'} | {x['encode_s_per_image']:.2f} / "
+                        f"{x['decode_s_per_image']:.2f} | {x['encode_s_per_megapixel']:,.0f} / "
+                        f"{x['decode_s_per_megapixel']:,.0f} |")
+
+    cifar, photos = _load("cifar10_test_fast_steps.json"), _load("photos_fast_steps.json")
+    if cifar:
+        add("CIFAR-10 test, first 100, one archive", cifar["runs"])
+    if photos:
+        add("skimage astronaut, chelsea, coffee (photos-full 5-7), one file each", photos["runs"])
+    if len(rows) == 2:
+        return None
+    return ("### A fast setting: K=32\n\n`--steps 32` codes each tile with 32 diffusion steps instead of 100: about "
+            "a third of the network calls each way, for a larger file. Each prior at its other defaults (its grid "
+            "for that K, latent coding version 2, first tiles by JPEG XL, --parallel 8), one CPU thread; every file "
+            "decoded and compared. The CIFAR-10 archive in one process; the photos in two (astronaut; chelsea and "
+            "coffee), both cores busy. Suite entry `fast-steps`.\n\n" + "\n".join(rows) + "\n")
+
+
 def suite_section() -> str:
     m = suite.manifest()
     rows = ["| entry | what | model | data | outputs | time, one CPU thread |", "|---|---|---|---|---|---|"]
@@ -960,8 +1000,8 @@ def suite_section() -> str:
 def results_block(reg: dict, draw: bool) -> str:
     """docs/results.md's generated block: the suite's results, then the studies'."""
     parts = [suite_section()]
-    for section in (lambda: cifar_section(reg, draw), integer_section, flow_section, ordering_section, photos_section,
-                    profile_section, memory_section, startup_section):
+    for section in (lambda: cifar_section(reg, draw), integer_section, fast_steps_section, flow_section,
+                    ordering_section, photos_section, profile_section, memory_section, startup_section):
         text = section()
         if text:
             parts.append(text)
@@ -1182,7 +1222,8 @@ def headline_block(reg: dict, draw: bool) -> str | None:
             "decoded and compared; lower is better, the best of each row in bold. Seconds on one CPU thread. The "
             "classical codecs code one file per image; their CIFAR-10 seconds are the mean over all 10,000 test "
             "images. "
-            + ("bbcodec's model on the photos is its photo prior, the one `bbcodec compress` picks for them. " if photo_prior
+            + ("bbcodec's model on the photos is its photo prior, the one `bbcodec compress` picks for them (its "
+               f"seconds: two processes on two cores, the code at {_measured_at(PHOTO_PRIOR_JSON)}). " if photo_prior
                else "bbcodec's model on the photos is a CIFAR-10 model: it has never seen a photo. ")
             + "".join(x + " " for x in [_retired_note(reg, a, p).strip()] if x)
             + f"Every table: [docs/results.md](docs/results.md).\n")

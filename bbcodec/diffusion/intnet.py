@@ -758,7 +758,7 @@ class IntOps:
             elif k == 3 and stride == 1:  # a few channels (the first layer's inputs): split into place
                 cols = self._buffer("cols", (3, P, K8), torch.int8)
                 intkernels.split_cols(self._values(q).contiguous().numpy(), cols.numpy())
-            else:  # 1 x 1
+            else:  # 1 x 1 (and any other shape): torch's im2col over the split parts
                 cols = _im2col(self._parts_from(q, k // 2), k, stride, pad=False)
                 cols = F.pad(cols, (0, K8 - cols.shape[1]), value=0) if cols.shape[1] < K8 else cols
             y = torch._int_mm(cols.reshape(3 * P, K8), prep["w8"], out=self._buffer("y", (3 * P, N), torch.int32))
