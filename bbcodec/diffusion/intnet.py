@@ -81,6 +81,7 @@ STD_EXTRA_BITS = 8              # group norm: the std is taken to 2^-8 of an inp
 MUL_EXP = 24                    # group norm: fraction bits of each channel's multiplier
 MUL_LIMIT = 2 ** 31             # ... whose size is capped so that d * multiplier < 2^52
 EXACT_LIMIT = 2 ** 52           # every float64 sum stays below this (checked at build)
+_NO_TABLE = np.zeros(1, np.int32)  # group norm without SiLU: the fused loops take a table they do not read
 FUSED_ACT = torch.int32         # activations between the fused loops (|n| < 2^20): half float64's bytes
 EMB_CACHE_ROWS = 4096           # time embeddings kept per network (one per distinct gamma)
 CPU_PIECE_PIXELS = 8 * 32 * 32  # pixels per network call on the CPU (larger batches are split)
@@ -431,6 +432,11 @@ class Q:
     e: int
     norm: tuple | None = None
 
+    @property
+    def shape(self) -> torch.Size:
+        """The values' shape (a pending group norm's input has it)."""
+        return (self.v if self.v is not None else self.norm[0]).shape
+
 
 class _Conv:
     """A conv or linear layer's integers prepared for both matmul paths, on one device."""
@@ -639,14 +645,14 @@ class IntOps:
     def _parts_from(self, q: Q, p: int) -> torch.Tensor:
         """`_chunks(q's values, p)` in scratch memory: by `intkernels.split`, or for a pending group
         norm straight from its input (`group_norm_parts`)."""
-        x = q.v if q.v is not None else q.norm[0]
-        B, H, W, C = x.shape
+        B, H, W, C = q.shape
         ch = self._buffer("parts", (3, B, H + 2 * p, W + 2 * p, C), torch.int8)
         if q.v is None:
             _, mean, mul, beta, silu, table = q.norm
-            intkernels.group_norm_parts(x.contiguous().numpy(), mean, mul, beta, silu, table, ACT_LIMIT, p, ch.numpy())
+            intkernels.group_norm_parts(q.norm[0].contiguous().numpy(), mean, mul, beta, silu, table, ACT_LIMIT, p,
+                                        ch.numpy())
         else:
-            intkernels.split(x.contiguous().numpy(), ch.numpy(), p)
+            intkernels.split(q.v.contiguous().numpy(), ch.numpy(), p)
         return ch
 
     def _act(self, v, e, limit=None):
@@ -736,7 +742,7 @@ class IntOps:
         same scales (+ the time embedding's term), rounded: the same real number as `conv`'s
         (sum_j s_j + embterm + bias) 2^(e - acc), and every partial sum is an integer times
         2^(e - acc) below 2^52 of those units, so exact."""
-        B, H, W = (parts[0].v if parts[0].v is not None else parts[0].norm[0]).shape[:3]
+        B, H, W = parts[0].shape[:3]
         Ho, Wo = (H - 1) // stride + 1, (W - 1) // stride + 1
         P, N = B * Ho * Wo, L.bias.shape[0]
         scales, const = L.fused_scales(tuple(q.e for q in parts))
@@ -748,7 +754,7 @@ class IntOps:
         else:  # the parts' terms summed exactly, then rounded once
             out = torch.from_numpy(np.repeat(const[:, None, :], Ho * Wo, 1))
         for j, q in enumerate(parts):
-            prep, C = L.parts[j], (q.v if q.v is not None else q.norm[0]).shape[-1]
+            prep, C = L.parts[j], q.shape[-1]
             k, K8 = prep["k"], prep["w8"].shape[0]
             if k == 3 and C % 8 == 0:  # split once, then gather 8-channel words (stride 1 or 2)
                 cols = self._buffer("cols", (3, P, K8), torch.int8)
@@ -784,7 +790,7 @@ class IntOps:
             x3 = x.v.contiguous().numpy().reshape(B, H * W, C)
             mean, mul = np.empty((B, C)), np.empty((B, C))
             intkernels.group_norm_stats(x3, G, N["g_np"], shift, N["eps4"], MUL_LIMIT, _p2(-MUL_EXP), mean, mul)
-            table = self.net.silu_table_i32(N["e"]) if silu else self.net.silu_table_i32(0)[:1]
+            table = self.net.silu_table_i32(N["e"]) if silu else _NO_TABLE
             beta = N["beta_index"] if silu else N["beta"]
             return Q(None, N["e"] if silu else N["ey"], norm=(x.v, mean, mul, beta.numpy(), silu, table))
         xv = x.v.reshape(B, H * W, C)
@@ -812,7 +818,8 @@ class IntOps:
 
     def add(self, name, a: Q, b: Q) -> Q:
         e = self.net.exps[name]
-        self._values(a), self._values(b)
+        self._values(a)
+        self._values(b)
         if self.fused:
             out = torch.empty(a.v.shape, dtype=FUSED_ACT)
             intkernels.rescale_add(a.v.contiguous().numpy().reshape(-1), _p2(e - a.e), b.v.contiguous().numpy().reshape(-1),
@@ -822,7 +829,8 @@ class IntOps:
 
     def cat(self, name, a: Q, b: Q) -> Q:
         e = self.net.exps[name]
-        self._values(a), self._values(b)
+        self._values(a)
+        self._values(b)
         if self.fused:
             B, H, W, Ca = a.v.shape
             out = torch.empty((B, H, W, Ca + b.v.shape[-1]), dtype=FUSED_ACT)
