@@ -472,19 +472,31 @@ def demo(model_name, steps, grid, grid_bits, latents, parallel, device, quiet):
 @click.option("--cooldown-to", type=click.FloatRange(0, 1), default=0.1, show_default=True)
 @click.option("--precision", type=click.Choice(["float32", "bf16"]), default="float32", show_default=True,
               help="bf16: forward and backward under bfloat16 autocast (weights, optimizer, validation in float32)")
+@click.option("--coding-steps", default=None,
+              help="discrete-time fine-tuning: train for what the coder pays at these K (comma-separated, e.g. "
+                   "100,32; each image of a batch at one in turn), on the --init-from model's grid with latent "
+                   "coding version 2's variances, the schedule frozen; validation is then their mean NELBO_K")
+@click.option("--coding-grid", default="opt3", show_default=True, help="the grid of --coding-steps")
 @_guard
 def train(data, run_dir, minutes, config_json, batch, lr, ema, threads, val_images, init_from, device,
-          cooldown_images, cooldown_to, precision):
+          cooldown_images, cooldown_to, precision, coding_steps, coding_grid):
     """Train (or resume) a VDM prior, or a flow (a --config with "arch": "realnvp")."""
     from .diffusion.net import DEFAULT_CONFIG
     from .train import TrainOptions, train as run_train
 
     cfg = json.loads(Path(config_json).read_text()) if config_json else None
+    try:
+        ks = tuple(int(k) for k in coding_steps.split(",")) if coding_steps else ()
+    except ValueError:
+        raise BbcError(f"--coding-steps: comma-separated step counts, not {coding_steps!r}")
+    if any(k < 1 for k in ks):
+        raise BbcError("--coding-steps: step counts must be >= 1")
     if cfg is not None and cfg.get("arch") != "realnvp":  # a flow's config has its own defaults (FlowConfig)
         cfg = dict(DEFAULT_CONFIG, **cfg)
     run_train(TrainOptions(data=data, run=run_dir, minutes=minutes, batch=batch, lr=lr, ema=ema,
                            threads=threads, val_images=val_images, init_from=init_from, device=device,
-                           cooldown_images=cooldown_images, cooldown_to=cooldown_to, precision=precision), cfg)
+                           cooldown_images=cooldown_images, cooldown_to=cooldown_to, precision=precision,
+                           coding_steps=ks, coding_grid=coding_grid), cfg)
 
 
 @cli.command()

@@ -21,7 +21,8 @@ import torch
 
 from . import defaults
 from .diffusion.net import VDM, DEFAULT_CONFIG
-from .diffusion.vdm import vdm_loss
+from .diffusion.schedule import Schedule
+from .diffusion.vdm import CodingSteps, coding_steps, vdm_loss
 
 
 @dataclass
@@ -52,6 +53,12 @@ class TrainOptions:
     # "bf16": the forward and backward passes under torch.autocast(bfloat16) (AVX-512 BF16 CPUs, GPUs);
     # weights, optimizer and validation stay float32. Training only: coding never uses it.
     precision: str = "float32"
+    # Discrete-time fine-tuning: train for what the coder pays at these step counts K (each image of a
+    # batch at one of them in turn), on the starting model's grid `coding_grid` with the variances of
+    # latent coding version 2 (`vdm.coding_steps`), the schedule frozen. New runs from --init-from only
+    # (the grids and error curve are the model's); recorded in RUN/coding_steps.json and kept on resume.
+    coding_steps: tuple[int, ...] = ()
+    coding_grid: str = "opt3"
 
 
 def load_images(path: str) -> np.ndarray:
@@ -64,8 +71,10 @@ def load_images(path: str) -> np.ndarray:
 
 
 @torch.no_grad()
-def evaluate_nelbo(model: VDM, x: np.ndarray, batch: int = 100, seed: int = 1234, repeats: int = 1) -> dict:
-    """Continuous-time NELBO estimate in bits/dim over images x (uint8 [N, C, H, W]).
+def evaluate_nelbo(model: VDM, x: np.ndarray, batch: int = 100, seed: int = 1234, repeats: int = 1,
+                   coding: list[CodingSteps] | None = None) -> dict:
+    """Continuous-time NELBO estimate in bits/dim over images x (uint8 [N, C, H, W]); with coding, the
+    discrete-time NELBO_K the coder pays at those settings (image b at setting b mod their number).
 
     Fixed seed, antithetic times: a low-variance, repeatable estimate. Returns the mean and its
     standard error over images. Runs where the model's parameters are.
@@ -80,7 +89,7 @@ def evaluate_nelbo(model: VDM, x: np.ndarray, batch: int = 100, seed: int = 1234
                 xb = torch.from_numpy(x[i:i + batch]).to(device)
                 if device.type == "cuda":
                     torch.cuda.manual_seed(seed + i)
-                terms = vdm_loss(model.net, model.gamma, xb)
+                terms = vdm_loss(model.net, model.gamma, xb, coding=coding)
                 per_image.append(sum(terms.values()).cpu().numpy())
     finally:
         torch.set_rng_state(gen_state)
@@ -137,15 +146,16 @@ class _Loss(torch.nn.Module):
     """The training objective as one module, so DistributedDataParallel can wrap it: the VDM's three
     terms, or a flow's dequantization bound (as "recon", its only term)."""
 
-    def __init__(self, model, recon_subset: int):
+    def __init__(self, model, recon_subset: int, coding: list[CodingSteps] | None = None):
         super().__init__()
         self.model = model
         self.recon_subset = recon_subset
+        self.coding = coding
 
     def forward(self, xb: torch.Tensor) -> dict[str, torch.Tensor]:
         if not isinstance(self.model, VDM):
             return {"recon": self.model.bpd(xb)}
-        return vdm_loss(self.model.net, self.model.gamma, xb, recon_subset=self.recon_subset)
+        return vdm_loss(self.model.net, self.model.gamma, xb, recon_subset=self.recon_subset, coding=self.coding)
 
 
 def _distributed() -> tuple[int, int]:
@@ -193,6 +203,7 @@ def train(opts: TrainOptions, config: dict | None = None, progress=True) -> Path
         if progress and rank == 0:
             kind = "registered, sha256 checked" if init.registered else "unregistered folder"
             print(f"starting from {init.name} ({kind}): weights sha256 {init.sha256[:16]}", flush=True)
+    coding = _coding_settings(opts, run, init, rank)  # checked before the run folder exists, like init
     if rank == 0:
         run.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(opts.threads)
@@ -205,6 +216,8 @@ def train(opts: TrainOptions, config: dict | None = None, progress=True) -> Path
     if rank == 0 and not cfg_path.exists():
         cfg_path.write_text(json.dumps(config, indent=1))
     model = build_model(config)
+    if coding:
+        model.gamma.requires_grad_(False)  # the grid and the variances are the frozen schedule's
     ema = build_model(config)
     ema.load_state_dict(model.state_dict())
     opt = torch.optim.AdamW(model.parameters(), lr=opts.lr, weight_decay=opts.weight_decay)
@@ -242,7 +255,7 @@ def train(opts: TrainOptions, config: dict | None = None, progress=True) -> Path
         for k, v in state.items():
             if torch.is_tensor(v) and k != "step":
                 state[k] = v.to(device)
-    loss_mod = _Loss(model, opts.recon_subset)
+    loss_mod = _Loss(model, opts.recon_subset, coding)
     if world > 1:
         from torch.nn.parallel import DistributedDataParallel
         loss_mod = DistributedDataParallel(loss_mod, device_ids=[device.index] if device.type == "cuda" else None)
@@ -275,7 +288,7 @@ def train(opts: TrainOptions, config: dict | None = None, progress=True) -> Path
         os.replace(tmp, state_path)
 
     def validate():
-        res = evaluate_flow(ema, val_x) if is_flow(config) else evaluate_nelbo(ema, val_x)
+        res = evaluate_flow(ema, val_x) if is_flow(config) else evaluate_nelbo(ema, val_x, coding=coding)
         if res["bpd"] < st["best_val"]:
             st["best_val"] = res["bpd"]
             torch.save(cpu_state(ema), run / "best_ema.pt")
@@ -372,6 +385,47 @@ def train(opts: TrainOptions, config: dict | None = None, progress=True) -> Path
         import torch.distributed as dist
         dist.barrier()
     return run
+
+
+def _coding_settings(opts: TrainOptions, run: Path, init, rank: int) -> list[CodingSteps] | None:
+    """The coding settings a discrete-time run trains for: read from the run, or (a new run) built from
+    the starting model's grids.json and written to it."""
+    path = run / "coding_steps.json"
+    if path.exists():
+        saved = [CodingSteps.from_json(d) for d in json.loads(path.read_text())["settings"]]
+        if opts.coding_steps and tuple(c.steps for c in saved) != tuple(opts.coding_steps):
+            from .errors import BbcError
+            raise BbcError(f"{run}: this run trains for K = {', '.join(str(c.steps) for c in saved)}; "
+                           "resume it with those --coding-steps or start a new run")
+        return saved
+    if not opts.coding_steps:
+        return None
+    from .errors import BbcError
+    if init is None or (run / "state.pt").exists():
+        raise BbcError("--coding-steps starts a new run from a model with --init-from (its grids and error curve)")
+    grids_path = init.folder / "grids.json"
+    if not grids_path.exists():
+        raise BbcError(f"model {init.name} has no grids.json: measure its error curve first (bbcodec schedule)")
+    gj = json.loads(grids_path.read_text())
+    if opts.coding_grid not in gj["grids"]:
+        raise BbcError(f"model {init.name} has no grid {opts.coding_grid!r} (has: {', '.join(gj['grids'])})")
+    g = init.state_dict
+    sched = Schedule(float(g["gamma.gamma_min"]), float(g["gamma.gamma_max"]))
+    curve = (np.array(gj["curve"]["t"]), np.array(gj["curve"]["mse_per_dim"]))
+    settings = []
+    for k in opts.coding_steps:
+        times = gj["grids"][opts.coding_grid].get(str(k))
+        if times is None:
+            raise BbcError(f"model {init.name}'s grid {opts.coding_grid} has no K = {k} "
+                           f"(has: {', '.join(gj['grids'][opts.coding_grid])})")
+        settings.append(coding_steps(sched, np.array(times), opts.coding_grid, curve))
+    if rank == 0:
+        from .registry import file_sha256
+        run.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"source": {"model": init.name, "sha256": init.sha256,
+                                               "grids_sha256": file_sha256(grids_path)},
+                                    "settings": [c.to_json() for c in settings]}, indent=1))
+    return settings
 
 
 def export_model(run: str, out_dir: str, name: str, use_best: bool = True) -> Path:

@@ -147,3 +147,79 @@ def test_a_flow_trains_resumes_and_validates_with_the_same_loop(tmp_path):
     vals = [float(r["val_bpd"]) for r in rows if r["val_bpd"]]
     assert vals and all(5.0 < v < 20.0 for v in vals)  # random pixels: about 8 bits/dim and up
     assert json.loads((run / "config.json").read_text())["arch"] == "realnvp"
+
+
+def _model_with_grids(tmp_path):
+    """A tiny model folder with grids.json (error curve and grids opt1-opt3) measured on random images."""
+    from conftest import make_tiny_model
+    from bbcodec.diffusion.grids import build_grids
+    from bbcodec.registry import build_vdm, read_model
+    folder = make_tiny_model(tmp_path / "m")
+    m = build_vdm(read_model(str(folder)))
+    x = np.random.default_rng(2).integers(0, 256, (16, 3, 32, 32), dtype=np.uint8)
+    gj = build_grids(m.net, m.gamma.frozen(), x, n_curve=9, batch=8, n_fine=201, ks=(4, 8))
+    (folder / "grids.json").write_text(json.dumps(gj))
+    return folder, m, gj
+
+
+def test_coded_diffusion_is_the_coders_step_kl(tmp_path):
+    """vdm_loss(coding=...) pays, per image, K times the KL of its step with the pushed variance, as the
+    coder's statistic (`step_kl_var_bits`) computes it from the same draws; each image takes the settings
+    in turn and the step its u falls in."""
+    from bbcodec.diffusion.vdm import LN2, coding_steps, pixel_to_model_np, step_kl_var_bits, vdm_loss
+    _, m, gj = _model_with_grids(tmp_path)
+    sched = m.gamma.frozen()
+    curve = (np.array(gj["curve"]["t"]), np.array(gj["curve"]["mse_per_dim"]))
+    settings = [coding_steps(sched, np.array(gj["grids"]["opt3"][k]), "opt3", curve) for k in ("8", "4")]
+    assert all(np.all(c.var_p > c.var_q) for c in settings)  # the network errs: wider than the posterior
+    x = np.random.default_rng(3).integers(0, 256, (4, 3, 32, 32), dtype=np.uint8)
+    u = torch.tensor([0.0, 0.3, 0.99, 0.6])
+    torch.manual_seed(5)
+    with torch.no_grad():
+        got = vdm_loss(m.net, m.gamma, torch.from_numpy(x), t=u, coding=settings)["diffusion"].double().numpy()
+    torch.manual_seed(5)
+    f = pixel_to_model_np(x)
+    torch.randn(f.shape)  # the reconstruction term's draw comes first
+    eps = torch.randn(f.shape).double().numpy()
+    for b in range(4):
+        cs = settings[b % 2]
+        i = int(u[b] * cs.steps)  # steps i + 1 = 1, 2, 8 (K = 8) and 3 (K = 4)
+        a, s = (v[i + 1] for v in sched.alpha_sigma(cs.times))
+        z = a * f[b] + s * eps[b]
+        g = torch.tensor([float(sched.gamma(cs.times[i + 1]))])
+        with torch.no_grad():
+            e_hat = m.net(torch.from_numpy(z[None]).float(), g).double().numpy()[0]
+        x_hat = np.clip((z - s * e_hat) / a, -1, 1)
+        want = cs.steps * step_kl_var_bits(cs.c_x[i], cs.var_q[i], cs.var_p[i], f[b], x_hat).sum() / f[b].size
+        assert got[b] == pytest.approx(want, rel=2e-4)
+
+
+def test_discrete_time_fine_tuning_run(tmp_path):
+    """--coding-steps: the run records its settings, trains with the schedule frozen, validates on NELBO_K,
+    resumes with the same settings and refuses others; it needs a model with grids to start from."""
+    from bbcodec.errors import BbcError
+    folder, m, _ = _model_with_grids(tmp_path)
+    data = _data(tmp_path)
+    run = tmp_path / "dt"
+    opts = TrainOptions(data=data, run=str(run), minutes=0.02, batch=4, val_images=8, threads=1,
+                        init_from=str(folder), coding_steps=(8, 4), lr=1e-3)
+    train(opts, progress=False)
+    saved = json.loads((run / "coding_steps.json").read_text())
+    assert [s["steps"] for s in saved["settings"]] == [8, 4] and saved["source"]["sha256"]
+    sd = torch.load(run / "state.pt", weights_only=True)
+    assert torch.equal(sd["model"]["gamma.gamma_min"], m.state_dict()["gamma.gamma_min"])
+    assert not torch.equal(sd["model"]["net.out.weight"], m.state_dict()["net.out.weight"])
+    rows = list(csv.DictReader(open(run / "log.csv")))
+    assert rows[-1]["val_bpd"] and float(rows[-1]["diffusion"]) > 0
+    train(TrainOptions(data=data, run=str(run), minutes=0.01, batch=4, val_images=8, threads=1), progress=False)
+    with pytest.raises(BbcError, match="K = 8, 4"):
+        train(TrainOptions(data=data, run=str(run), minutes=0.01, batch=4, val_images=8, threads=1,
+                           coding_steps=(100,)), progress=False)
+    (folder / "grids.json").unlink()
+    with pytest.raises(BbcError, match="no grids.json"):
+        train(TrainOptions(data=data, run=str(tmp_path / "dt2"), minutes=0.01, batch=4, val_images=8,
+                           threads=1, init_from=str(folder), coding_steps=(8,)), progress=False)
+    with pytest.raises(BbcError, match="--init-from"):
+        train(TrainOptions(data=data, run=str(tmp_path / "dt3"), minutes=0.01, batch=4, val_images=8,
+                           threads=1, coding_steps=(8,)), TINY, progress=False)
+    assert not (tmp_path / "dt2").exists() and not (tmp_path / "dt3").exists()

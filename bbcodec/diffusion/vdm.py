@@ -8,6 +8,7 @@ dimension.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -52,14 +53,79 @@ def recon_probs_np(z0: np.ndarray, alpha0: float, sigma0: float, exact_math: boo
     return p / p.sum(axis=1, keepdims=True)
 
 
+@dataclass(frozen=True)
+class CodingSteps:
+    """The K reverse steps of one coding setting, as the discrete-time loss `vdm_loss(coding=...)`
+    trains for them: times t_0 = 0 < ... < t_K = 1 (float64 [K+1]) and, per step i = 1..K
+    (arrays [K]), c_x, the posterior's variance var_q = s_p^2 and the variance var_p that the reverse
+    model p(z_{t_{i-1}} | z_{t_i}) has (latent coding version 2: `fitted_push_var`; version 1: var_q).
+    Built by `coding_steps` from the frozen schedule; the schedule is not trained along with them."""
+    steps: int
+    grid: str
+    times: np.ndarray
+    c_x: np.ndarray
+    var_q: np.ndarray
+    var_p: np.ndarray
+
+    def to_json(self) -> dict:
+        return {"steps": self.steps, "grid": self.grid,
+                **{k: [float(v) for v in getattr(self, k)] for k in ("times", "c_x", "var_q", "var_p")}}
+
+    @classmethod
+    def from_json(cls, d: dict) -> "CodingSteps":
+        return cls(d["steps"], d["grid"], *(np.array(d[k], dtype=np.float64) for k in ("times", "c_x", "var_q", "var_p")))
+
+
+def coding_steps(sched: Schedule, times: np.ndarray, grid: str, mse_curve: tuple | None = None) -> CodingSteps:
+    """The steps a coder pays on grid `times`: with mse_curve (the model's error curve, grids.json),
+    the variances latent coding version 2 pushes (`fitted_push_var`: the effective variance of its bin
+    masses, before the coder takes the binning's delta^2/12 back out of the Gaussian); without, version 1's."""
+    times = np.asarray(times, dtype=np.float64)
+    _, c_x, s_p = reverse_coefficients(sched, times[:-1], times[1:])
+    var_p = s_p ** 2 if mse_curve is None else fitted_push_var(sched, times, mse_curve)
+    return CodingSteps(len(times) - 1, grid, times, c_x, s_p ** 2, var_p)
+
+
+def _coded_diffusion(net, gamma_fn, f: torch.Tensor, coding: list[CodingSteps], u: torch.Tensor) -> torch.Tensor:
+    """K KL(q(z_s | z_t, x) || p(z_s | z_t)) in nats per image at one step per image: image b codes with
+    setting b mod len(coding), at step 1 + floor(u_b K) (u stratified over the batch, so an unbiased
+    estimate of that setting's diffusion term). x_hat is clipped to [-1, 1] as the coder clips it."""
+    b = f.shape[0]
+    dev = f.device
+    which = torch.arange(b) % len(coding)
+    rows = {k: torch.empty(b, dtype=torch.float64) for k in ("t", "c_x", "var_q", "var_p", "K")}
+    for j, cs in enumerate(coding):
+        sel = which == j
+        i = torch.clamp((u.cpu()[sel].double() * cs.steps).long(), max=cs.steps - 1)  # step i + 1
+        rows["t"][sel] = torch.from_numpy(cs.times[1:])[i]
+        for k in ("c_x", "var_q", "var_p"):
+            rows[k][sel] = torch.from_numpy(getattr(cs, k))[i]
+        rows["K"][sel] = float(cs.steps)
+    g_t = gamma_fn(rows["t"].float().to(dev))
+    a_t = torch.sqrt(torch.sigmoid(-g_t)).view(b, 1, 1, 1)
+    s_t = torch.sqrt(torch.sigmoid(g_t)).view(b, 1, 1, 1)
+    eps = torch.randn_like(f)
+    z_t = a_t * f + s_t * eps
+    x_hat = torch.clamp((z_t - s_t * net(z_t, g_t)) / a_t, -1.0, 1.0)
+    err = (f - x_hat).square().flatten(1).sum(1)
+    c_x, var_q, var_p, K = (rows[k].float().to(dev) for k in ("c_x", "var_q", "var_p", "K"))
+    r = var_q / var_p
+    kl = 0.5 * (c_x.square() * err / var_p + f[0].numel() * (r - 1.0 - torch.log(r)))
+    return K * kl
+
+
 def vdm_loss(net, gamma_fn, x: torch.Tensor, t: torch.Tensor | None = None,
-             discrete_steps: int = 0, recon_subset: int = 0) -> dict[str, torch.Tensor]:
+             discrete_steps: int = 0, recon_subset: int = 0,
+             coding: list[CodingSteps] | None = None) -> dict[str, torch.Tensor]:
     """The three VDM loss terms, each in bits per dimension, per image.  x: uint8 [B, C, H, W].
 
     Continuous time (discrete_steps == 0): diffusion = 1/2 gamma'(t) ||eps - eps_hat||^2.
     K discrete steps: diffusion = 1/2 K expm1(gamma_t - gamma_s) ||eps - eps_hat||^2, s = t - 1/K,
     the same per-step KLs the coder pays.  t is antithetic over the batch when not given.
     gamma_fn must be linear in t (its slope is taken from the endpoints).
+    coding (settings of the coder, `coding_steps`): diffusion is what the coder pays at those steps and
+    variances, each image at one of the settings in turn (`_coded_diffusion`); the batch's mean is then
+    the settings' mean NELBO_K. t is ignored.
     recon_subset > 0 estimates the (tiny, costly: 256 logits per subpixel) reconstruction term
     on the first images only; the returned per-image recon is then that subset's mean, broadcast.
     """
@@ -86,6 +152,10 @@ def vdm_loss(net, gamma_fn, x: torch.Tensor, t: torch.Tensor | None = None,
     # Prior: KL(q(z1|x) || N(0, I)).
     a1sq, s1sq = torch.sigmoid(-g1), torch.sigmoid(g1)
     prior = 0.5 * (s1sq + a1sq * f.square() - torch.log(s1sq) - 1.0).flatten(1).sum(1)
+    scale = 1.0 / (d * LN2)
+    if coding:
+        return {"recon": recon * scale, "prior": prior * scale,
+                "diffusion": _coded_diffusion(net, gamma_fn, f, coding, t) * scale}
     # Diffusion term.
     g_t = gamma_fn(t)
     a_t = torch.sqrt(torch.sigmoid(-g_t)).view(b, 1, 1, 1)
@@ -99,7 +169,6 @@ def vdm_loss(net, gamma_fn, x: torch.Tensor, t: torch.Tensor | None = None,
         diffusion = 0.5 * discrete_steps * torch.expm1(g_t - g_s) * mse
     else:
         diffusion = 0.5 * (g1 - g0) * mse
-    scale = 1.0 / (d * LN2)
     return {"recon": recon * scale, "prior": prior * scale, "diffusion": diffusion * scale}
 
 
