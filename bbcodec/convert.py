@@ -97,6 +97,10 @@ def render_integer_card(c: dict) -> str:
         lines.append(f"- **Training** (of the float model): {t['images_seen_at_best']:,} images in "
                      f"{t['wall_seconds_at_best'] / 3600:.2f} h on {t.get('threads', 1)} CPU thread(s) "
                      f"({t['hardware']})" + (f", from `{t['init_from']['model']}`" if t.get("init_from") else "")
+                     + (f"; then fine-tuned in discrete time for K = {', '.join(map(str, t['coding_steps']['steps']))} "
+                        f"(grid {t['coding_steps']['grid']} of `{t['coding_steps']['grids_of']}`, latent coding version 2's "
+                        "variances, `bbcodec train --coding-steps`; time grids and error curve measured again after it)"
+                        if t.get("coding_steps") else "")
                      + (f"; {c['training_note']}" if c.get("training_note") else "")
                      + f". **Validation NELBO**: {c['val_nelbo_bpd']:.4f} bits/dim (the float model, same draws: "
                      f"{c['float_val_nelbo_bpd']:.4f}).")

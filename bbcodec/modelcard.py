@@ -58,7 +58,8 @@ def _diffusion_card(name: str, sha: str, data: str, model, run_p: Path, meta: di
     return {"name": name, "sha256": sha[:16], "data": data, "architecture": model.config,
             "parameters": sum(p.numel() for p in model.vdm.parameters()),
             "schedule": {"gamma_min": model.schedule.gamma_min, "gamma_max": model.schedule.gamma_max},
-            "training": training, "val_nelbo_bpd": val}
+            "training": training,
+            **({"val_nelbo_k_bpd": val} if "coding_steps" in training else {"val_nelbo_bpd": val})}
 
 
 def _training(run_p: Path, meta: dict) -> tuple[dict, float]:
@@ -73,7 +74,17 @@ def _training(run_p: Path, meta: dict) -> tuple[dict, float]:
             "threads": meta.get("threads", 1), "batch": meta.get("batch", 16),
             **({"lr_peak": max(lrs)} if lrs else {}),
             **({"cooldown": meta["cooldown"]} if meta.get("cooldown") else {}),
-            **({"init_from": meta["init_from"]} if meta.get("init_from") else {})}, best[0]
+            **({"init_from": meta["init_from"]} if meta.get("init_from") else {}),
+            **({"coding_steps": _coding_record(run_p)} if (run_p / "coding_steps.json").exists() else {})}, best[0]
+
+
+def _coding_record(run_p: Path) -> dict:
+    """What a discrete-time fine-tuning run (`train --coding-steps`) trained for; its validation figure is
+    then the mean NELBO_K over those settings, not the continuous NELBO."""
+    saved = json.loads((run_p / "coding_steps.json").read_text())
+    return {"steps": [c["steps"] for c in saved["settings"]], "grid": saved["settings"][0]["grid"],
+            "variances": "latent coding version 2 (fitted to the starting model's error curve)",
+            "grids_of": saved["source"]["model"], "validation": "mean NELBO_K over these settings"}
 
 
 def ship(run: str, name: str, test_npz: str, train_npz: str, n_test: int = 1000, description: str = "",

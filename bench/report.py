@@ -955,11 +955,14 @@ def fast_steps_section() -> str | None:
             "encode / decode, s per MP |", "|---|---|---:|---:|---:|---:|---:|---:|"]
 
     def add(what: str, runs: list[dict]):
-        runs = sorted((r for r in runs if "summary" in r), key=lambda r: -r["options"]["steps"])
-        base = next((r["summary"]["bpd"] for r in runs if r["options"]["steps"] == 100), None)
+        runs = [r for r in runs if "summary" in r]
+        order = list(dict.fromkeys(r["model"] for r in runs))  # each model's rows together, as first run
+        runs.sort(key=lambda r: (order.index(r["model"]), -r["options"]["steps"]))
+        base = {r["model"]: r["summary"]["bpd"] for r in runs if r["options"]["steps"] == 100}
         for r in runs:
             x, k = r["summary"], r["options"]["steps"]
-            vs = f"{100 * (x['bpd'] / base - 1):+.2f}%" if base and k != 100 else "–"
+            b = base.get(r["model"])
+            vs = f"{100 * (x['bpd'] / b - 1):+.2f}%" if b and k != 100 else "–"
             fit = x.get("ratio_to_model_nelbo_k_fitted")
             rows.append(f"| {what} | `{r['model']}` | {k} | {x['bpd']:.4f} | {vs} | "
                         f"{'–' if fit is None else f'{fit:.4f}'} | {x['encode_s_per_image']:.2f} / "

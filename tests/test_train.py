@@ -212,6 +212,12 @@ def test_discrete_time_fine_tuning_run(tmp_path):
     rows = list(csv.DictReader(open(run / "log.csv")))
     assert rows[-1]["val_bpd"] and float(rows[-1]["diffusion"]) > 0
     train(TrainOptions(data=data, run=str(run), minutes=0.01, batch=4, val_images=8, threads=1), progress=False)
+    from bbcodec.modelcard import card_for_export
+    out = export_model(str(run), str(tmp_path / "models"), "dt")
+    card = card_for_export(str(run), str(out), data="random")
+    assert card["training"]["coding_steps"]["steps"] == [8, 4] and "val_nelbo_bpd" not in card
+    vals = [float(r["val_bpd"]) for r in csv.DictReader(open(run / "log.csv")) if r["val_bpd"]]
+    assert card["val_nelbo_k_bpd"] == min(vals)
     with pytest.raises(BbcError, match="K = 8, 4"):
         train(TrainOptions(data=data, run=str(run), minutes=0.01, batch=4, val_images=8, threads=1,
                            coding_steps=(100,)), progress=False)
