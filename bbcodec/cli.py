@@ -476,7 +476,7 @@ def demo(model_name, steps, grid, grid_bits, latents, parallel, device, quiet):
               help="discrete-time fine-tuning: train for what the coder pays at these K (comma-separated, e.g. "
                    "100,32; each image of a batch at one in turn), on the --init-from model's grid with latent "
                    "coding version 2's variances, the schedule frozen; validation is then their mean NELBO_K")
-@click.option("--coding-grid", default="opt3", show_default=True, help="the grid of --coding-steps")
+@click.option("--coding-grid", default=None, help="the grid of --coding-steps (default: opt3)")
 @_guard
 def train(data, run_dir, minutes, config_json, batch, lr, ema, threads, val_images, init_from, device,
           cooldown_images, cooldown_to, precision, coding_steps, coding_grid):
@@ -491,12 +491,14 @@ def train(data, run_dir, minutes, config_json, batch, lr, ema, threads, val_imag
         raise BbcError(f"--coding-steps: comma-separated step counts, not {coding_steps!r}")
     if any(k < 1 for k in ks):
         raise BbcError("--coding-steps: step counts must be >= 1")
+    if coding_grid and not ks:
+        raise BbcError("--coding-grid goes with --coding-steps")
     if cfg is not None and cfg.get("arch") != "realnvp":  # a flow's config has its own defaults (FlowConfig)
         cfg = dict(DEFAULT_CONFIG, **cfg)
     run_train(TrainOptions(data=data, run=run_dir, minutes=minutes, batch=batch, lr=lr, ema=ema,
                            threads=threads, val_images=val_images, init_from=init_from, device=device,
                            cooldown_images=cooldown_images, cooldown_to=cooldown_to, precision=precision,
-                           coding_steps=ks, coding_grid=coding_grid), cfg)
+                           coding_steps=ks, **({"coding_grid": coding_grid} if coding_grid else {})), cfg)
 
 
 @cli.command()

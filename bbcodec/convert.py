@@ -72,6 +72,7 @@ def convert_model(source: str, train_npz: str, out: str, images: int = CALIBRATI
         "data": files.card.get("data", ""), "architecture": config,
         "parameters": sum(int(p.numel()) for p in vdm.parameters()),  # the same ones, as integers
         "schedule": files.card.get("schedule"), "training": files.card.get("training"),
+        **({"grids_sha256": file_sha256(dst / "grids.json")} if (dst / "grids.json").exists() else {}),
         **{k: files.card[k] for k in ("domain", "training_note") if k in files.card},
     }
     (dst / "card.json").write_text(json.dumps(card, indent=1) + "\n")
@@ -79,6 +80,7 @@ def convert_model(source: str, train_npz: str, out: str, images: int = CALIBRATI
 
 
 def render_integer_card(c: dict) -> str:
+    from .modelcard import discrete_time_text
     src = c["converted_from"]
     cal = c["calibration"]
     ar = c["arithmetic"]
@@ -97,9 +99,7 @@ def render_integer_card(c: dict) -> str:
         lines.append(f"- **Training** (of the float model): {t['images_seen_at_best']:,} images in "
                      f"{t['wall_seconds_at_best'] / 3600:.2f} h on {t.get('threads', 1)} CPU thread(s) "
                      f"({t['hardware']})" + (f", from `{t['init_from']['model']}`" if t.get("init_from") else "")
-                     + (f"; then fine-tuned in discrete time for K = {', '.join(map(str, t['coding_steps']['steps']))} "
-                        f"(grid {t['coding_steps']['grid']} of `{t['coding_steps']['grids_of']}`, latent coding version 2's "
-                        "variances, `bbcodec train --coding-steps`; time grids and error curve measured again after it)"
+                     + (f"; then {discrete_time_text(t['coding_steps'], c.get('grids_sha256'))}"
                         if t.get("coding_steps") else "")
                      + (f"; {c['training_note']}" if c.get("training_note") else "")
                      + f". **Validation NELBO**: {c['val_nelbo_bpd']:.4f} bits/dim (the float model, same draws: "

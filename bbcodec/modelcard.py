@@ -59,7 +59,7 @@ def _diffusion_card(name: str, sha: str, data: str, model, run_p: Path, meta: di
             "parameters": sum(p.numel() for p in model.vdm.parameters()),
             "schedule": {"gamma_min": model.schedule.gamma_min, "gamma_max": model.schedule.gamma_max},
             "training": training,
-            **({"val_nelbo_k_bpd": val} if "coding_steps" in training else {"val_nelbo_bpd": val})}
+            **({"val_nelbo_k_fitted_bpd": val} if "coding_steps" in training else {"val_nelbo_bpd": val})}
 
 
 def _training(run_p: Path, meta: dict) -> tuple[dict, float]:
@@ -84,7 +84,10 @@ def _coding_record(run_p: Path) -> dict:
     saved = json.loads((run_p / "coding_steps.json").read_text())
     return {"steps": [c["steps"] for c in saved["settings"]], "grid": saved["settings"][0]["grid"],
             "variances": "latent coding version 2 (fitted to the starting model's error curve)",
-            "grids_of": saved["source"]["model"], "validation": "mean NELBO_K over these settings"}
+            "grids_of": saved["source"]["model"], "grids_of_sha256": saved["source"]["sha256"],
+            "grids_sha256": saved["source"]["grids_sha256"],
+            "validation": "val_nelbo_k_fitted_bpd: the best over the run's validations of the mean over these "
+                          "settings of NELBO_K with those variances, one sampled step per image"}
 
 
 def ship(run: str, name: str, test_npz: str, train_npz: str, n_test: int = 1000, description: str = "",
@@ -111,9 +114,12 @@ def ship(run: str, name: str, test_npz: str, train_npz: str, n_test: int = 1000,
     model = load_model(name)
     x = load_images(test_npz)[:n_test]
     test = evaluate_nelbo(model.vdm, x, repeats=test_repeats)
+    card = _diffusion_card(name, sha, "CIFAR-10 train (first 49,000 images; the last 1,000 held out for validation)",
+                           model, run_p, meta)
+    if "val_nelbo_bpd" not in card:  # a discrete-time run validated on NELBO_K: the continuous figure beside it
+        card["val_nelbo_bpd"] = evaluate_nelbo(model.vdm, load_images(train_npz)[-1000:])["bpd"]
     card = {
-        **_diffusion_card(name, sha, "CIFAR-10 train (first 49,000 images; the last 1,000 held out for validation)",
-                          model, run_p, meta),
+        **card,
         "test_nelbo_bpd": test["bpd"], "test_nelbo_se": test["se"], "test_images": n_test,
         "test_nelbo_note": f"continuous-time NELBO, mean of {test_repeats} antithetic time samples per image, fixed seed",
         "expected_diffusion_bpd_by_K": grids["expected_diffusion_bpd"],
@@ -376,6 +382,15 @@ def coded_line(k: dict) -> str:
             f"{k['model_nelbo_k_bpd']:.4f}{fitted} (`bench/results/{k['bench']}`).")
 
 
+def discrete_time_text(cs: dict, grids_sha256: str | None = None) -> str:
+    """A card's sentence on a discrete-time fine-tuning (`_coding_record`); grids_sha256: of the model's
+    grids.json, to say whether its grids and error curve were measured again after the fine-tuning."""
+    again = ("" if grids_sha256 is None else "; time grids and error curve measured again after it"
+             if grids_sha256 != cs.get("grids_sha256") else "; time grids and error curve those of the starting model")
+    return (f"fine-tuned in discrete time for K = {', '.join(map(str, cs['steps']))} (grid {cs['grid']} of "
+            f"`{cs['grids_of']}`, latent coding version 2's variances, `bbcodec train --coding-steps`{again})")
+
+
 def render_card(c: dict) -> str:
     if c.get("kind") == "flow":
         return render_flow_card(c)
@@ -389,6 +404,7 @@ def render_card(c: dict) -> str:
         rate += (f", decayed linearly to {cd['to']:g} of it over the {cd['images']:,} images from "
                  f"{cd['start']:,} on (a cooldown)")
     coded = coded_line(c["coded"]) + "\n" if "coded" in c else ""
+    discrete = f"; then {discrete_time_text(t['coding_steps'])}" if t.get("coding_steps") else ""
     return f"""# {c['name']}
 
 - **What**: VDM prior (learned linear noise schedule, eps-prediction U-Net with Fourier features)
@@ -397,7 +413,7 @@ def render_card(c: dict) -> str:
 - **Training**: {t['images_seen_at_best']:,} images seen ({t['images_seen_at_best'] / 49000:.2f} epochs)
   in {t['wall_seconds_at_best'] / 3600:.2f} h of wall time at the shipped checkpoint (EMA weights, best
   validation); the run went on to {t['images_seen_total']:,} images / {t['wall_seconds_total'] / 3600:.2f} h.
-  Hardware: {t['hardware']}, trained with {t.get('threads', 1)} torch thread(s); {rate}, batch {t.get('batch', 16)}, continuous-time VDM loss with antithetic times.
+  Hardware: {t['hardware']}, trained with {t.get('threads', 1)} torch thread(s); {rate}, batch {t.get('batch', 16)}, continuous-time VDM loss with antithetic times{discrete}.
 - **Schedule**: gamma_min = {c['schedule']['gamma_min']:.4f}, gamma_max = {c['schedule']['gamma_max']:.4f}.
 - **Validation NELBO** (last 1,000 training images): {c['val_nelbo_bpd']:.4f} bits/dim.
 - **Test NELBO** (first {c['test_images']:,} CIFAR-10 test images, {c['test_nelbo_note']}):

@@ -94,6 +94,10 @@ def evaluate_nelbo(model: VDM, x: np.ndarray, batch: int = 100, seed: int = 1234
     finally:
         torch.set_rng_state(gen_state)
     v = np.concatenate(per_image).reshape(repeats, len(x)).mean(0)
+    if coding:  # the mean over the settings of each one's mean (image i of a batch at setting i mod n)
+        which = np.concatenate([np.arange(min(batch, len(x) - i)) % len(coding) for i in range(0, len(x), batch)])
+        return {"bpd": float(np.mean([v[which == j].mean() for j in range(len(coding)) if np.any(which == j)])),
+                "se": float(v.std(ddof=1) / math.sqrt(len(v))) if len(v) > 1 else 0.0, "n": len(x)}
     return {"bpd": float(v.mean()), "se": float(v.std(ddof=1) / math.sqrt(len(v))) if len(v) > 1 else 0.0, "n": len(x)}
 
 
@@ -203,7 +207,7 @@ def train(opts: TrainOptions, config: dict | None = None, progress=True) -> Path
         if progress and rank == 0:
             kind = "registered, sha256 checked" if init.registered else "unregistered folder"
             print(f"starting from {init.name} ({kind}): weights sha256 {init.sha256[:16]}", flush=True)
-    coding = _coding_settings(opts, run, init, rank)  # checked before the run folder exists, like init
+    coding, coding_record = _coding_settings(opts, run, init, state_path.exists())  # before the folder exists
     if rank == 0:
         run.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(opts.threads)
@@ -223,6 +227,14 @@ def train(opts: TrainOptions, config: dict | None = None, progress=True) -> Path
     opt = torch.optim.AdamW(model.parameters(), lr=opts.lr, weight_decay=opts.weight_decay)
 
     data = load_images(opts.data)
+    if rank == 0 and not state_path.exists():  # a new run: its settings (none: continuous time) replace any
+        rec = run / "coding_steps.json"       # that a start which failed before its first checkpoint left
+        if coding_record is None:
+            rec.unlink(missing_ok=True)
+        else:
+            tmp = rec.with_suffix(".tmp")
+            tmp.write_text(json.dumps(coding_record, indent=1))
+            os.replace(tmp, rec)
     train_x, val_x = data[:-opts.val_images], data[-opts.val_images:]
     st = {"step": 0, "images": 0, "epoch": 0, "pos": 0, "seconds": 0.0, "best_val": float("inf"),
           "threads": opts.threads, "batch": opts.batch}
@@ -387,28 +399,34 @@ def train(opts: TrainOptions, config: dict | None = None, progress=True) -> Path
     return run
 
 
-def _coding_settings(opts: TrainOptions, run: Path, init, rank: int) -> list[CodingSteps] | None:
-    """The coding settings a discrete-time run trains for: read from the run, or (a new run) built from
-    the starting model's grids.json and written to it."""
-    path = run / "coding_steps.json"
-    if path.exists():
-        saved = [CodingSteps.from_json(d) for d in json.loads(path.read_text())["settings"]]
-        if opts.coding_steps and tuple(c.steps for c in saved) != tuple(opts.coding_steps):
-            from .errors import BbcError
-            raise BbcError(f"{run}: this run trains for K = {', '.join(str(c.steps) for c in saved)}; "
-                           "resume it with those --coding-steps or start a new run")
-        return saved
-    if not opts.coding_steps:
-        return None
+def _coding_settings(opts: TrainOptions, run: Path, init, resuming: bool) -> tuple[list[CodingSteps] | None, dict | None]:
+    """The coding settings a discrete-time run trains for, and (a new run) the record to write to
+    RUN/coding_steps.json once the run starts: a resumed run reads its record (a continuous run has
+    none); a new one builds its settings from the starting model's grids.json, whatever an earlier
+    start that failed left in the folder."""
     from .errors import BbcError
-    if init is None or (run / "state.pt").exists():
-        raise BbcError("--coding-steps starts a new run from a model with --init-from (its grids and error curve)")
+    path = run / "coding_steps.json"
+    if resuming:
+        saved = ([CodingSteps.from_json(d) for d in json.loads(path.read_text())["settings"]]
+                 if path.exists() else None)
+        ks = tuple(c.steps for c in saved) if saved else ()
+        if opts.coding_steps and tuple(opts.coding_steps) != ks:
+            raise BbcError(f"{run}: this run trains " + (f"for K = {', '.join(map(str, ks))}" if ks else
+                           "in continuous time") + "; resume it with those --coding-steps or start a new run")
+        return saved, None
+    if not opts.coding_steps:
+        return None, None
+    if init is None:
+        raise BbcError("--coding-steps needs --init-from: a model with time grids and an error curve (grids.json)")
     grids_path = init.folder / "grids.json"
     if not grids_path.exists():
         raise BbcError(f"model {init.name} has no grids.json: measure its error curve first (bbcodec schedule)")
     gj = json.loads(grids_path.read_text())
     if opts.coding_grid not in gj["grids"]:
         raise BbcError(f"model {init.name} has no grid {opts.coding_grid!r} (has: {', '.join(gj['grids'])})")
+    if opts.batch % len(opts.coding_steps):
+        raise BbcError(f"--batch {opts.batch}: a multiple of the number of --coding-steps, so that every batch "
+                       "weighs the settings alike")
     g = init.state_dict
     sched = Schedule(float(g["gamma.gamma_min"]), float(g["gamma.gamma_max"]))
     curve = (np.array(gj["curve"]["t"]), np.array(gj["curve"]["mse_per_dim"]))
@@ -419,13 +437,10 @@ def _coding_settings(opts: TrainOptions, run: Path, init, rank: int) -> list[Cod
             raise BbcError(f"model {init.name}'s grid {opts.coding_grid} has no K = {k} "
                            f"(has: {', '.join(gj['grids'][opts.coding_grid])})")
         settings.append(coding_steps(sched, np.array(times), opts.coding_grid, curve))
-    if rank == 0:
-        from .registry import file_sha256
-        run.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"source": {"model": init.name, "sha256": init.sha256,
-                                               "grids_sha256": file_sha256(grids_path)},
-                                    "settings": [c.to_json() for c in settings]}, indent=1))
-    return settings
+    from .registry import file_sha256
+    record = {"source": {"model": init.name, "sha256": init.sha256, "grids_sha256": file_sha256(grids_path)},
+              "settings": [c.to_json() for c in settings]}
+    return settings, record
 
 
 def export_model(run: str, out_dir: str, name: str, use_best: bool = True) -> Path:

@@ -194,6 +194,31 @@ def test_coded_diffusion_is_the_coders_step_kl(tmp_path):
         assert got[b] == pytest.approx(want, rel=2e-4)
 
 
+def test_coding_steps_are_the_coders_variances_and_stratified(tmp_path):
+    """The pushed variance the loss trains for is the coder's (ChainSpec's push std, plus the delta^2/12 its
+    bin masses add back), and a batch of n K images stratified over u pays for every step of each setting once."""
+    from bbcodec.diffusion.codec import ChainSpec, CodingParams
+    from bbcodec.diffusion.vdm import coding_step_rows, coding_steps
+    _, m, gj = _model_with_grids(tmp_path)
+    curve = (np.array(gj["curve"]["t"]), np.array(gj["curve"]["mse_per_dim"]))
+    sched = m.gamma.frozen()
+    settings = []
+    for k in (8, 4):
+        times = np.array(gj["grids"]["opt3"][str(k)])
+        cs = coding_steps(sched, times, "opt3", curve)
+        spec = ChainSpec(sched, CodingParams(steps=k, grid="opt3", latents=2), times=times, mse_curve=curve)
+        np.testing.assert_allclose(cs.var_p, spec.push_std[1:] ** 2 + spec.delta[:-1] ** 2 / 12, rtol=1e-9)
+        np.testing.assert_allclose(cs.var_q, spec.s_p[1:] ** 2, rtol=1e-9)
+        settings.append(cs)
+    b = 2 * 8 * 2  # each setting gets 16 images: every step of K = 8 twice, of K = 4 four times
+    u = torch.remainder(0.37 + torch.arange(b) / b, 1.0)
+    rows = coding_step_rows(settings, u)
+    for j, cs in enumerate(settings):
+        t = rows["t"][rows["setting"] == j].numpy()
+        steps, counts = np.unique(t, return_counts=True)
+        assert np.array_equal(steps, cs.times[1:]) and np.all(counts == 16 // cs.steps)
+
+
 def test_discrete_time_fine_tuning_run(tmp_path):
     """--coding-steps: the run records its settings, trains with the schedule frozen, validates on NELBO_K,
     resumes with the same settings and refuses others; it needs a model with grids to start from."""
@@ -210,17 +235,35 @@ def test_discrete_time_fine_tuning_run(tmp_path):
     assert torch.equal(sd["model"]["gamma.gamma_min"], m.state_dict()["gamma.gamma_min"])
     assert not torch.equal(sd["model"]["net.out.weight"], m.state_dict()["net.out.weight"])
     rows = list(csv.DictReader(open(run / "log.csv")))
-    assert rows[-1]["val_bpd"] and float(rows[-1]["diffusion"]) > 0
+    assert rows[-1]["val_bpd"]
+    step1 = json.loads(sd["meta"])["step"]
     train(TrainOptions(data=data, run=str(run), minutes=0.01, batch=4, val_images=8, threads=1), progress=False)
-    from bbcodec.modelcard import card_for_export
+    sd = torch.load(run / "state.pt", weights_only=True)
+    assert json.loads(sd["meta"])["step"] > step1  # resumed in discrete time: the schedule still frozen
+    assert torch.equal(sd["model"]["gamma.gamma_max"], m.state_dict()["gamma.gamma_max"])
+    from bbcodec.modelcard import card_for_export, render_card
     out = export_model(str(run), str(tmp_path / "models"), "dt")
     card = card_for_export(str(run), str(out), data="random")
     assert card["training"]["coding_steps"]["steps"] == [8, 4] and "val_nelbo_bpd" not in card
     vals = [float(r["val_bpd"]) for r in csv.DictReader(open(run / "log.csv")) if r["val_bpd"]]
-    assert card["val_nelbo_k_bpd"] == min(vals)
+    assert card["val_nelbo_k_fitted_bpd"] == min(vals)
+    card.update(val_nelbo_bpd=3.0, test_nelbo_bpd=3.1, test_nelbo_se=0.1, test_images=8, test_nelbo_note="n")
+    assert "fine-tuned in discrete time for K = 8, 4" in render_card(card)
     with pytest.raises(BbcError, match="K = 8, 4"):
         train(TrainOptions(data=data, run=str(run), minutes=0.01, batch=4, val_images=8, threads=1,
                            coding_steps=(100,)), progress=False)
+    # a start that fails after its settings were built leaves no settings for the next start to reuse
+    with pytest.raises(Exception):
+        train(TrainOptions(data=str(tmp_path / "missing.npz"), run=str(tmp_path / "dt4"), minutes=0.01, batch=4,
+                           val_images=8, threads=1, init_from=str(folder), coding_steps=(8,)), progress=False)
+    assert not (tmp_path / "dt4" / "coding_steps.json").exists()
+    with pytest.raises(BbcError, match="multiple"):
+        train(TrainOptions(data=data, run=str(tmp_path / "dt5"), minutes=0.01, batch=5, val_images=8,
+                           threads=1, init_from=str(folder), coding_steps=(8, 4)), progress=False)
+    train(TrainOptions(data=data, run=str(tmp_path / "dt4"), minutes=0.01, batch=4, val_images=8, threads=1,
+                       init_from=str(folder), coding_steps=(4,), coding_grid="opt1"), progress=False)
+    saved = json.loads((tmp_path / "dt4" / "coding_steps.json").read_text())["settings"]
+    assert [(c["steps"], c["grid"]) for c in saved] == [(4, "opt1")]
     (folder / "grids.json").unlink()
     with pytest.raises(BbcError, match="no grids.json"):
         train(TrainOptions(data=data, run=str(tmp_path / "dt2"), minutes=0.01, batch=4, val_images=8,
@@ -228,4 +271,9 @@ def test_discrete_time_fine_tuning_run(tmp_path):
     with pytest.raises(BbcError, match="--init-from"):
         train(TrainOptions(data=data, run=str(tmp_path / "dt3"), minutes=0.01, batch=4, val_images=8,
                            threads=1, coding_steps=(8,)), TINY, progress=False)
-    assert not (tmp_path / "dt2").exists() and not (tmp_path / "dt3").exists()
+    assert not (tmp_path / "dt2").exists() and not (tmp_path / "dt3").exists() and not (tmp_path / "dt5").exists()
+    with pytest.raises(BbcError, match="continuous time"):  # a continuous run is not resumed in discrete time
+        train(TrainOptions(data=data, run=str(tmp_path / "dt2c"), minutes=0.01, batch=4, val_images=8, threads=1),
+              TINY, progress=False)
+        train(TrainOptions(data=data, run=str(tmp_path / "dt2c"), minutes=0.01, batch=4, val_images=8, threads=1,
+                           coding_steps=(8,)), progress=False)

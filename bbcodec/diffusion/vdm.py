@@ -86,21 +86,32 @@ def coding_steps(sched: Schedule, times: np.ndarray, grid: str, mse_curve: tuple
     return CodingSteps(len(times) - 1, grid, times, c_x, s_p ** 2, var_p)
 
 
-def _coded_diffusion(net, gamma_fn, f: torch.Tensor, coding: list[CodingSteps], u: torch.Tensor) -> torch.Tensor:
-    """K KL(q(z_s | z_t, x) || p(z_s | z_t)) in nats per image at one step per image: image b codes with
-    setting b mod len(coding), at step 1 + floor(u_b K) (u stratified over the batch, so an unbiased
-    estimate of that setting's diffusion term). x_hat is clipped to [-1, 1] as the coder clips it."""
-    b = f.shape[0]
-    dev = f.device
+def coding_step_rows(coding: list[CodingSteps], u: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Which setting and step each image of a batch pays for: image b at setting b mod len(coding), at
+    step 1 + floor(u_b K). With u stratified over a batch of n len(coding) images, each setting's steps
+    are stratified too. float64 [B] rows: the step's time t, c_x, var_q, var_p, K, and the setting."""
+    b = len(u)
     which = torch.arange(b) % len(coding)
     rows = {k: torch.empty(b, dtype=torch.float64) for k in ("t", "c_x", "var_q", "var_p", "K")}
+    uu = u.detach().cpu().double()
     for j, cs in enumerate(coding):
         sel = which == j
-        i = torch.clamp((u.cpu()[sel].double() * cs.steps).long(), max=cs.steps - 1)  # step i + 1
+        i = torch.clamp((uu[sel] * cs.steps).long(), max=cs.steps - 1)  # step i + 1
         rows["t"][sel] = torch.from_numpy(cs.times[1:])[i]
         for k in ("c_x", "var_q", "var_p"):
             rows[k][sel] = torch.from_numpy(getattr(cs, k))[i]
         rows["K"][sel] = float(cs.steps)
+    rows["setting"] = which
+    return rows
+
+
+def _coded_diffusion(net, gamma_fn, f: torch.Tensor, coding: list[CodingSteps], u: torch.Tensor) -> torch.Tensor:
+    """K KL(q(z_s | z_t, x) || p(z_s | z_t)) in nats per image, at the step `coding_step_rows` gives each
+    image: an unbiased estimate of its setting's diffusion term. x_hat is clipped to [-1, 1] as the coder
+    clips it; the variance terms of the KL are computed in float64."""
+    b = f.shape[0]
+    dev = f.device
+    rows = coding_step_rows(coding, u)
     g_t = gamma_fn(rows["t"].float().to(dev))
     a_t = torch.sqrt(torch.sigmoid(-g_t)).view(b, 1, 1, 1)
     s_t = torch.sqrt(torch.sigmoid(g_t)).view(b, 1, 1, 1)
@@ -108,10 +119,10 @@ def _coded_diffusion(net, gamma_fn, f: torch.Tensor, coding: list[CodingSteps], 
     z_t = a_t * f + s_t * eps
     x_hat = torch.clamp((z_t - s_t * net(z_t, g_t)) / a_t, -1.0, 1.0)
     err = (f - x_hat).square().flatten(1).sum(1)
-    c_x, var_q, var_p, K = (rows[k].float().to(dev) for k in ("c_x", "var_q", "var_p", "K"))
-    r = var_q / var_p
-    kl = 0.5 * (c_x.square() * err / var_p + f[0].numel() * (r - 1.0 - torch.log(r)))
-    return K * kl
+    r = rows["var_q"] / rows["var_p"]
+    const = (0.5 * f[0].numel() * (r - 1.0 - torch.log(r)) * rows["K"]).float().to(dev)
+    scale = (0.5 * rows["c_x"].square() / rows["var_p"] * rows["K"]).float().to(dev)
+    return scale * err + const
 
 
 def vdm_loss(net, gamma_fn, x: torch.Tensor, t: torch.Tensor | None = None,
@@ -129,6 +140,8 @@ def vdm_loss(net, gamma_fn, x: torch.Tensor, t: torch.Tensor | None = None,
     recon_subset > 0 estimates the (tiny, costly: 256 logits per subpixel) reconstruction term
     on the first images only; the returned per-image recon is then that subset's mean, broadcast.
     """
+    if coding and discrete_steps:
+        raise ValueError("vdm_loss: coding settings have their own steps; discrete_steps must be 0 with them")
     b = x.shape[0]
     d = x[0].numel()
     f = pixel_to_model(x)
