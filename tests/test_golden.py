@@ -36,7 +36,8 @@ TINY = GOLDEN / "tiny-golden"   # a tiny random-weight model, committed so that 
 
 TINY_INT = GOLDEN / "tiny-golden-int"  # its integer version (`bbcodec convert`), committed likewise
 TINY_FLOW = GOLDEN / "tiny-golden-flow"  # a tiny random coupling flow (codec "flow-lbb"), committed likewise
-CURRENT_CASES = ("tiny-int", "cifar10-vdm-s7-int", "tiny-flow", "cifar10-flow-r1", "photo-vdm-p2-int")  # what the current version's files are made with
+CURRENT_CASES = ("tiny-int", "cifar10-vdm-s7-int", "tiny-flow", "cifar10-flow-r1", "photo-vdm-p2-int",
+                 "cifar10-vdm-s7-dt-int", "photo-vdm-p2-dt-int")  # what the current version's files are made with
 LOCAL = {"tiny-golden": TINY, "tiny-golden-int": TINY_INT, "tiny-golden-flow": TINY_FLOW}  # manifest name -> folder
 
 
@@ -58,6 +59,8 @@ def _cases():
         "tiny-flow": (str(TINY_FLOW), tiny_images, dict(parallel=2)),
         "cifar10-flow-r1": ("cifar10-flow-r1", cifar_images, {}),
         "photo-vdm-p2-int": ("photo-vdm-p2-int", photo, {}),
+        "cifar10-vdm-s7-dt-int": ("cifar10-vdm-s7-dt-int", cifar_images, {}),
+        "photo-vdm-p2-dt-int": ("photo-vdm-p2-dt-int", photo, {}),
     }
 
 

@@ -112,12 +112,13 @@ def test_shipped_photo_prior_is_picked_for_photos_and_round_trips(tile):
 
     from bbcodec.format import container
     from bbcodec.images import from_pil
-    from bbcodec.registry import default_model_for
+    from bbcodec.registry import _registry, default_model_for
 
     crop = np.asarray(Image.open(Path(__file__).parent / "golden" / "astronaut-64x40.png"))
     photo = np.concatenate([crop, crop[:, ::-1]], axis=1)  # 128x40 of photo content
     name, _ = default_model_for([photo.shape[0] * photo.shape[1]])
-    assert name == "photo-vdm-p2-int" and default_model_for([32 * 32] * 3)[0] == "cifar10-vdm-s7-int"
+    reg = _registry()
+    assert name == reg["photo_default"] != reg["default"] == default_model_for([32 * 32] * 3)[0]
     m = load_model(name)
     assert m.integer and m.card["domain"] == "photos"
     imgs = [from_pil(Image.fromarray(photo), "photo.png")]
