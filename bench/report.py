@@ -1246,8 +1246,8 @@ def headline_block(reg: dict, draw: bool) -> str | None:
             "decoded and compared; lower is better, the best of each row in bold. Seconds on one CPU thread. The "
             "classical codecs code one file per image; their CIFAR-10 seconds are the mean over all 10,000 test "
             "images. "
-            + ((f"bbcodec's model on the photos is its photo prior{_photo_prior_role(reg, p)} (its "
-               f"seconds: two processes on two cores, the code at {_measured_at(PHOTO_PRIOR_JSON)}). ") if photo_prior
+            + ((f"bbcodec's model on the photos is its photo prior{_photo_prior_role(reg, p)}; its "
+               f"seconds: two processes on two cores, the code at {_measured_at(PHOTO_PRIOR_JSON)}. ") if photo_prior
                else "bbcodec's model on the photos is a CIFAR-10 model: it has never seen a photo. ")
             + "".join(x + " " for x in [_retired_note(reg, a, p).strip()] if x)
             + f"Every table: [docs/results.md](docs/results.md).\n")
@@ -1258,8 +1258,8 @@ def _photo_prior_role(reg: dict, run: dict) -> str:
     now = reg.get("photo_default")
     if now in (None, run["model"]):
         return ", the one `bbcodec compress` picks for them"
-    return (f" before `{now}`, which `bbcodec compress` now picks (its discrete-time fine-tuning, not yet run on "
-            "all nine photos: docs/results.md has both on three of them)")
+    return (f" before `{now}`, which `bbcodec compress` now picks: `{now}`, its discrete-time fine-tuning, has not "
+            "yet coded all nine photos ([docs/results.md](docs/results.md#a-fast-setting-k32) has both on three of them)")
 
 
 def _retired_note(reg: dict, *runs) -> str:
