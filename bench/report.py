@@ -984,7 +984,10 @@ def fast_steps_section() -> str | None:
             "a third of the network calls each way, for a larger file. Each prior at its other defaults (its grid "
             "for that K, latent coding version 2, first tiles by JPEG XL, --parallel 8), one CPU thread; every file "
             "decoded and compared. The CIFAR-10 archive in one process; the photos in two (astronaut; chelsea and "
-            "coffee), both cores busy. Suite entry `fast-steps`.\n\n" + "\n".join(rows) + "\n")
+            "coffee), both cores busy. Suite entry `fast-steps`. The priors fine-tuned in discrete time (`-dt-int`, "
+            "[the study](../bench/studies/2026-12-05-discrete-fine-tuning/README.md)) were coded later by the same "
+            "commands with `--model`, the photos in one process, beside other work: their seconds are the same "
+            "network's work as the rows above theirs, measured on a busier machine.\n\n" + "\n".join(rows) + "\n")
 
 
 def suite_section() -> str:
