@@ -21,7 +21,6 @@ import torch
 
 from . import defaults
 from .diffusion.net import VDM, DEFAULT_CONFIG
-from .diffusion.schedule import Schedule
 from .diffusion.vdm import CodingSteps, coding_steps, vdm_loss
 
 
@@ -418,26 +417,18 @@ def _coding_settings(opts: TrainOptions, run: Path, init, resuming: bool) -> tup
         return None, None
     if init is None:
         raise BbcError("--coding-steps needs --init-from: a model with time grids and an error curve (grids.json)")
-    grids_path = init.folder / "grids.json"
-    if not grids_path.exists():
-        raise BbcError(f"model {init.name} has no grids.json: measure its error curve first (bbcodec schedule)")
-    gj = json.loads(grids_path.read_text())
-    if opts.coding_grid not in gj["grids"]:
-        raise BbcError(f"model {init.name} has no grid {opts.coding_grid!r} (has: {', '.join(gj['grids'])})")
     if opts.batch % len(opts.coding_steps):
         raise BbcError(f"--batch {opts.batch}: a multiple of the number of --coding-steps, so that every batch "
                        "weighs the settings alike")
-    g = init.state_dict
-    sched = Schedule(float(g["gamma.gamma_min"]), float(g["gamma.gamma_max"]))
-    curve = (np.array(gj["curve"]["t"]), np.array(gj["curve"]["mse_per_dim"]))
-    settings = []
-    for k in opts.coding_steps:
-        times = gj["grids"][opts.coding_grid].get(str(k))
-        if times is None:
-            raise BbcError(f"model {init.name}'s grid {opts.coding_grid} has no K = {k} "
-                           f"(has: {', '.join(gj['grids'][opts.coding_grid])})")
-        settings.append(coding_steps(sched, np.array(times), opts.coding_grid, curve))
-    from .registry import file_sha256
+    grids_path = init.folder / "grids.json"
+    if not grids_path.exists():
+        raise BbcError(f"model {init.name} has no grids.json: measure its error curve first (bbcodec schedule)")
+    from .registry import file_sha256, load_model
+    model = load_model(str(init.folder))  # its schedule, grids and error curve, as the coder reads them
+    if model.mse_curve is None:
+        raise BbcError(f"model {init.name}: its grids.json has no error curve (bbcodec schedule)")
+    settings = [coding_steps(model.schedule, model.time_grid(opts.coding_grid, k), opts.coding_grid, model.mse_curve)
+                for k in opts.coding_steps]
     record = {"source": {"model": init.name, "sha256": init.sha256, "grids_sha256": file_sha256(grids_path)},
               "settings": [c.to_json() for c in settings]}
     return settings, record
