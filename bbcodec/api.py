@@ -217,8 +217,8 @@ def compress(images: list[ImageData], model: LoadedModel, params: CodingParams |
     network, written to the header (the decoder replays them). progress: a `progress.Progress`, True
     for one on stderr, or None. bootstrap: "auto" (the first available of `bootstrap.CODECS`), a
     codec name, or None (initial bits from seed words only). nhwc: run the network channels-last
-    (None: on the CPU; recorded in the header as `coding.nhwc`). tile: the tile size T (None: the
-    model's own; a diffusion network codes any of `defaults.TILES`, recorded in the header).
+    (None: on the CPU; recorded in the header as `coding.nhwc`). tile: the tile size T (None:
+    `default_tile`; a diffusion network codes any of `defaults.TILES`, recorded in the header).
     """
     if not images:
         raise BbcError("no images to compress")
@@ -248,22 +248,35 @@ def tile_sizes(model: LoadedModel) -> tuple[int, ...]:
     return tuple(sizes)
 
 
-def check_tile(model: LoadedModel, tile: int | None) -> int:
-    """The tile size to code with (None: the model's own), or a BbcError naming the sizes allowed."""
+def default_tile(model: LoadedModel, sizes: list[tuple[int, int]]) -> int:
+    """The tile a model codes these images (height, width) with when none is asked for: its registry's
+    `coding_tile` where most of the pixels are in images at least that large both ways, else its own
+    tile. A larger tile gives each pixel more context (the photo prior at 64: `defaults.TILES`), but an
+    image smaller than the tile would be padded to it at the network's cost, for nothing."""
+    T = model.coding_tile
+    if model.kind == "flow" or T is None or T == model.tile:
+        return model.tile
+    fits = sum(h * w for h, w in sizes if h >= T and w >= T)
+    return T if 2 * fits > sum(h * w for h, w in sizes) else model.tile
+
+
+def check_tile(model: LoadedModel, tile: int | None, sizes: list[tuple[int, int]] = ()) -> int:
+    """The tile size to code with (None: `default_tile` for images of these sizes), or a BbcError naming
+    the sizes allowed."""
     import numbers
     if tile is not None and (isinstance(tile, bool) or not isinstance(tile, numbers.Integral)):
         raise BbcError(f"tile: {tile!r} is not an integer tile size")
-    T = model.tile if tile is None else int(tile)
-    sizes = tile_sizes(model)
-    if T not in sizes:
-        raise BbcError(f"--tile {T}: model {model.name} codes tiles of {', '.join(map(str, sizes))}")
+    T = default_tile(model, list(sizes)) if tile is None else int(tile)
+    sizes_ok = tile_sizes(model)
+    if T not in sizes_ok:
+        raise BbcError(f"--tile {T}: model {model.name} codes tiles of {', '.join(map(str, sizes_ok))}")
     return T
 
 
 def _compress(images, model, params, parallel, progress: Progress, bootstrap, threads, nhwc,
               tile: int | None = None) -> tuple[bytes, Report]:
     t0 = time.time()
-    T = check_tile(model, tile)
+    T = check_tile(model, tile, [(d.height, d.width) for d in images])
     if model.kind == "flow":
         prior = FlowPrior(model.flow, params, model.device)
         version = prior.format_version

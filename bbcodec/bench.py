@@ -415,7 +415,8 @@ def run(dataset: str, codecs: list[str], limit: int | None, offset: int, out: st
         bar = tqdm(total=len(names), desc=key, disable=not show_progress, leave=False)
         r = bench_vdm(names, arrays, model, params, parallel, mode, progress=bar.update, bootstrap=bootstrap,
                       chunk=chunk, partial=entry, on_record=on_record, nelbo_steps=nelbo_steps,
-                      summarize=summarize, stretch=stretch, tile=options.get("tile"))
+                      summarize=summarize, stretch=stretch,
+                      tile=options.get("tile") or model.tile)  # the run's tile for every file, whatever its own default
         bar.close()
         entry.update(r, complete="summary" in r)
         if entry["complete"]:
@@ -429,7 +430,9 @@ def run(dataset: str, codecs: list[str], limit: int | None, offset: int, out: st
             from .registry import default_model_for, load_model
             # without --model, the prior compress would pick for these images
             model = load_model(model_name or default_model_for([a.shape[0] * a.shape[1] for a in arrays])[0], device)
-            vtile = None if tile == model.tile else tile  # the model's own tile: the keys without the option
+            from .api import check_tile
+            T = check_tile(model, tile, [a.shape[:2] for a in arrays])  # none given: the model's default for these images
+            vtile = None if T == model.tile else T  # the model's own tile: the keys without the option
             for order, mode in [(o, m) for o in orders for m in modes]:
                 params = coding_params(model, steps, grid, grid_bits, latents, order)
                 g = params.grid

@@ -112,8 +112,9 @@ def _parallel_opt(f):
 
 def _tile_opt(f):
     return click.option("--tile", type=click.Choice([str(t) for t in defaults.TILES]), default=None,
-                        help="diffusion models: tile size T (default: the model's own, 32; the file records it); "
-                             "a larger tile gives each pixel more context (docs/cli.md: what 64 gains on photos)")(f)
+                        help="diffusion models: tile size T (default: the model's coding tile, which `bbcodec models` "
+                             "lists, where most pixels are in images at least that large, else 32; the file records "
+                             "it); a larger tile gives each pixel more context (docs/cli.md: what 64 gains on photos)")(f)
 
 
 def _bootstrap_arg(v: str) -> str | None:
@@ -196,7 +197,7 @@ def compress(inputs, output, model_name, steps, grid, grid_bits, latents, order,
         params = api.coding_params(model, steps, grid, grid_bits, latents, order)
         model.time_grid(params.grid, params.steps)  # an unknown grid or K is refused before any output
         how = f"at K={params.steps}"
-    tile = api.check_tile(model, None if tile is None else int(tile))
+    tile = api.check_tile(model, None if tile is None else int(tile), [(d.height, d.width) for d in images])
     pixels = sum(d.width * d.height for d in images)
     report.note(f"{len(images)} image{'s' * (len(images) != 1)}, {pixels / 1e6:.3f} MP, for {model.name}; "
                 "timing the network")
@@ -424,9 +425,13 @@ def models(as_json):
     split = any(m["photo_default"] for m in ms)  # with a photo prior, the default is the small images' prior
 
     def role(m: dict) -> str:
+        T = m.get("coding_tile")
+        tiles = f"; {T}x{T} tiles where most pixels are in images at least that large" if T else ""
         if m["photo_default"]:
-            return f"[compress's default for images of more than {big} pixels] "
-        return f"[compress's default for images of at most {big} pixels] " if m["default"] and split else ""
+            return f"[compress's default for images of more than {big} pixels{tiles}] "
+        if m["default"] and split:
+            return f"[compress's default for images of at most {big} pixels{tiles}] "
+        return f"[{tiles[2:]}] " if T else ""
 
     for m in sorted(ms, key=lambda m: (not m["default"], not m["photo_default"])):  # the defaults first
         click.echo(f"{'*' if m['default'] or m['photo_default'] else ' '} {m['name']}: {role(m)}{m.get('description', '')}")

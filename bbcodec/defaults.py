@@ -28,7 +28,8 @@ FLOW_MODEL = "cifar10-flow-r1"  # the shipped flow (the baseline of `bbcodec ben
 # CIFAR-10 prior's (3.6386 against 3.5229), on the nine test photos 4.2% below it (2.9830 against
 # 3.1142; bench/studies/2026-12-05-photo-prior-nelbo)
 PHOTO_PRIOR_ABOVE_PIXELS = 32 * 32
-# tile sizes a diffusion network codes with (`--tile`; default the model's own, 32): the U-Net is
+# tile sizes a diffusion network codes with (`--tile`; default `api.default_tile`: the registry's per-model
+# `coding_tile` on images that fill it, else the model's own, 32): the U-Net is
 # convolutional, and a larger tile gives each pixel more context and leaves fewer tile edges. At 64
 # the photo prior's NELBO on the nine test photos is 0.018 bits/dim lower than at 32, at 128 0.008
 # (bench/studies/2026-12-05-photo-context). 128 at most: the integer network's exact attention

@@ -63,6 +63,7 @@ class LoadedModel:
     grids: dict          # name -> {str(K): [t_0 .. t_K]}, frozen with the model (grids.json)
     mse_curve: tuple | None = None  # (t, E (s(x) - x_hat(z_t))^2 per dim) on training images (grids.json)
     flow: object | None = None  # a `flows.Flow` (config arch "realnvp"): then vdm and schedule are None
+    coding_tile: int | None = None  # the tile it codes large images with by default (registry "coding_tile"; None: tile)
 
     @property
     def kind(self) -> str:
@@ -322,7 +323,8 @@ def load_model(name_or_path: str | None = None, device: str = "cpu") -> LoadedMo
             mse_curve = (np.array(gj["curve"]["t"], dtype=np.float64), np.array(gj["curve"]["mse_per_dim"], dtype=np.float64))
     m = LoadedModel(name=name, sha256=files.sha256[:SHA_PREFIX_DIGITS], config=files.config, vdm=vdm,
                     schedule=vdm.gamma.frozen(), tile=int(files.config.get("tile", 32)), device=device,
-                    card=files.card, grids=grids, mse_curve=mse_curve)
+                    card=files.card, grids=grids, mse_curve=mse_curve,
+                    coding_tile=(entry or {}).get("coding_tile"))
     _CACHE[key] = m
     return m
 

@@ -296,3 +296,24 @@ def test_bbans_order_runs_are_keyed_apart(npz, tmp_path, tiny_model_dir):
     bs, bb = (x["summary"] for x in runs)
     assert bb["initial_bits"] > bs["initial_bits"]
     assert "order=bbans" in out.with_suffix(".md").read_text()
+
+
+def test_a_run_without_tile_codes_at_the_models_default_for_the_dataset(tmp_path, tiny_model, monkeypatch):
+    """No --tile: the model's coding tile where most pixels fill it (then keyed and recorded as any --tile
+    run), its own tile on smaller images; every file of a run at the run's tile."""
+    import dataclasses
+    from bbcodec import registry
+    wide = dataclasses.replace(tiny_model, coding_tile=64)
+    monkeypatch.setattr(registry, "load_model", lambda *a, **k: wide)
+    seen = []
+    compress = api.compress
+    monkeypatch.setattr(api, "compress", lambda *a, **k: seen.append(k["tile"]) or compress(*a, **k))
+    rng = np.random.default_rng(0)
+    for shape, T in (((2, 64, 70, 3), 64), ((2, 32, 32, 3), None)):
+        p = tmp_path / f"d{shape[1]}.npz"
+        np.savez(p, x=rng.integers(0, 256, shape, dtype=np.uint8))
+        seen.clear()
+        res = bench.run(str(p), ["vdm"], None, 0, None, "wide", 2, "uniform", 0, 2, ["per-file"], show_progress=False)
+        run = res["runs"][0]
+        assert (":t64:" in run["key"]) == (T == 64) and run["options"].get("tile") == T
+        assert seen == [T or 32] * 2

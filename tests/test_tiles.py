@@ -101,3 +101,37 @@ def test_cli_refuses_a_tile_the_model_cannot_code_in_one_line(tiny_flow_dir, tmp
     lines = r.stderr.strip().splitlines()
     assert r.exit_code == 1 and lines[-1].startswith("bbcodec: error: --tile 64: model tiny-flow codes tiles of")
     assert "Traceback" not in r.output and not (tmp_path / "a.bbc").exists()
+
+
+def test_a_models_coding_tile_is_the_default_where_most_pixels_fill_it(tiny_model, tiny_flow_dir):
+    import dataclasses
+    from bbcodec.registry import load_model
+    wide = dataclasses.replace(tiny_model, coding_tile=64)
+    assert api.default_tile(tiny_model, [(500, 400)]) == 32  # no coding tile: its own
+    assert api.default_tile(wide, [(500, 400)]) == 64
+    assert api.default_tile(wide, [(64, 64), (32, 32)]) == 64  # 4096 of 5120 pixels fill a 64x64 tile
+    assert api.default_tile(wide, [(63, 500)]) == 32  # too short for one 64-row band: padding for nothing
+    assert api.default_tile(wide, [(64, 64)] + [(32, 32)] * 4) == 32  # half the pixels is not most
+    flow = load_model(str(tiny_flow_dir))
+    assert api.default_tile(dataclasses.replace(flow, coding_tile=64), [(500, 400)]) == flow.tile
+    # compress without a tile codes with that default, and the header records it
+    big, small = [image_data("RGB", 70, 66)], [image_data("RGB", 40, 70)]
+    params = api.coding_params(wide, 3)
+    for imgs, T in ((big, 64), (small, 32)):
+        data, _ = api.compress(imgs, wide, params, parallel=2)
+        assert container.parse(data).header["coding"]["tile"] == T
+        assert data == api.compress(imgs, wide, params, parallel=2, tile=T)[0]
+        assert np.array_equal(api.decompress(data, wide)[0][0].main, imgs[0].main)
+
+
+def test_the_registry_names_each_models_coding_tile():
+    from click.testing import CliRunner
+    from bbcodec.cli import cli
+    from bbcodec.registry import list_models, load_model
+
+    for m in list_models():
+        model = load_model(m["name"])
+        T = m.get("coding_tile")
+        assert model.coding_tile == T and (T is None or T in api.tile_sizes(model))
+        line = next(x for x in CliRunner().invoke(cli, ["models"]).output.splitlines() if f" {m['name']}: " in x)
+        assert (f"{T}x{T} tiles where most pixels are in images at least that large" in line) == (T is not None)
