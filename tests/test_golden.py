@@ -37,7 +37,7 @@ TINY = GOLDEN / "tiny-golden"   # a tiny random-weight model, committed so that 
 TINY_INT = GOLDEN / "tiny-golden-int"  # its integer version (`bbcodec convert`), committed likewise
 TINY_FLOW = GOLDEN / "tiny-golden-flow"  # a tiny random coupling flow (codec "flow-lbb"), committed likewise
 CURRENT_CASES = ("tiny-int", "cifar10-vdm-s7-int", "tiny-flow", "cifar10-flow-r1", "photo-vdm-p2-int",
-                 "cifar10-vdm-s7-dt-int", "photo-vdm-p2-dt-int")  # what the current version's files are made with
+                 "cifar10-vdm-s7-dt-int", "photo-vdm-p2-dt-int", "photo-vdm-p2-dt-int-tile64")  # made in the current version
 LOCAL = {"tiny-golden": TINY, "tiny-golden-int": TINY_INT, "tiny-golden-flow": TINY_FLOW}  # manifest name -> folder
 
 
@@ -51,6 +51,8 @@ def _cases():
     # a 64x40 crop (x 200-264, y 80-120) of scikit-image's astronaut (public domain; one of the photos-full
     # test photos, tested on, never trained on): four tiles for the photo prior
     photo = [from_pil(Image.open(GOLDEN / "astronaut-64x40.png"), "astronaut-64x40.png")]
+    # the 128x128 crop around it (x 200-328, y 80-208): four 64x64 tiles, two coded by the model
+    photo64 = [from_pil(Image.open(GOLDEN / "astronaut-128x128.png"), "astronaut-128x128.png")]
     return {
         "tiny": (str(TINY), tiny_images, dict(steps=3, parallel=2)),
         "cifar10-vdm-s7": ("cifar10-vdm-s7", cifar_images, {}),
@@ -61,6 +63,7 @@ def _cases():
         "photo-vdm-p2-int": ("photo-vdm-p2-int", photo, {}),
         "cifar10-vdm-s7-dt-int": ("cifar10-vdm-s7-dt-int", cifar_images, {}),
         "photo-vdm-p2-dt-int": ("photo-vdm-p2-dt-int", photo, {}),
+        "photo-vdm-p2-dt-int-tile64": ("photo-vdm-p2-dt-int", photo64, dict(tile=64)),
     }
 
 
@@ -112,7 +115,8 @@ def _generate():
         if name not in CURRENT_CASES:
             continue
         model = load_model(model_name)
-        data, rep = api.compress(images, model, _params(model, opts), parallel=opts.get("parallel", 8), threads=1)
+        data, rep = api.compress(images, model, _params(model, opts), parallel=opts.get("parallel", 8), threads=1,
+                                 tile=opts.get("tile"))
         assert rep.model_tiles > 0
         fname = f"{name}-v{version}.bbc"
         (GOLDEN / fname).write_bytes(data)
@@ -178,5 +182,5 @@ def test_the_encoder_still_writes_the_golden_bytes(fname):
     params = _params(model, opts)
     if model.kind == "diffusion":
         params = dataclasses.replace(params, format_version=entry["format_version"])
-    data, _ = api.compress(images, model, params, parallel=opts.get("parallel", 8), threads=1)
+    data, _ = api.compress(images, model, params, parallel=opts.get("parallel", 8), threads=1, tile=opts.get("tile"))
     assert data == (GOLDEN / fname).read_bytes()

@@ -52,7 +52,9 @@ else:
     for d in out:
         h.update(d.main.tobytes())
         h.update(b"" if d.alpha is None else d.alpha.tobytes())
-    print(json.dumps({"pixels": h.hexdigest(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+    each = {d.name: hashlib.sha256(d.main.tobytes() + (b"" if d.alpha is None else d.alpha.tobytes())
+                                   + (d.palette or b"")).hexdigest() for d in out}
+    print(json.dumps({"pixels": h.hexdigest(), "each": each, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
                       "matmul": matmul_backend("cpu")}))
 """
 
@@ -104,6 +106,17 @@ def test_a_file_decodes_bit_exact_under_other_cpu_settings(tiny_int_model_dir, i
         if want == "avx512":
             pytest.skip(f"decoded, but this CPU has no AVX-512 ({out['cpu_capability']})")
         assert out["cpu_capability"].lower() == want, out  # the setting took effect
+
+
+@pytest.mark.parametrize("fname", ["cifar10-vdm-s7-dt-int-v4.bbc", "photo-vdm-p2-dt-int-tile64-v4.bbc"])
+def test_the_shipped_defaults_golden_files_decode_without_avx512(fname):
+    """The default prior's golden file, and the photo prior's at 64x64 tiles (attention over 4x the positions),
+    made on this machine, decode to their pinned pixels (hashed as test_golden pins them) with AVX2 kernels only."""
+    from pathlib import Path
+    golden = Path(__file__).resolve().parent / "golden"
+    entry = json.loads((golden / "golden.json").read_text())[fname]
+    out = json.loads(_run(SETTINGS["onednn-avx2"], do="decode", model=entry["model"], file=str(golden / fname), threads=1))
+    assert out["each"] == entry["images"] and out["cpu_capability"].lower() == "avx2"
 
 
 @pytest.mark.parametrize("threads,call_tiles", [(2, None), (1, 1), (2, 3)])
