@@ -196,16 +196,20 @@ SOURCES = {
         "bf92bfa252b86d0b044ad7add2765e5fa4887aca1cac4904c85c999ab1b8c265"),
 }
 
-SIZE = 32
-TRAIN_CROPS = 4000   # at most, per training photo
-PIXELS_PER_CROP = 64  # a training photo of h x w pixels gives min(TRAIN_CROPS, h*w // 64) crops
-VAL_CROPS = 250      # per validation photo (4 photos -> 1000, the train command's --val-images)
+SIZES = (32, 64)     # crop side: 32 (the set the photo priors were trained on), or 64 (for 64x64 tiles)
+TRAIN_CROPS = 4000   # at most, per training photo, at 32 (a quarter as many at 64: the same pixels)
+PIXELS_PER_CROP = 64  # at 32, a training photo of h x w pixels gives min(TRAIN_CROPS, h*w // 64) crops (x4 at 64)
+VAL_CROPS = 250      # per validation photo, at either size (4 photos -> 1000, the train command's --val-images)
 SEED = 20240601
-ARRAY_SHA256 = "4122bc7b03cde3841a534ab5ad617151e0a9448777dceae7dc42a50a246999f1"  # x.tobytes()
+ARRAY_SHA256 = {  # x.tobytes(), per crop size
+    32: "4122bc7b03cde3841a534ab5ad617151e0a9448777dceae7dc42a50a246999f1",
+    64: "8abb2e7cd5586f2c4c171d780b9593de35989adffc0d35f3e883f412d916061d",
+}
 
 
-def default_out() -> Path:
-    return Path(__file__).resolve().parents[1] / "runs" / "photos_train_v2.npz"
+def default_out(size: int = 32) -> Path:
+    return Path(__file__).resolve().parents[1] / "runs" / ("photos_train_v2.npz" if size == 32 else
+                                                           f"photos_train_v2_{size}.npz")
 
 
 def _deb(package: str, cache: Path) -> Path:
@@ -248,24 +252,26 @@ def _decode(member: str, data: bytes):
     return Image.open(io.BytesIO(data)).convert("RGB")
 
 
-def n_crops(img: np.ndarray, val: bool) -> int:
-    return VAL_CROPS if val else min(TRAIN_CROPS, img.shape[0] * img.shape[1] // PIXELS_PER_CROP)
+def n_crops(img: np.ndarray, val: bool, size: int = 32) -> int:
+    area = (size // 32) ** 2  # a 64x64 crop has the pixels of four 32x32 ones
+    return VAL_CROPS if val else min(TRAIN_CROPS // area, img.shape[0] * img.shape[1] // (PIXELS_PER_CROP * area))
 
 
-def _crops(img: np.ndarray, n: int, rng: np.random.Generator, flip: bool) -> np.ndarray:
+def _crops(img: np.ndarray, n: int, rng: np.random.Generator, flip: bool, size: int = 32) -> np.ndarray:
     h, w, _ = img.shape
-    ys = rng.integers(0, h - SIZE + 1, n)
-    xs = rng.integers(0, w - SIZE + 1, n)
+    ys = rng.integers(0, h - size + 1, n)
+    xs = rng.integers(0, w - size + 1, n)
     flips = rng.random(n) < 0.5 if flip else np.zeros(n, bool)
-    out = np.empty((n, SIZE, SIZE, 3), np.uint8)
+    out = np.empty((n, size, size, 3), np.uint8)
     for i, (y, x, f) in enumerate(zip(ys, xs, flips)):
-        c = img[y:y + SIZE, x:x + SIZE]
+        c = img[y:y + size, x:x + size]
         out[i] = c[:, ::-1] if f else c
     return out
 
 
-def build(out: Path, cache: Path, check: bool = True) -> tuple[np.ndarray, dict[str, str], list[str]]:
-    """Write the array to `out`; return it, the pixel sha256s and the manifest (markdown table rows)."""
+def build(out: Path, cache: Path, check: bool = True, size: int = 32) -> tuple[np.ndarray, dict[str, str], list[str]]:
+    """Write the array of size x size crops to `out`; return it, the pixel sha256s and the manifest
+    (markdown table rows)."""
     _check_disjoint_from_test_set()
     cache.mkdir(parents=True, exist_ok=True)
     raw: dict[str, bytes] = {}
@@ -278,7 +284,7 @@ def build(out: Path, cache: Path, check: bool = True) -> tuple[np.ndarray, dict[
     for name in names:
         pkg, member, factor, val, sha = SOURCES[name]
         im = _decode(member, raw[f"{pkg}:{member}"])
-        size = "x".join(map(str, im.size))
+        dims = "x".join(map(str, im.size))
         if factor > 1:  # whole factor x factor boxes only: a partial last row or column is dropped
             im = im.reduce(factor, box=(0, 0, im.width // factor * factor, im.height // factor * factor))
         img = np.asarray(im)
@@ -286,13 +292,13 @@ def build(out: Path, cache: Path, check: bool = True) -> tuple[np.ndarray, dict[
         if check and hashes[name] != sha:
             raise BbcError(f"{name}: downsampled pixels do not match the pinned sha256 (different Pillow JPEG decoder?)")
         rng = np.random.default_rng([SEED, list(SOURCES).index(name)])
-        n = n_crops(img, val)
-        parts.append(_crops(img, n, rng, flip=not val))
-        manifest.append(f"| {name} | {pkg} | {member} | {size} | {factor} | {im.width}x{im.height} | "
+        n = n_crops(img, val, size)
+        parts.append(_crops(img, n, rng, flip=not val, size=size))
+        manifest.append(f"| {name} | {pkg} | {member} | {dims} | {factor} | {im.width}x{im.height} | "
                         f"{'validation' if val else 'training'} | {n} |")
     x = np.concatenate(parts)
     hashes["ARRAY"] = photos.pixel_sha256(x)
-    if check and hashes["ARRAY"] != ARRAY_SHA256:
+    if check and hashes["ARRAY"] != ARRAY_SHA256[size]:
         raise BbcError(f"the built array's pixels do not match the pinned sha256 ({hashes['ARRAY']})")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp.npz")
@@ -303,13 +309,16 @@ def build(out: Path, cache: Path, check: bool = True) -> tuple[np.ndarray, dict[
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--out", type=Path, default=default_out(), help="output .npz (default: runs/photos_train_v2.npz)")
+    ap.add_argument("--size", type=int, choices=SIZES, default=32, help="crop side (default 32)")
+    ap.add_argument("--out", type=Path, default=None,
+                    help="output .npz (default: runs/photos_train_v2.npz, at 64 runs/photos_train_v2_64.npz)")
     ap.add_argument("--cache", type=Path, default=photos.default_cache() / "downloads", help="download cache")
     ap.add_argument("--print-hashes", action="store_true", help="print the pixel sha256s (for pinning); no checks")
     ap.add_argument("--manifest", action="store_true", help="print the manifest (docs/photo_trainset.md's table)")
     args = ap.parse_args(argv)
     try:
-        x, hashes, manifest = build(args.out, args.cache, check=not args.print_hashes)
+        args.out = args.out or default_out(args.size)
+        x, hashes, manifest = build(args.out, args.cache, check=not args.print_hashes, size=args.size)
     except BbcError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
