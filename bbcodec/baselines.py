@@ -116,12 +116,14 @@ def _imagecodecs_version(codec: str, lib: str, label: str) -> str | None:
     return f"imagecodecs {imagecodecs.__version__}, {label} {v}"
 
 
-def _jxl_encode(a: np.ndarray) -> bytes:
-    import imagecodecs
+def _jxl_encoder(name: str, effort: int):
+    def encode(a: np.ndarray) -> bytes:
+        import imagecodecs
 
-    # One thread: the benchmark times codecs single-threaded. Bare codestream, no container:
-    # the ISOBMFF boxes would add ~40 bytes to every 32x32 image.
-    return imagecodecs.jpegxl_encode(_pixels(a, "jxl"), lossless=True, effort=7, numthreads=1)
+        # One thread: the benchmark times codecs single-threaded. Bare codestream, no container:
+        # the ISOBMFF boxes would add ~40 bytes to every 32x32 image.
+        return imagecodecs.jpegxl_encode(_pixels(a, name), lossless=True, effort=effort, numthreads=1)
+    return encode
 
 
 def _jxl_decode(data: bytes) -> np.ndarray:
@@ -160,7 +162,11 @@ BASELINES: dict[str, Baseline] = {b.name: b for b in (
     # effort=7 (libjxl's default), bare codestream: 4.0882 bits/subpixel, the published 4.09.
     # effort=9 is no better on 32x32 images (4.10 on a 500-image sample).
     Baseline("jxl", "JPEG XL lossless via imagecodecs/libjxl (distance=0, effort=7, codestream)",
-             _jxl_encode, _jxl_decode, lambda: _imagecodecs_version("JPEGXL", "libjxl", "libjxl")),
+             _jxl_encoder("jxl", 7), _jxl_decode, lambda: _imagecodecs_version("JPEGXL", "libjxl", "libjxl")),
+    # effort=9: libjxl's slowest lossless search (tens of seconds per megapixel), the strongest
+    # classical figure on photographs.
+    Baseline("jxl-e9", "JPEG XL lossless via imagecodecs/libjxl (distance=0, effort=9, codestream)",
+             _jxl_encoder("jxl-e9", 9), _jxl_decode, lambda: _imagecodecs_version("JPEGXL", "libjxl", "libjxl")),
     # CharLS defaults (NEAR=0, standard thresholds): 5.8168 bits/subpixel, the published 5.82.
     Baseline("jpegls", "JPEG-LS via imagecodecs/CharLS (NEAR=0)",
              _jpegls_encode, _jpegls_decode, lambda: _imagecodecs_version("JPEGLS", "charls", "CharLS")),
