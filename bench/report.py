@@ -444,6 +444,8 @@ def _exact_text(exact: dict | None) -> str:
 
 
 PHOTO_PRIOR_JSON = "photos_full_photo_prior.json"  # the shipped photo prior (suite entry photos-photo-prior)
+# the suite entry's result before 64x64 tiles became the photo prior's default (photo-vdm-p2-int, 32x32), archived
+PHOTO_PRIOR_BEFORE = ("photos_full_p2_int_tile32.json", ROOT / "bench/studies/2026-12-05-photo-context/results")
 
 
 def _photo_prior_run() -> dict | None:
@@ -479,14 +481,31 @@ def photo_prior_block(classical: dict | None) -> str | None:
             if now in (None, run["model"]) else
             f"The photo prior before `{now}` (its discrete-time fine-tuning, not yet run on all nine photos: "
             "the fast-setting table has both on three of them)")
+    T = o.get("tile", 32)
     return (f"#### The photo prior `{run['model']}`\n\n{role}, at the default settings "
             f"(K={o['steps']}, grid {o['grid']}, latent coding version {o.get('latents', 1)}, grid_bits "
-            f"{o['grid_bits']}, first tiles by JPEG XL, --parallel {o['parallel']}), one CPU thread per process; every "
+            f"{o['grid_bits']}, {T}×{T} tiles, first tiles by JPEG XL, --parallel {o['parallel']}), one CPU thread "
+            "per process; every "
             f"file decoded and compared. The model NELBO_K is its discrete-time NELBO {fitted}estimated with "
             f"{nelbo_steps_text(s0, o['steps'])} per tile. Its integer network computes every probability exactly: "
             "these files decode on any machine. Suite entry: `photos-photo-prior` (two processes, one per core; "
             f"the seconds are those of a machine with both cores busy, and of the code at {_measured_at(PHOTO_PRIOR_JSON)})."
-            + vs + "\n\n" + "\n".join(rows) + "\n")
+            + vs + "\n\n" + "\n".join(rows) + "\n" + _jxl_e9_text(run, classical))
+
+
+def _jxl_e9_text(run: dict, classical: dict | None) -> str:
+    """JPEG XL at effort 9 (the `jxl-e9` classical run) against a learned per-file run on the same photos."""
+    e9 = next((r for r in (classical or {"runs": []})["runs"] if r["codec"] == "jxl-e9"), None)
+    names = [p["name"] for p in run["per_image"]]
+    total = _bpd_over(e9, names) if e9 else None
+    if total is None:
+        return ""
+    per = {p["name"]: p["bpd"] for p in e9["per_image"]}
+    wins = sum(p["bpd"] < per[p["name"]] for p in run["per_image"])
+    s = e9["summary"]
+    return (f"\nJPEG XL at effort 9, its slowest search (`--codec jxl-e9`): {total:.4f} bits/dim over the same files, "
+            f"{s['encode_s_per_image']:.1f} s per photo to encode; `{run['model']}`'s file is the smaller on {wins} of "
+            f"the {len(names)} photos (effort 9 per photo: {', '.join(f'{n} {per[n]:.4f}' for n in names)}).\n")
 
 
 def photos_section() -> str | None:
@@ -968,7 +987,9 @@ def fast_steps_section() -> str | None:
             b = base.get(r["model"])
             vs = f"{100 * (x['bpd'] / b - 1):+.2f}%" if b and k != 100 else "–"
             fit = x.get("ratio_to_model_nelbo_k_fitted")
-            rows.append(f"| {what} | `{r['model']}` | {k} | {x['bpd']:.4f} | {vs} | "
+            T = r["options"].get("tile")
+            prior = f"`{r['model']}`" + (f", {T}×{T} tiles" if T else "")
+            rows.append(f"| {what} | {prior} | {k} | {x['bpd']:.4f} | {vs} | "
                         f"{'–' if fit is None else f'{fit:.4f}'} | {x['encode_s_per_image']:.2f} / "
                         f"{x['decode_s_per_image']:.2f} | {x['encode_s_per_megapixel']:,.0f} / "
                         f"{x['decode_s_per_megapixel']:,.0f} |")
@@ -987,7 +1008,20 @@ def fast_steps_section() -> str | None:
             "coffee), both cores busy. Suite entry `fast-steps`. The priors fine-tuned in discrete time (`-dt-int`, "
             "[the study](../bench/studies/2026-12-05-discrete-fine-tuning/README.md)) were coded later by the same "
             "commands with `--model`, the photos in one process, beside other work: their seconds are the same "
-            "network's work as the rows above theirs, measured on a busier machine.\n\n" + "\n".join(rows) + "\n")
+            "network's work as the rows above theirs, measured on a busier machine." + _fast_tiles_text(photos)
+            + "\n\n" + "\n".join(rows) + "\n")
+
+
+def _fast_tiles_text(photos: dict | None) -> str:
+    """Which tile the fast-setting rows code, where the photo prior's default tile is larger than 32."""
+    reg = _registry()
+    name = reg.get("photo_default")
+    T = reg["models"].get(name, {}).get("coding_tile")
+    if not T or T == 32:
+        return ""
+    done = any(r["model"] == name and r["options"].get("tile") == T for r in (photos or {}).get("runs", []))
+    return (f" Rows without a tile code 32×32 tiles; `{name}` codes photos with {T}×{T} tiles by default"
+            + ("." if done else f", not yet measured here at K=32 (at K=100: the photo prior's table under Full-size photos)."))
 
 
 def suite_section() -> str:
@@ -1098,14 +1132,16 @@ def photo_models_table(reg: dict) -> str:
     photos = {k: _card(v) for k, v in reg["models"].items() if is_photo_prior(v)}
     if not photos:
         return ""
-    run = _photo_prior_run()
+    runs = [r for r in [_photo_prior_run()] + [x for x in (_load(PHOTO_PRIOR_BEFORE[0], PHOTO_PRIOR_BEFORE[1]) or {})
+                                                 .get("runs", []) if "summary" in x] if r]
     rows = ["| photo prior | parameters | training crops (its last run) | hours (that run's clock, one CPU thread) | "
             "validation NELBO (float / integer) | "
-            "test NELBO, photos-full tiles (float / integer) | coded: the nine photos, one file each |",
+            "test NELBO, photos-full tiles (float / integer) | coded: the nine photos, one file each (tiles) |",
             "|---|---:|---:|---:|---:|---:|---:|"]
     for name, c in photos.items():
         t = c["training"]
-        coded = f"{run['summary']['bpd']:.4f}" if run and run["model"] == name else "–"
+        coded = "; ".join(f"{r['summary']['bpd']:.4f} ({r['options'].get('tile', 32)}×{r['options'].get('tile', 32)})"
+                          for r in runs if r["model"] == name) or "–"
         nelbo = (lambda f, i: f"{c[f]:.4f} / {c[i]:.4f}" if f in c and i in c else "–")  # noqa: E731
         rows.append(f"| [`{name}`]({_rel(MODELS / reg['models'][name]['path'] / 'MODEL_CARD.md', MODELS_MD)})"
                     + (" (default for photos)" if name == reg.get("photo_default") else "") + " | "
@@ -1117,7 +1153,8 @@ def photo_models_table(reg: dict) -> str:
             "larger than one 32×32 tile. NELBOs in bits/dim: validation on 1,000 crops of four held-out photos, test on "
             "every full 32×32 tile of the nine test photos (the float network the integer one was converted from, then "
             "the integer network, same draws). Coded: `bench/results/photos_full_photo_prior.json` at the defaults "
-            "([results](results.md)).\n\n" + "\n".join(rows) + "\n\n")
+            "([results](results.md)); the 32×32 row, from before 64×64 tiles became the photo prior's default, is "
+            "archived with the [tile study](../bench/studies/2026-12-05-photo-context/README.md).\n\n" + "\n".join(rows) + "\n\n")
 
 
 def flow_models_table(reg: dict) -> str:
