@@ -50,7 +50,8 @@ def compress(images, *, model: str | None = None, steps: int = defaults.STEPS, p
     """Compress one image or a list (paths, PIL images, uint8 arrays) into the bytes of a .bbc archive.
 
     model: a registered name or a model folder; by default the prior `bbcodec compress` picks for these
-    images (the photo prior where most pixels are in images larger than one 32x32 tile).
+    images (the photo prior where most pixels are in images larger than one 32x32 tile). tile: the
+    tile size (None: `api.default_tile`, e.g. the photo prior's 64 on large images, else 32).
     Images are coded exactly or refused with a `BbcError` (16-bit samples, CMYK, ...). With
     report=True, returns (bytes, `api.Report`). Paths keep their file names in the archive; other
     images are named by their index (00000.png, ...).

@@ -146,7 +146,7 @@ def model_tile_batches(images: list[ImageData], model: LoadedModel, parallel: in
                        tile: int | None = None) -> list[int]:
     """Batch sizes an encode of these images will code with the model (at the default ramp; a one-tile
     bootstrap is assumed, the usual case): what `estimate_seconds` and progress are given."""
-    T = tile or model.tile
+    T = check_tile(model, tile, [(d.height, d.width) for d in images])
     n = sum(plan.tile_count(d.height, d.width, T) for d in images)
     n_boot = min(n, 1) if bootstrap is not None else 0
     return [len(b) for b in plan.batches(n - n_boot, parallel)]
@@ -250,14 +250,19 @@ def tile_sizes(model: LoadedModel) -> tuple[int, ...]:
 
 def default_tile(model: LoadedModel, sizes: list[tuple[int, int]]) -> int:
     """The tile a model codes these images (height, width) with when none is asked for: its registry's
-    `coding_tile` where most of the pixels are in images at least that large both ways, else its own
-    tile. A larger tile gives each pixel more context (the photo prior at 64: `defaults.TILES`), but an
-    image smaller than the tile would be padded to it at the network's cost, for nothing."""
+    `coding_tile` where most of the pixels are in images at least that large both ways and the file
+    holds at least `defaults.LARGE_TILE_MIN_TILES` tiles of it, else its own tile. A larger tile gives
+    each pixel more context (the photo prior at 64: `defaults.TILES`), but an image smaller than the
+    tile would be padded to it at the network's cost, and the bootstrap codec codes about the same
+    number of leading tiles at any size, so on a small file a larger tile hands it more of the pixels."""
     T = model.coding_tile
-    if model.kind == "flow" or T is None or T == model.tile:
+    if model.kind == "flow" or T is None or T <= model.tile:
         return model.tile
-    fits = sum(h * w for h, w in sizes if h >= T and w >= T)
-    return T if 2 * fits > sum(h * w for h, w in sizes) else model.tile
+    sizes = list(sizes)
+    fits = [(h, w) for h, w in sizes if h >= T and w >= T]
+    most = 2 * sum(h * w for h, w in fits) > sum(h * w for h, w in sizes)
+    enough = sum(plan.tile_count(h, w, T) for h, w in sizes) >= defaults.LARGE_TILE_MIN_TILES
+    return T if most and enough else model.tile
 
 
 def check_tile(model: LoadedModel, tile: int | None, sizes: list[tuple[int, int]] = ()) -> int:

@@ -396,7 +396,7 @@ def run(dataset: str, codecs: list[str], limit: int | None, offset: int, out: st
     stretch = len(stretches) - 1
     runs = {r["key"]: r for r in result["runs"]}
 
-    def learned(key: str, codec: str, model, params, mode: str, options: dict) -> None:
+    def learned(key: str, codec: str, model, params, mode: str, options: dict, tile: int | None = None) -> None:
         """Code (or resume) one learned run: files decoded and compared, records saved as they come."""
         if key in runs and runs[key].get("complete", True):
             return
@@ -415,8 +415,7 @@ def run(dataset: str, codecs: list[str], limit: int | None, offset: int, out: st
         bar = tqdm(total=len(names), desc=key, disable=not show_progress, leave=False)
         r = bench_vdm(names, arrays, model, params, parallel, mode, progress=bar.update, bootstrap=bootstrap,
                       chunk=chunk, partial=entry, on_record=on_record, nelbo_steps=nelbo_steps,
-                      summarize=summarize, stretch=stretch,
-                      tile=options.get("tile") or model.tile)  # the run's tile for every file, whatever its own default
+                      summarize=summarize, stretch=stretch, tile=tile)
         bar.close()
         entry.update(r, complete="summary" in r)
         if entry["complete"]:
@@ -443,7 +442,8 @@ def run(dataset: str, codecs: list[str], limit: int | None, offset: int, out: st
                        f"{mode}{size(mode)}")
                 learned(key, "vdm", model, params, mode,
                         {"steps": steps, "grid": g, "grid_bits": grid_bits, "latents": params.latents, "order": order,
-                         **({"tile": vtile} if vtile is not None else {})})
+                         **({"tile": vtile} if vtile is not None else {})},
+                        tile=T)  # the run's tile for every file, whatever each file's own default would be
         elif codec == "flow":
             from .api import flow_params
             from .registry import load_model

@@ -113,8 +113,8 @@ def _parallel_opt(f):
 def _tile_opt(f):
     return click.option("--tile", type=click.Choice([str(t) for t in defaults.TILES]), default=None,
                         help="diffusion models: tile size T (default: the model's coding tile, which `bbcodec models` "
-                             "lists, where most pixels are in images at least that large, else 32; the file records "
-                             "it); a larger tile gives each pixel more context (docs/cli.md: what 64 gains on photos)")(f)
+                             "lists, for large images, else 32; the file records it); a larger tile gives each pixel "
+                             "more context (docs/cli.md: the rule, and what 64 gains on photos)")(f)
 
 
 def _bootstrap_arg(v: str) -> str | None:
@@ -426,7 +426,7 @@ def models(as_json):
 
     def role(m: dict) -> str:
         T = m.get("coding_tile")
-        tiles = f"; {T}x{T} tiles where most pixels are in images at least that large" if T else ""
+        tiles = f"; {T}x{T} tiles for large images" if T else ""
         if m["photo_default"]:
             return f"[compress's default for images of more than {big} pixels{tiles}] "
         if m["default"] and split:
@@ -589,7 +589,7 @@ def schedule(model_name, data, n_images, batch, points, out, add, threads):
 @cli.command()
 @click.argument("dataset")
 @click.option("--codec", "codecs", multiple=True, default=["vdm"], show_default=True,
-              help="vdm, flow, png, webp, jxl, jpegls, jp2k (repeatable)")
+              help="vdm, flow, png, webp, jxl, jxl-e9, jpegls, jp2k (repeatable)")
 @click.option("--flow-model", default=None, help=f"the flow of --codec flow (default {defaults.FLOW_MODEL})")
 @click.option("--flow-grid-bits", type=click.IntRange(8, 20), default=None,
               help=f"--codec flow: grid 2^-k (default {defaults.FLOW_GRID_BITS})")

@@ -299,9 +299,11 @@ def test_bbans_order_runs_are_keyed_apart(npz, tmp_path, tiny_model_dir):
 
 
 def test_a_run_without_tile_codes_at_the_models_default_for_the_dataset(tmp_path, tiny_model, monkeypatch):
-    """No --tile: the model's coding tile where most pixels fill it (then keyed and recorded as any --tile
-    run), its own tile on smaller images; every file of a run at the run's tile."""
+    """No --tile: the model's coding tile where the dataset's images call for it (then keyed and recorded
+    as any --tile run), its own tile otherwise; every file of a run at the run's tile, even one whose
+    own default would differ."""
     import dataclasses
+    from PIL import Image
     from bbcodec import registry
     wide = dataclasses.replace(tiny_model, coding_tile=64)
     monkeypatch.setattr(registry, "load_model", lambda *a, **k: wide)
@@ -309,11 +311,13 @@ def test_a_run_without_tile_codes_at_the_models_default_for_the_dataset(tmp_path
     compress = api.compress
     monkeypatch.setattr(api, "compress", lambda *a, **k: seen.append(k["tile"]) or compress(*a, **k))
     rng = np.random.default_rng(0)
-    for shape, T in (((2, 64, 70, 3), 64), ((2, 32, 32, 3), None)):
-        p = tmp_path / f"d{shape[1]}.npz"
-        np.savez(p, x=rng.integers(0, 256, shape, dtype=np.uint8))
+    for sizes, T in ((((330, 300), (40, 40)), 64), (((40, 40), (32, 32)), None)):
+        d = tmp_path / f"set{sizes[0][0]}"
+        d.mkdir()
+        for i, (h, w) in enumerate(sizes):
+            Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(d / f"{i}.png")
         seen.clear()
-        res = bench.run(str(p), ["vdm"], None, 0, None, "wide", 2, "uniform", 0, 2, ["per-file"], show_progress=False)
+        res = bench.run(str(d), ["vdm"], None, 0, None, "wide", 2, "uniform", 0, 8, ["per-file"], show_progress=False)
         run = res["runs"][0]
         assert (":t64:" in run["key"]) == (T == 64) and run["options"].get("tile") == T
-        assert seen == [T or 32] * 2
+        assert seen == [T or 32] * 2  # the 40x40 file too: alone it would be coded at 32

@@ -316,3 +316,26 @@ def test_a_wheel_install_has_the_default_model(tmp_path):
     demo = sh(venv / "bin" / "bbcodec", "demo", "--steps", "8", "--quiet", cwd=out, env=env)
     assert "bit-exact round trip: yes" in demo, demo
     print(f"wheel build, install, models and demo: {time.time() - t0:.1f} s")
+
+
+def test_the_cli_codes_with_a_registered_models_coding_tile(tiny_registry, tmp_path):
+    """A registry entry's coding_tile reaches `bbcodec compress` (the header records it), `bbcodec models`
+    names it, and --tile overrides it."""
+    from click.testing import CliRunner
+    from bbcodec.cli import cli
+    from bbcodec.format import container
+    from conftest import pil_image
+
+    models, reg, _ = tiny_registry
+    name = reg["default"]
+    reg["models"][name]["coding_tile"] = 64
+    (models / "registry.json").write_text(json.dumps(reg))
+    pil_image("RGB", 330, 300).save(tmp_path / "a.png")
+    for extra, T in (([], 64), (["--tile", "32"], 32)):
+        out = tmp_path / f"a{T}.bbc"
+        r = CliRunner().invoke(cli, ["compress", str(tmp_path / "a.png"), "-o", str(out), "--steps", "2", "--json",
+                                     *extra])
+        assert r.exit_code == 0, r.output
+        assert container.parse(out.read_bytes()).header["coding"]["tile"] == T and f"{T}x{T} tile" in r.stderr
+    line = next(x for x in CliRunner().invoke(cli, ["models"]).output.splitlines() if f" {name}: " in x)
+    assert "64x64 tiles for large images" in line

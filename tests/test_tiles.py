@@ -107,31 +107,33 @@ def test_a_models_coding_tile_is_the_default_where_most_pixels_fill_it(tiny_mode
     import dataclasses
     from bbcodec.registry import load_model
     wide = dataclasses.replace(tiny_model, coding_tile=64)
+    assert defaults.LARGE_TILE_MIN_TILES == 24
     assert api.default_tile(tiny_model, [(500, 400)]) == 32  # no coding tile: its own
-    assert api.default_tile(wide, [(500, 400)]) == 64
-    assert api.default_tile(wide, [(64, 64), (32, 32)]) == 64  # 4096 of 5120 pixels fill a 64x64 tile
-    assert api.default_tile(wide, [(63, 500)]) == 32  # too short for one 64-row band: padding for nothing
-    assert api.default_tile(wide, [(64, 64)] + [(32, 32)] * 4) == 32  # half the pixels is not most
+    assert api.default_tile(wide, [(500, 400)]) == 64  # 8 x 7 tiles of 64
+    assert api.default_tile(wide, iter([(500, 400)])) == 64  # any iterable of sizes
+    assert api.default_tile(wide, [(320, 256), (32, 32)]) == 32  # 5 x 4 + 1 tiles: too few for 64
+    assert api.default_tile(wide, [(320, 320), (32, 32)]) == 64  # 25 + 1
+    assert api.default_tile(wide, [(63, 5000)]) == 32  # too short for one 64-row band: padding for nothing
+    assert api.default_tile(wide, [(400, 400)] + [(32, 32)] * 160) == 32  # half the pixels is not most
+    assert api.default_tile(dataclasses.replace(tiny_model, coding_tile=32), [(500, 400)]) == 32
     flow = load_model(str(tiny_flow_dir))
     assert api.default_tile(dataclasses.replace(flow, coding_tile=64), [(500, 400)]) == flow.tile
     # compress without a tile codes with that default, and the header records it
-    big, small = [image_data("RGB", 70, 66)], [image_data("RGB", 40, 70)]
-    params = api.coding_params(wide, 3)
+    big, small = [image_data("RGB", 330, 300)], [image_data("RGB", 200, 100)]
+    params = api.coding_params(wide, 2)
     for imgs, T in ((big, 64), (small, 32)):
-        data, _ = api.compress(imgs, wide, params, parallel=2)
+        data, _ = api.compress(imgs, wide, params, parallel=8)
         assert container.parse(data).header["coding"]["tile"] == T
-        assert data == api.compress(imgs, wide, params, parallel=2, tile=T)[0]
+        assert data == api.compress(imgs, wide, params, parallel=8, tile=T)[0]
         assert np.array_equal(api.decompress(data, wide)[0][0].main, imgs[0].main)
+        assert sum(api.model_tile_batches(imgs, wide, 8, "jxl")) + 1 == api.plan.tile_count(*imgs[0].main.shape[1:], T)
 
 
-def test_the_registry_names_each_models_coding_tile():
-    from click.testing import CliRunner
-    from bbcodec.cli import cli
+def test_the_shipped_registry_names_coding_tiles_it_can_code():
     from bbcodec.registry import list_models, load_model
 
-    for m in list_models():
-        model = load_model(m["name"])
-        T = m.get("coding_tile")
-        assert model.coding_tile == T and (T is None or T in api.tile_sizes(model))
-        line = next(x for x in CliRunner().invoke(cli, ["models"]).output.splitlines() if f" {m['name']}: " in x)
-        assert (f"{T}x{T} tiles where most pixels are in images at least that large" in line) == (T is not None)
+    tiles = {m["name"]: m.get("coding_tile") for m in list_models()}
+    assert tiles["photo-vdm-p2-dt-int"] == 64  # docs/decisions.md: the photo prior codes photos with 64x64 tiles
+    for name, T in tiles.items():
+        model = load_model(name)
+        assert T is None or (T > model.tile and T in api.tile_sizes(model))
