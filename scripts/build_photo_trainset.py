@@ -23,7 +23,8 @@ array, so `bbcodec train --val-images 1000` validates on them alone (and its fig
 with runs on v1). The pixels of every downsampled photo and of the whole array are checked against
 pinned sha256s, so a rebuild either reproduces the set exactly or fails.
 
-Output: an .npz with `x` uint8 [N, 32, 32, 3] (and nothing else). Downloads go through
+Output: an .npz with `x` uint8 [N, S, S, 3] (and nothing else), S the crop side: 32, or with `--size 64`
+64x64 crops of the same photos (a quarter as many per training photo, the same 250 per validation photo). Downloads go through
 `apt-get download` (and `pip download` for the scikit-image wheel) into bbcodec's cache (shared with
 `photos_full.py`), checked against the pinned .deb sha256s.
 """
