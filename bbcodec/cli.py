@@ -589,7 +589,7 @@ def schedule(model_name, data, n_images, batch, points, out, add, threads):
 @cli.command()
 @click.argument("dataset")
 @click.option("--codec", "codecs", multiple=True, default=["vdm"], show_default=True,
-              help="vdm, flow, png, webp, jxl, jxl-e9, jpegls, jp2k (repeatable)")
+              help="vdm, flow, png, webp, jxl, jxl-e9, jxl-e10, jpegls, jp2k (repeatable)")
 @click.option("--flow-model", default=None, help=f"the flow of --codec flow (default {defaults.FLOW_MODEL})")
 @click.option("--flow-grid-bits", type=click.IntRange(8, 20), default=None,
               help=f"--codec flow: grid 2^-k (default {defaults.FLOW_GRID_BITS})")

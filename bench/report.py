@@ -490,22 +490,26 @@ def photo_prior_block(classical: dict | None) -> str | None:
             f"{nelbo_steps_text(s0, o['steps'])} per tile. Its integer network computes every probability exactly: "
             "these files decode on any machine. Suite entry: `photos-photo-prior` (two processes, one per core; "
             f"the seconds are those of a machine with both cores busy, and of the code at {_measured_at(PHOTO_PRIOR_JSON)})."
-            + vs + "\n\n" + "\n".join(rows) + "\n" + _jxl_e9_text(run, classical))
+            + vs + "\n\n" + "\n".join(rows) + "\n" + _jxl_harder_text(run, classical))
 
 
-def _jxl_e9_text(run: dict, classical: dict | None) -> str:
-    """JPEG XL at effort 9 (the `jxl-e9` classical run) against a learned per-file run on the same photos."""
-    e9 = next((r for r in (classical or {"runs": []})["runs"] if r["codec"] == "jxl-e9"), None)
+def _jxl_harder_text(run: dict, classical: dict | None) -> str:
+    """JPEG XL at its harder efforts (the `jxl-e9` and `jxl-e10` classical runs) against a learned per-file
+    run on the same photos."""
     names = [p["name"] for p in run["per_image"]]
-    total = _bpd_over(e9, names) if e9 else None
-    if total is None:
-        return ""
-    per = {p["name"]: p["bpd"] for p in e9["per_image"]}
-    wins = sum(p["bpd"] < per[p["name"]] for p in run["per_image"])
-    s = e9["summary"]
-    return (f"\nJPEG XL at effort 9, a harder search than its default 7 (`--codec jxl-e9`): {total:.4f} bits/dim over the same files, "
-            f"{s['encode_s_per_image']:.1f} s per photo to encode; `{run['model']}`'s file is the smaller on {wins} of "
-            f"the {len(names)} photos (effort 9 per photo: {', '.join(f'{n} {per[n]:.4f}' for n in names)}).\n")
+    out = []
+    for codec, what in (("jxl-e9", "effort 9"), ("jxl-e10", "effort 10, its hardest")):
+        r = next((x for x in (classical or {"runs": []})["runs"] if x["codec"] == codec), None)
+        total = _bpd_over(r, names) if r else None
+        if total is None:
+            continue
+        per = {p["name"]: p["bpd"] for p in r["per_image"]}
+        wins = sum(p["bpd"] < per[p["name"]] for p in run["per_image"])
+        out.append(f"JPEG XL at {what} (`--codec {codec}`): {total:.4f} bits/dim over the same files, "
+                   f"{r['summary']['encode_s_per_image']:.1f} s per photo to encode; `{run['model']}`'s file is the "
+                   f"smaller on {wins} of the {len(names)} photos (per photo: "
+                   f"{', '.join(f'{n} {per[n]:.4f}' for n in names)}).")
+    return "".join(f"\n{x}\n" for x in out)
 
 
 def photos_section() -> str | None:

@@ -6,7 +6,8 @@ from bbcodec import baselines
 from bbcodec.errors import BbcError, ImageError
 
 # Which channel counts each format can hold; the rest must be refused, not silently changed.
-CHANNELS = {"png": {1, 3, 4}, "webp": {3, 4}, "jxl": {1, 3, 4}, "jxl-e9": {1, 3, 4}, "jpegls": {1, 3, 4},
+CHANNELS = {"png": {1, 3, 4}, "webp": {3, 4}, "jxl": {1, 3, 4}, "jxl-e9": {1, 3, 4}, "jxl-e10": {1, 3, 4},
+            "jpegls": {1, 3, 4},
             "jp2k": {1, 3, 4}}
 
 
