@@ -516,13 +516,20 @@ def train(data, run_dir, minutes, config_json, batch, lr, ema, threads, val_imag
 @click.option("--register", "register_as", default=None,
               help="add the folder to the registry under this name (it must be inside the models folder)")
 @click.option("--default", "make_default", is_flag=True, help="with --register: make it the default model")
+@click.option("--photo-default", "photo_default", is_flag=True,
+              help="with --register: make it the prior for photographs")
+@click.option("--coding-tile", type=click.Choice(["64", "128"]), default=None,
+              help="with --register: the larger tile it codes large images with by default (measure it first: "
+                   "docs/decisions.md)")
 @_guard
-def convert(source, data, out, n_images, register_as, make_default):
+def convert(source, data, out, n_images, register_as, make_default, photo_default, coding_tile):
     """Make the integer version of a float model (post-training quantisation): its files decode
     bit-exact on any machine, device and thread count."""
     from .convert import convert_model
     from .modelcard import register, render_card
 
+    if (make_default or photo_default or coding_tile) and not register_as:
+        raise BbcError("--default, --photo-default and --coding-tile go with --register")
     try:
         card = convert_model(source, data, out, n_images)
     except ValueError as e:
@@ -531,8 +538,11 @@ def convert(source, data, out, n_images, register_as, make_default):
     click.echo(f"wrote {out} (integer version of {card['converted_from']['name']}, sha256 {card['sha256']})")
     if register_as:
         register(register_as, Path(out), f"integer version of {card['converted_from']['name']} "
-                 "(portable: exact on any machine)", make_default)
-        click.echo(f"registered {register_as}" + (" as the default model" if make_default else ""))
+                 "(portable: exact on any machine)", make_default, int(coding_tile) if coding_tile else None,
+                 photo_default)
+        roles = [r for r, on in (("the default model", make_default), ("the photo prior", photo_default)) if on]
+        click.echo(f"registered {register_as}" + (f" as {' and '.join(roles)}" if roles else "")
+                   + (f", coding {coding_tile}x{coding_tile} tiles" if coding_tile else ""))
 
 
 @cli.command()

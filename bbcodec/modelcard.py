@@ -273,8 +273,11 @@ def add_coded_figures(name: str, bench_json: str) -> dict:
     return card
 
 
-def register(name: str, folder: Path, description: str, make_default: bool = False) -> dict:
-    """Add a model folder (inside the models folder) to the registry with its sha256s."""
+def register(name: str, folder: Path, description: str, make_default: bool = False,
+             coding_tile: int | None = None, photo_default: bool = False) -> dict:
+    """Add a model folder (inside the models folder) to the registry with its sha256s; coding_tile: the
+    larger tile it codes large images with by default (`api.default_tile`); photo_default: make it the
+    prior for photographs."""
     reg = _read_registry()
     if name in reg["models"]:
         raise ValueError(f"model {name} is registered already")
@@ -285,9 +288,13 @@ def register(name: str, folder: Path, description: str, make_default: bool = Fal
     entry = {"path": str(rel), "sha256": file_sha256(folder / "weights.pt"), "description": description}
     if (folder / "grids.json").exists():
         entry["grids_sha256"] = file_sha256(folder / "grids.json")
+    if coding_tile is not None:
+        entry["coding_tile"] = coding_tile
     reg["models"][name] = entry
     if make_default or not reg.get("default"):
         reg["default"] = name
+    if photo_default:
+        reg["photo_default"] = name
     _write_registry(reg)
     return entry
 

@@ -16,8 +16,8 @@ registry.json (format 2):
     shipped ENTRY: {"path": folder under the registry's folder, "sha256": of weights.pt,
                     "grids_sha256": of grids.json, "description": ...,
                     "coding_tile": optional, a larger tile than the trained one that it codes large
-                    images with by default (`api.default_tile`; set by hand, with the measurement,
-                    in docs/decisions.md)}
+                    images with by default (`api.default_tile`; `bbcodec convert --register NAME
+                    --coding-tile T`, with the measurement in docs/decisions.md)}
     retired ENTRY: {"retired": true, "sha256", "grids_sha256", "description",
                     "last_commit": the last commit of the repository that ships it (40 hex digits),
                     "last_path": its folder at that commit, "figures": its card's figures, for the docs}

@@ -339,3 +339,28 @@ def test_the_cli_codes_with_a_registered_models_coding_tile(tiny_registry, tmp_p
         assert container.parse(out.read_bytes()).header["coding"]["tile"] == T and f"{T}x{T} tile" in r.stderr
     line = next(x for x in CliRunner().invoke(cli, ["models"]).output.splitlines() if f" {name}: " in x)
     assert "64x64 tiles for large images" in line
+
+
+def test_convert_registers_the_coding_tile_and_the_photo_role(tiny_registry, tmp_path):
+    """`bbcodec convert --register NAME --coding-tile 64 --photo-default` writes both into the registry entry,
+    so re-registering a photo prior needs no hand edit; the role flags without --register are refused
+    before anything is written."""
+    from click.testing import CliRunner
+    from bbcodec.cli import cli
+    from conftest import cifar_samples
+
+    models, reg, _ = tiny_registry
+    npz = tmp_path / "calibration.npz"
+    np.savez(npz, x=cifar_samples())
+    free = tmp_path / "free"
+    r = CliRunner().invoke(cli, ["convert", str(models / "tiny-a"), "--data", str(npz), "--out", str(free),
+                                 "--images", "10", "--coding-tile", "64"])
+    assert r.exit_code != 0 and "go with --register" in r.output and not free.exists()
+    r = CliRunner().invoke(cli, ["convert", str(models / "tiny-a"), "--data", str(npz), "--out", str(models / "tiny-b"),
+                                 "--images", "10", "--register", "tiny-b", "--coding-tile", "64", "--photo-default"])
+    assert r.exit_code == 0, r.output
+    new = json.loads((models / "registry.json").read_text())
+    assert new["models"]["tiny-b"]["coding_tile"] == 64
+    assert new["photo_default"] == "tiny-b" and new["default"] == reg["default"]
+    registry._CACHE.clear()
+    assert load_model("tiny-b").coding_tile == 64
