@@ -521,25 +521,32 @@ def train(data, run_dir, minutes, config_json, batch, lr, ema, threads, val_imag
 @click.option("--coding-tile", type=click.Choice(["64", "128"]), default=None,
               help="with --register: the larger tile it codes large images with by default (measure it first: "
                    "docs/decisions.md)")
+@click.option("--description", default=None, help="with --register: the registry's description "
+              "(default: \"integer version of SOURCE (portable: exact on any machine)\")")
 @_guard
-def convert(source, data, out, n_images, register_as, make_default, photo_default, coding_tile):
+def convert(source, data, out, n_images, register_as, make_default, photo_default, coding_tile, description):
     """Make the integer version of a float model (post-training quantisation): its files decode
     bit-exact on any machine, device and thread count."""
     from .convert import convert_model
-    from .modelcard import register, render_card
+    from .modelcard import check_registrable, register, render_card
 
-    if (make_default or photo_default or coding_tile) and not register_as:
-        raise BbcError("--default, --photo-default and --coding-tile go with --register")
+    if (make_default or photo_default or coding_tile or description) and not register_as:
+        raise BbcError("--default, --photo-default, --coding-tile and --description go with --register")
     try:
+        if register_as:
+            check_registrable(register_as, Path(out))
         card = convert_model(source, data, out, n_images)
     except ValueError as e:
         raise BbcError(str(e))
     Path(out, "MODEL_CARD.md").write_text(render_card(card))
     click.echo(f"wrote {out} (integer version of {card['converted_from']['name']}, sha256 {card['sha256']})")
     if register_as:
-        register(register_as, Path(out), f"integer version of {card['converted_from']['name']} "
-                 "(portable: exact on any machine)", make_default, int(coding_tile) if coding_tile else None,
-                 photo_default)
+        try:
+            register(register_as, Path(out), description or f"integer version of {card['converted_from']['name']} "
+                     "(portable: exact on any machine)", make_default, int(coding_tile) if coding_tile else None,
+                     photo_default)
+        except ValueError as e:
+            raise BbcError(f"{e} ({out} is written, not registered)")
         roles = [r for r, on in (("the default model", make_default), ("the photo prior", photo_default)) if on]
         click.echo(f"registered {register_as}" + (f" as {' and '.join(roles)}" if roles else "")
                    + (f", coding {coding_tile}x{coding_tile} tiles" if coding_tile else ""))

@@ -102,7 +102,8 @@ def render_integer_card(c: dict) -> str:
                      + (f"; then {discrete_time_text(t['coding_steps'], c.get('grids_sha256'))}"
                         if t.get("coding_steps") else "")
                      + (f"; {c['training_note']}" if c.get("training_note") else "")
-                     + f". **Validation NELBO**: {c['val_nelbo_bpd']:.4f} bits/dim (the float model, same draws: "
+                     + f". **Validation NELBO** ({c.get('val_data', 'the last 1,000 training images')}): "
+                     f"{c['val_nelbo_bpd']:.4f} bits/dim (the float model, same draws: "
                      f"{c['float_val_nelbo_bpd']:.4f}).")
     if "test_nelbo_bpd" in c:
         what = c.get("test_data", f"first {c['test_images']:,} CIFAR-10 test images")
@@ -147,6 +148,7 @@ def add_nelbo_figures(name: str, test: str, train_npz: str, n_test: int = 1000, 
     val = load_images(train_npz)[-1000:]
     t = evaluate_nelbo(model.vdm, x, repeats=repeats)
     card.update(val_nelbo_bpd=evaluate_nelbo(model.vdm, val)["bpd"], test_nelbo_bpd=t["bpd"],
+                val_data=f"the last 1,000 images of {Path(train_npz).name}",
                 test_nelbo_se=t["se"], test_images=len(x), test_data=what,
                 test_nelbo_note=f"continuous-time NELBO, mean of {repeats} antithetic time samples per image, fixed seed",
                 float_test_nelbo_bpd=evaluate_nelbo(src.vdm, x, repeats=repeats)["bpd"],

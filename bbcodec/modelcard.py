@@ -279,12 +279,13 @@ def register(name: str, folder: Path, description: str, make_default: bool = Fal
     larger tile it codes large images with by default (`api.default_tile`); photo_default: make it the
     prior for photographs."""
     reg = _read_registry()
-    if name in reg["models"]:
-        raise ValueError(f"model {name} is registered already")
-    try:
-        rel = folder.resolve().relative_to(registry.MODELS_DIR.resolve())
-    except ValueError:
-        raise ValueError(f"{folder} is not inside the models folder {registry.MODELS_DIR}")
+    rel = check_registrable(name, folder)
+    if coding_tile is not None:
+        from .api import tile_sizes
+        model = registry.load_model(str(folder))
+        if coding_tile <= model.tile or coding_tile not in tile_sizes(model):
+            raise ValueError(f"coding tile {coding_tile}: {name} codes tiles of "
+                             f"{', '.join(map(str, tile_sizes(model)))}, trained at {model.tile}")
     entry = {"path": str(rel), "sha256": file_sha256(folder / "weights.pt"), "description": description}
     if (folder / "grids.json").exists():
         entry["grids_sha256"] = file_sha256(folder / "grids.json")
@@ -297,6 +298,23 @@ def register(name: str, folder: Path, description: str, make_default: bool = Fal
         reg["photo_default"] = name
     _write_registry(reg)
     return entry
+
+
+def check_registrable(name: str, folder: Path) -> Path:
+    """Where `register(name, folder)` would point the entry (the folder relative to the models folder), or
+    ValueError: the name is taken, the folder is outside the models folder, or a registered model's. Checked
+    before anything is written to the folder."""
+    reg = _read_registry()
+    if name in reg["models"]:
+        raise ValueError(f"model {name} is registered already")
+    try:
+        rel = folder.resolve().relative_to(registry.MODELS_DIR.resolve())
+    except ValueError:
+        raise ValueError(f"{folder} is not inside the models folder {registry.MODELS_DIR}")
+    taken = next((k for k, v in reg["models"].items() if not v.get("retired") and Path(v["path"]) == rel), None)
+    if taken:
+        raise ValueError(f"{folder} is the folder of registered model {taken}")
+    return rel
 
 
 def _read_registry() -> dict:

@@ -356,11 +356,19 @@ def test_convert_registers_the_coding_tile_and_the_photo_role(tiny_registry, tmp
     r = CliRunner().invoke(cli, ["convert", str(models / "tiny-a"), "--data", str(npz), "--out", str(free),
                                  "--images", "10", "--coding-tile", "64"])
     assert r.exit_code != 0 and "go with --register" in r.output and not free.exists()
+    # a taken name, or a registered model's folder, is refused before the folder is touched
+    for name, out in (("tiny-a", models / "tiny-c"), ("tiny-c", models / "tiny-a")):
+        before = sorted(p.name for p in models.rglob("*"))
+        r = CliRunner().invoke(cli, ["convert", str(models / "tiny-a"), "--data", str(npz), "--out", str(out),
+                                     "--images", "10", "--register", name])
+        assert r.exit_code == 1 and "Traceback" not in r.output and "registered" in r.output, r.output
+        assert sorted(p.name for p in models.rglob("*")) == before
     r = CliRunner().invoke(cli, ["convert", str(models / "tiny-a"), "--data", str(npz), "--out", str(models / "tiny-b"),
-                                 "--images", "10", "--register", "tiny-b", "--coding-tile", "64", "--photo-default"])
+                                 "--images", "10", "--register", "tiny-b", "--coding-tile", "64", "--photo-default",
+                                 "--description", "a tiny photo prior"])
     assert r.exit_code == 0, r.output
     new = json.loads((models / "registry.json").read_text())
-    assert new["models"]["tiny-b"]["coding_tile"] == 64
+    assert new["models"]["tiny-b"]["coding_tile"] == 64 and new["models"]["tiny-b"]["description"] == "a tiny photo prior"
     assert new["photo_default"] == "tiny-b" and new["default"] == reg["default"]
     registry._CACHE.clear()
     assert load_model("tiny-b").coding_tile == 64
