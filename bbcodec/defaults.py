@@ -38,9 +38,11 @@ TILES = (32, 64, 128)
 # a model's larger coding tile (registry "coding_tile") is the default only for a file of at least this
 # many such tiles: the bootstrap codec codes about 3 leading tiles of a file at any tile size (27 on the
 # nine test photos at 32 and at 64), so a larger tile hands it more of a small file's pixels. The photo
-# prior at 64 against 32 on crops of held-out photos: +3.1% at 4 tiles of 64, +0.18% at 9, +0.12% at
-# 16; the test photos (27 to 94 tiles) all gain (bench/studies/2026-12-05-photo-context)
-LARGE_TILE_MIN_TILES = 24
+# prior photo-vdm-t64-int (trained on 64x64 crops) at 64 against 32 on square crops of held-out photos:
+# +2.5% at 4 tiles of 64 (128x128), -0.52% at 9 (192x192), -0.77% at 16 (bench/studies/
+# 2026-12-05-photo-context). It was 24 for photo-vdm-p2-dt-int, trained on 32x32 crops only, which lost
+# 0.18% at 9 and 0.12% at 16 and gained on all nine test photos (27 to 94 tiles)
+LARGE_TILE_MIN_TILES = 9
 BOOTSTRAP = "auto"   # classical codec of the first tiles: jxl, else webp
 # compress asks (on a terminal) or needs --yes (in scripts) above this many estimated seconds of encoding
 CONFIRM_SECONDS = 600.0

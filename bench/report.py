@@ -444,8 +444,10 @@ def _exact_text(exact: dict | None) -> str:
 
 
 PHOTO_PRIOR_JSON = "photos_full_photo_prior.json"  # the shipped photo prior (suite entry photos-photo-prior)
-# the suite entry's result before 64x64 tiles became the photo prior's default (photo-vdm-p2-int, 32x32), archived
-PHOTO_PRIOR_BEFORE = ("photos_full_p2_int_tile32.json", ROOT / "bench/studies/2026-12-05-photo-context/results")
+# the suite entry's earlier results, archived where the change that replaced them was studied: before 64x64 tiles
+# became the photo prior's default (photo-vdm-p2-int, 32x32), and before the prior trained on 64x64 crops
+PHOTO_PRIOR_BEFORE = tuple((name, ROOT / "bench/studies/2026-12-05-photo-context/results")
+                           for name in ("photos_full_p2_int_tile32.json", "photos_full_p2_dt_int_tile64.json"))
 
 
 def _photo_prior_run() -> dict | None:
@@ -479,8 +481,7 @@ def photo_prior_block(classical: dict | None) -> str | None:
     now = _registry().get("photo_default")
     role = ("The default for photographs (`bbcodec compress` picks it for images larger than one 32×32 tile)"
             if now in (None, run["model"]) else
-            f"The photo prior before `{now}` (its discrete-time fine-tuning, not yet run on all nine photos: "
-            "the fast-setting table has both on three of them)")
+            f"The photo prior before `{now}` (the default for photographs now, not yet run on all nine photos)")
     T = o.get("tile", 32)
     return (f"#### The photo prior `{run['model']}`\n\n{role}, at the default settings "
             f"(K={o['steps']}, grid {o['grid']}, latent coding version {o.get('latents', 1)}, grid_bits "
@@ -1012,9 +1013,10 @@ def fast_steps_section() -> str | None:
             "for that K, latent coding version 2, first tiles by JPEG XL, --parallel 8), one CPU thread; every file "
             "decoded and compared. The CIFAR-10 archive in one process; the photos in two (astronaut; chelsea and "
             "coffee), both cores busy. Suite entry `fast-steps`. The priors fine-tuned in discrete time (`-dt-int`, "
-            "[the study](../bench/studies/2026-12-05-discrete-fine-tuning/README.md)) were coded later by the same "
-            "commands with `--model`, the photos in one process, beside other work: their seconds are the same "
-            "network's work as the rows above theirs, measured on a busier machine." + _fast_tiles_text(photos)
+            "[the study](../bench/studies/2026-12-05-discrete-fine-tuning/README.md)) and the photo prior trained on "
+            "64×64 crops (`photo-vdm-t64-int`) were coded later by the same commands with `--model`, the photos in "
+            "one process, beside other work: the `-dt-int` rows' seconds are the same network's work as the rows "
+            "above theirs, measured on a busier machine." + _fast_tiles_text(photos)
             + "\n\n" + "\n".join(rows) + "\n")
 
 
@@ -1026,9 +1028,10 @@ def _fast_tiles_text(photos: dict | None) -> str:
     if not T or T == 32:
         return ""
     done = any(r["model"] == name and r["options"].get("tile") == T for r in (photos or {}).get("runs", []))
-    return (f" Rows without a tile code 32×32 tiles (the suite entry pins `--tile 32` for the photos); `{name}` codes "
-            f"photos with {T}×{T} tiles by default" + ("." if done else ", not yet measured here at K=32 (at K=100: the "
-                                                                       "photo prior's table under Full-size photos)."))
+    return (f" Rows without a tile code 32×32 tiles (the earlier photo priors, coded when the suite entry pinned "
+            f"`--tile 32` for the photos); `{name}` codes photos with {T}×{T} tiles by default"
+            + ("." if done else ", not yet measured here at K=32 (at K=100: the photo prior's table under Full-size "
+                                "photos)."))
 
 
 def suite_section() -> str:
@@ -1139,8 +1142,8 @@ def photo_models_table(reg: dict) -> str:
     photos = {k: _card(v) for k, v in reg["models"].items() if is_photo_prior(v)}
     if not photos:
         return ""
-    runs = [r for r in [_photo_prior_run()] + [x for x in (_load(PHOTO_PRIOR_BEFORE[0], PHOTO_PRIOR_BEFORE[1]) or {})
-                                                 .get("runs", []) if "summary" in x] if r]
+    runs = [r for r in [_photo_prior_run()] + [x for name, folder in PHOTO_PRIOR_BEFORE
+                                                 for x in (_load(name, folder) or {}).get("runs", []) if "summary" in x] if r]
     rows = ["| photo prior | parameters | training crops (its last run) | hours (that run's clock, one CPU thread) | "
             "validation NELBO (float / integer) | "
             "test NELBO, photos-full tiles (float / integer) | coded: the nine photos, one file each (tiles) |",
@@ -1156,12 +1159,13 @@ def photo_models_table(reg: dict) -> str:
                     f"{nelbo('float_val_nelbo_bpd', 'val_nelbo_bpd')} | {nelbo('float_test_nelbo_bpd', 'test_nelbo_bpd')} "
                     f"| {coded} |")
     return ("### The photo prior\n\nPriors for photographs, fine-tuned from the CIFAR-10 prior on crops of other "
-            "photos ([photo_prior_training.md](photo_prior_training.md)); `bbcodec compress` picks one for images "
-            "larger than one 32×32 tile. NELBOs in bits/dim: validation on 1,000 crops of four held-out photos, test on "
+            "photos ([photo_prior_training.md](photo_prior_training.md)); `bbcodec compress` picks the default one for "
+            "images larger than one 32×32 tile. NELBOs in bits/dim: validation on 1,000 crops of four held-out photos, test on "
             "every full 32×32 tile of the nine test photos (the float network the integer one was converted from, then "
             "the integer network, same draws). Coded: `bench/results/photos_full_photo_prior.json` at the defaults "
-            "([results](results.md)); the 32×32 row, from before 64×64 tiles became the photo prior's default, is "
-            "archived with the [tile study](../bench/studies/2026-12-05-photo-context/README.md).\n\n" + "\n".join(rows) + "\n\n")
+            "([results](results.md)); the earlier rows (at 32×32 tiles, before 64×64 became the photo prior's "
+            "default, and before the prior trained on 64×64 crops) are archived with the "
+            "[tile study](../bench/studies/2026-12-05-photo-context/README.md).\n\n" + "\n".join(rows) + "\n\n")
 
 
 def flow_models_table(reg: dict) -> str:

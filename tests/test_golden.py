@@ -37,7 +37,8 @@ TINY = GOLDEN / "tiny-golden"   # a tiny random-weight model, committed so that 
 TINY_INT = GOLDEN / "tiny-golden-int"  # its integer version (`bbcodec convert`), committed likewise
 TINY_FLOW = GOLDEN / "tiny-golden-flow"  # a tiny random coupling flow (codec "flow-lbb"), committed likewise
 CURRENT_CASES = ("tiny-int", "cifar10-vdm-s7-int", "tiny-flow", "cifar10-flow-r1", "photo-vdm-p2-int",
-                 "cifar10-vdm-s7-dt-int", "photo-vdm-p2-dt-int", "photo-vdm-p2-dt-int-tile64")  # made in the current version
+                 "cifar10-vdm-s7-dt-int", "photo-vdm-p2-dt-int", "photo-vdm-p2-dt-int-tile64",
+                 "photo-vdm-t64-int-tile64")  # made in the current version
 LOCAL = {"tiny-golden": TINY, "tiny-golden-int": TINY_INT, "tiny-golden-flow": TINY_FLOW}  # manifest name -> folder
 
 
@@ -64,6 +65,7 @@ def _cases():
         "cifar10-vdm-s7-dt-int": ("cifar10-vdm-s7-dt-int", cifar_images, {}),
         "photo-vdm-p2-dt-int": ("photo-vdm-p2-dt-int", photo, {}),
         "photo-vdm-p2-dt-int-tile64": ("photo-vdm-p2-dt-int", photo64, dict(tile=64)),
+        "photo-vdm-t64-int-tile64": ("photo-vdm-t64-int", photo64, dict(tile=64)),
     }
 
 

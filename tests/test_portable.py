@@ -108,7 +108,7 @@ def test_a_file_decodes_bit_exact_under_other_cpu_settings(tiny_int_model_dir, i
         assert out["cpu_capability"].lower() == want, out  # the setting took effect
 
 
-@pytest.mark.parametrize("fname", ["cifar10-vdm-s7-dt-int-v4.bbc", "photo-vdm-p2-dt-int-tile64-v4.bbc"])
+@pytest.mark.parametrize("fname", ["cifar10-vdm-s7-dt-int-v4.bbc", "photo-vdm-t64-int-tile64-v4.bbc"])
 def test_the_shipped_defaults_golden_files_decode_without_avx512(fname):
     """The default prior's golden file, and the photo prior's at 64x64 tiles (attention over 4x the positions),
     made on this machine, decode to their pinned pixels (hashed as test_golden pins them) with AVX2 kernels only."""

@@ -107,12 +107,12 @@ def test_a_models_coding_tile_is_the_default_where_most_pixels_fill_it(tiny_mode
     import dataclasses
     from bbcodec.registry import load_model
     wide = dataclasses.replace(tiny_model, coding_tile=64)
-    assert defaults.LARGE_TILE_MIN_TILES == 24
+    assert defaults.LARGE_TILE_MIN_TILES == 9
     assert api.default_tile(tiny_model, [(500, 400)]) == 32  # no coding tile: its own
     assert api.default_tile(wide, [(500, 400)]) == 64  # 8 x 7 tiles of 64
     assert api.default_tile(wide, iter([(500, 400)])) == 64  # any iterable of sizes
-    assert api.default_tile(wide, [(320, 256), (32, 32)]) == 32  # 5 x 4 + 1 tiles: too few for 64
-    assert api.default_tile(wide, [(320, 320), (32, 32)]) == 64  # 25 + 1
+    assert api.default_tile(wide, [(192, 128), (32, 32)]) == 32  # 3 x 2 + 1 tiles: too few for 64
+    assert api.default_tile(wide, [(192, 160), (32, 32)]) == 64  # 3 x 3 + 1
     assert api.default_tile(wide, [(63, 5000)]) == 32  # too short for one 64-row band: padding for nothing
     assert api.default_tile(wide, [(400, 400)] + [(32, 32)] * 160) == 32  # half the pixels is not most
     assert api.default_tile(dataclasses.replace(tiny_model, coding_tile=32), [(500, 400)]) == 32
@@ -134,6 +134,7 @@ def test_the_shipped_registry_names_coding_tiles_it_can_code():
 
     tiles = {m["name"]: m.get("coding_tile") for m in list_models()}
     assert tiles["photo-vdm-p2-dt-int"] == 64  # docs/decisions.md: the photo prior codes photos with 64x64 tiles
+    assert tiles["photo-vdm-t64-int"] == 64  # ... and the one trained on 64x64 crops
     for name, T in tiles.items():
         model = load_model(name)
         assert T is None or (T > model.tile and T in api.tile_sizes(model))
