@@ -253,6 +253,17 @@ def _decode(member: str, data: bytes):
     return Image.open(io.BytesIO(data)).convert("RGB")
 
 
+def downsample(name: str, data: bytes) -> tuple[np.ndarray, str]:
+    """A source photo's pixels as the set uses them (decoded, box-downsampled by its factor, whole factor x
+    factor boxes only: a partial last row or column is dropped), and its original dimensions."""
+    _, member, factor, _, _ = SOURCES[name]
+    im = _decode(member, data)
+    dims = "x".join(map(str, im.size))
+    if factor > 1:
+        im = im.reduce(factor, box=(0, 0, im.width // factor * factor, im.height // factor * factor))
+    return np.asarray(im), dims
+
+
 def n_crops(img: np.ndarray, val: bool, size: int = 32) -> int:
     area = (size // 32) ** 2  # a 64x64 crop has the pixels of four 32x32 ones
     return VAL_CROPS if val else min(TRAIN_CROPS // area, img.shape[0] * img.shape[1] // (PIXELS_PER_CROP * area))
@@ -284,18 +295,14 @@ def build(out: Path, cache: Path, check: bool = True, size: int = 32) -> tuple[n
     parts, hashes, manifest = [], {}, []
     for name in names:
         pkg, member, factor, val, sha = SOURCES[name]
-        im = _decode(member, raw[f"{pkg}:{member}"])
-        dims = "x".join(map(str, im.size))
-        if factor > 1:  # whole factor x factor boxes only: a partial last row or column is dropped
-            im = im.reduce(factor, box=(0, 0, im.width // factor * factor, im.height // factor * factor))
-        img = np.asarray(im)
+        img, dims = downsample(name, raw[f"{pkg}:{member}"])
         hashes[name] = photos.pixel_sha256(img)
         if check and hashes[name] != sha:
             raise BbcError(f"{name}: downsampled pixels do not match the pinned sha256 (different Pillow JPEG decoder?)")
         rng = np.random.default_rng([SEED, list(SOURCES).index(name)])
         n = n_crops(img, val, size)
         parts.append(_crops(img, n, rng, flip=not val, size=size))
-        manifest.append(f"| {name} | {pkg} | {member} | {dims} | {factor} | {im.width}x{im.height} | "
+        manifest.append(f"| {name} | {pkg} | {member} | {dims} | {factor} | {img.shape[1]}x{img.shape[0]} | "
                         f"{'validation' if val else 'training'} | {n} |")
     x = np.concatenate(parts)
     hashes["ARRAY"] = photos.pixel_sha256(x)

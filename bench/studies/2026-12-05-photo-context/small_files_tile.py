@@ -26,12 +26,10 @@ def validation_photos() -> dict[str, np.ndarray]:
     """The four held-out photos, downsampled and pixel-checked exactly as the training set's builder does."""
     cache = photos_full.default_cache() / "downloads"
     out = {}
-    for name, (pkg, member, factor, val, sha) in ts.SOURCES.items():
+    for name, (pkg, member, _, val, sha) in ts.SOURCES.items():
         if not val:
             continue
-        im = ts._decode(member, ts._members(pkg, [member], cache)[member])
-        im = im.reduce(factor, box=(0, 0, im.width // factor * factor, im.height // factor * factor))
-        img = np.asarray(im)
+        img, _ = ts.downsample(name, ts._members(pkg, [member], cache)[member])
         assert photos_full.pixel_sha256(img) == sha, name
         out[name] = img
     return out
